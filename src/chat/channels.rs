@@ -1,0 +1,18 @@
+//! Names of the socket.io rooms ("channels") used for delivery. User-chosen
+//! room names are prefixed, so no room a user creates can collide with a
+//! user's private channel or the all-users channel.
+
+use crate::domain::{RoomName, Username};
+
+/// Every logged-in socket of the deployment.
+pub const ONLINE: &str = "online";
+
+/// Every socket logged in as `user` (private messages, typing to a user).
+pub fn user(user: &Username) -> String {
+    format!("user:{}", user.key())
+}
+
+/// Every socket that joined the chat room `room`.
+pub fn room(room: &RoomName) -> String {
+    format!("room:{}", room.as_str())
+}

@@ -1,0 +1,107 @@
+//! [`ChatError`]: every way a client request can fail, with the stable
+//! snake_case code clients match on. Mapped to the wire in one place,
+//! [`ChatError::body`].
+
+use serde::Serialize;
+
+use crate::domain::ValidationError;
+use crate::store::StoreError;
+
+/// A refused or failed client request. Each variant has one wire code.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ChatError {
+    /// The payload has the wrong shape: wrong type, missing field, bad cursor.
+    #[error("{0}")]
+    InvalidPayload(String),
+    /// A username, room name or text broke its rules.
+    #[error("{0}")]
+    Invalid(ValidationError),
+    /// The name is held by another session.
+    #[error("the name `{0}` is taken")]
+    NameTaken(String),
+    /// The event needs a logged-in socket (`add user` first).
+    #[error("log in first with `add user`")]
+    NotLoggedIn,
+    /// `add user` on a socket already logged in under another name.
+    #[error("already logged in as `{0}`")]
+    AlreadyLoggedIn(String),
+    /// The socket is not in the room it sent to, left or asked about.
+    #[error("you are not in room `{0}`")]
+    NotInRoom(String),
+    /// A recipient is not online.
+    #[error("`{0}` is not online")]
+    UnknownUser(String),
+    /// A multicast names more users than allowed.
+    #[error("a message can go to at most {0} users")]
+    TooManyRecipients(usize),
+    /// The state store failed; the request may succeed if retried.
+    #[error("the server cannot reach its state store, try again shortly")]
+    Unavailable,
+    /// A bug on our side; logged with details, reported without them.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ChatError {
+    /// The stable code clients match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidPayload(_) => "invalid_payload",
+            Self::Invalid(ValidationError::Username(_)) => "invalid_username",
+            Self::Invalid(ValidationError::Room(_)) => "invalid_room",
+            Self::Invalid(ValidationError::Text(_)) => "invalid_text",
+            Self::Invalid(ValidationError::MessageId(_)) => "invalid_payload",
+            Self::NameTaken(_) => "name_taken",
+            Self::NotLoggedIn => "not_logged_in",
+            Self::AlreadyLoggedIn(_) => "already_logged_in",
+            Self::NotInRoom(_) => "not_in_room",
+            Self::UnknownUser(_) => "unknown_user",
+            Self::TooManyRecipients(_) => "too_many_recipients",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// `{ code, message }`, as sent in error acks and `chat error` events.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody { code: self.code(), message: self.to_string() }
+    }
+
+    /// A shape error with a message for the client.
+    pub fn invalid_payload(message: impl Into<String>) -> Self {
+        Self::InvalidPayload(message.into())
+    }
+}
+
+/// The wire form of an error.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErrorBody {
+    /// Stable snake_case code.
+    pub code: &'static str,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+impl From<ValidationError> for ChatError {
+    fn from(err: ValidationError) -> Self {
+        Self::Invalid(err)
+    }
+}
+
+impl From<StoreError> for ChatError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::NameTaken(name) => Self::NameTaken(name),
+            StoreError::UnknownUser(name) => Self::UnknownUser(name),
+            StoreError::NotInRoom(room) => Self::NotInRoom(room),
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(%cause, "state store unavailable");
+                Self::Unavailable
+            }
+            bug @ (StoreError::AlreadyLoggedIn(_) | StoreError::NotLoggedIn(_)) => {
+                tracing::error!(error = %bug, "store and socket state disagree");
+                Self::Internal
+            }
+        }
+    }
+}

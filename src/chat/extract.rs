@@ -1,0 +1,179 @@
+//! Extractors shared by every event handler: the payload ([`Payload`],
+//! [`OptionalPayload`]), the answer ([`Reply`]) and the event's place in
+//! its socket's queue ([`InOrder`]).
+
+use std::convert::Infallible;
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::de::{DeserializeOwned, IgnoredAny, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::handler::{FromDisconnectParts, FromMessageParts, Value};
+use socketioxide::socket::{DisconnectReason, Socket};
+use tokio::sync::oneshot;
+
+use super::ChatError;
+use super::socket_state::SocketState;
+
+/// The event's first argument, or why it could not be read. Unlike
+/// socketioxide's `Data`, a bad payload still reaches the handler, which
+/// answers with `invalid_payload` instead of staying silent.
+pub struct Payload<T>(pub Result<T, ChatError>);
+
+/// Like [`Payload`] for events whose argument may be left out (or `null`).
+pub struct OptionalPayload<T>(pub Result<Option<T>, ChatError>);
+
+/// Reads the first socket.io argument, if any, and ignores the rest. It
+/// presents itself to serde as a tuple, which makes socketioxide hand it the
+/// whole argument list instead of insisting on a first element.
+struct FirstArg<T>(Option<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for FirstArg<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ArgsVisitor<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ArgsVisitor<T> {
+            type Value = FirstArg<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of event arguments")
+            }
+            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+                let first = seq.next_element::<T>()?;
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(FirstArg(first))
+            }
+        }
+        deserializer.deserialize_tuple(usize::MAX, ArgsVisitor(PhantomData))
+    }
+}
+
+fn first_arg<T: DeserializeOwned, A: Adapter>(
+    s: &Arc<Socket<A>>,
+    v: &mut Value,
+    ack: &Option<i64>,
+) -> Result<Option<T>, ChatError> {
+    let Ok(TryData(args)) = TryData::<FirstArg<T>>::from_message_parts(s, v, ack);
+    args.map(|FirstArg(first)| first).map_err(|err| ChatError::invalid_payload(describe(&err.to_string())))
+}
+
+/// A parser error as a client should read it: serde's explanation without
+/// the position in the raw packet, which means nothing to the sender.
+fn describe(error: &str) -> String {
+    let error = error.rsplit_once(" at line ").map_or(error, |(head, _)| head);
+    format!("malformed payload: {error}")
+}
+
+impl<T: DeserializeOwned, A: Adapter> FromMessageParts<A> for Payload<T> {
+    type Error = Infallible;
+    fn from_message_parts(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> Result<Self, Infallible> {
+        let arg = first_arg::<T, A>(s, v, ack)
+            .and_then(|arg| arg.ok_or_else(|| ChatError::invalid_payload("this event needs an argument")));
+        Ok(Self(arg))
+    }
+}
+
+impl<T: DeserializeOwned, A: Adapter> FromMessageParts<A> for OptionalPayload<T> {
+    type Error = Infallible;
+    fn from_message_parts(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> Result<Self, Infallible> {
+        Ok(Self(first_arg::<Option<T>, A>(s, v, ack).map(Option::flatten)))
+    }
+}
+
+/// Answers the event: through the client's ack callback if it gave one,
+/// otherwise (for failures only) with a `chat error` event.
+pub struct Reply<A: Adapter> {
+    socket: SocketRef<A>,
+    ack: AckSender<A>,
+    wants_ack: bool,
+}
+
+impl<A: Adapter> FromMessageParts<A> for Reply<A> {
+    type Error = Infallible;
+    fn from_message_parts(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> Result<Self, Infallible> {
+        let Ok(socket) = SocketRef::from_message_parts(s, v, ack);
+        let Ok(sender) = AckSender::from_message_parts(s, v, ack);
+        Ok(Self { socket, ack: sender, wants_ack: ack.is_some() })
+    }
+}
+
+/// A successful ack: `{ ok: true, ...body }`.
+#[derive(Serialize)]
+struct Success<T> {
+    ok: bool,
+    #[serde(flatten)]
+    body: T,
+}
+
+/// A failed ack: `{ ok: false, error: { code, message } }`.
+#[derive(Serialize)]
+struct Failure {
+    ok: bool,
+    error: super::error::ErrorBody,
+}
+
+impl<A: Adapter> Reply<A> {
+    /// Sends the outcome of the event to the client.
+    pub fn send<T: Serialize>(self, result: Result<T, ChatError>) {
+        let sent = match result {
+            Ok(body) if self.wants_ack => self.ack.send(&Success { ok: true, body }),
+            Ok(_) => Ok(()),
+            Err(err) => {
+                tracing::debug!(sid = %self.socket.id, code = err.code(), error = %err, "request refused");
+                if self.wants_ack {
+                    self.ack.send(&Failure { ok: false, error: err.body() })
+                } else {
+                    self.socket.emit("chat error", &err.body())
+                }
+            }
+        };
+        if let Err(err) = sent {
+            tracing::debug!(sid = %self.socket.id, error = %err, "could not answer a request");
+        }
+    }
+}
+
+/// The event's place in its socket's queue. socketioxide runs each event in
+/// its own task; handlers that first `wait` for their turn run one at a time
+/// in arrival order, so a client's messages are delivered in the order it
+/// sent them and `add user` completes before the events that follow it.
+pub struct InOrder {
+    previous: Option<oneshot::Receiver<()>>,
+    done: oneshot::Sender<()>,
+}
+
+/// Held while a handler runs; dropping it lets the socket's next event proceed.
+pub struct Turn(#[allow(dead_code, reason = "dropping the sender is the signal")] oneshot::Sender<()>);
+
+impl InOrder {
+    /// Takes the next place in the queue. Runs synchronously, in packet order.
+    fn enqueue<A: Adapter>(s: &Arc<Socket<A>>) -> Self {
+        let (done, tail) = oneshot::channel();
+        let previous = SocketState::of_socket(s).replace_queue_tail(tail);
+        Self { previous, done }
+    }
+
+    /// Waits until every earlier event of this socket has been handled.
+    pub async fn wait(self) -> Turn {
+        if let Some(previous) = self.previous {
+            // Err means the previous handler finished (or panicked): our turn either way.
+            let _ = previous.await;
+        }
+        Turn(self.done)
+    }
+}
+
+impl<A: Adapter> FromMessageParts<A> for InOrder {
+    type Error = Infallible;
+    fn from_message_parts(s: &Arc<Socket<A>>, _: &mut Value, _: &Option<i64>) -> Result<Self, Infallible> {
+        Ok(Self::enqueue(s))
+    }
+}
+
+impl<A: Adapter> FromDisconnectParts<A> for InOrder {
+    type Error = Infallible;
+    fn from_disconnect_parts(s: &Arc<Socket<A>>, _: DisconnectReason) -> Result<Self, Infallible> {
+        Ok(Self::enqueue(s))
+    }
+}

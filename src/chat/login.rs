@@ -1,0 +1,139 @@
+//! `add user`, `users` and disconnection: who is online.
+
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{SocketRef, State};
+use socketioxide::socket::{DisconnectReason, Sid};
+
+use super::extract::{InOrder, Payload, Reply};
+use super::socket_state::SocketState;
+use super::wire::{AddUser, LoggedIn, LoginEvent, MemberEvent, UserEvent, UsersList};
+use super::{Chat, ChatError, channels, log_emit};
+use crate::domain::Username;
+use crate::store::{Logout, OwnerProof};
+
+/// `add user` (name | { username, session }) → `login` to the socket, `user joined` to everyone else.
+pub(super) async fn on_add_user<A: Adapter>(
+    turn: InOrder,
+    State(chat): State<Chat>,
+    socket: SocketRef<A>,
+    Payload(request): Payload<AddUser>,
+    reply: Reply<A>,
+) {
+    let _turn = turn.wait().await;
+    reply.send(add_user(&chat, &socket, request).await);
+}
+
+async fn add_user<A: Adapter>(
+    chat: &Chat,
+    socket: &SocketRef<A>,
+    request: Result<AddUser, ChatError>,
+) -> Result<LoggedIn, ChatError> {
+    let state = SocketState::of(socket);
+    if let Some(current) = state.user() {
+        return Err(ChatError::AlreadyLoggedIn(current.to_string()));
+    }
+    let (name, session) = match request {
+        Ok(AddUser::Name(name)) => (name, None),
+        Ok(AddUser::WithSession { username, session }) => (username, session),
+        Err(_) => return Err(ChatError::invalid_payload("`add user` takes a name, or { username, session }")),
+    };
+    let user = Username::parse(&name)?;
+    let token = match session {
+        Some(raw) => SessionToken::parse(&raw)?,
+        None => SessionToken::generate(),
+    };
+    let login = chat.store().login(&user, &token.proof(), &chat.socket_key(socket.id)).await?;
+    state.set_user(login.user.clone());
+    socket.join([channels::ONLINE.to_owned(), channels::user(&login.user)]);
+    log_emit("login", socket.emit("login", &LoginEvent { num_users: login.num_users }));
+    if login.first_socket {
+        let joined = UserEvent { username: login.user.clone(), num_users: login.num_users };
+        log_emit("user joined", socket.to(channels::ONLINE).emit("user joined", &joined).await);
+        chat.presence_changed();
+    }
+    tracing::info!(user = %login.user, sid = %socket.id, first_socket = login.first_socket, "logged in");
+    Ok(LoggedIn { username: login.user, num_users: login.num_users, session: token.0 })
+}
+
+/// `users` → the online list.
+pub(super) async fn on_users<A: Adapter>(
+    turn: InOrder,
+    State(chat): State<Chat>,
+    socket: SocketRef<A>,
+    reply: Reply<A>,
+) {
+    let _turn = turn.wait().await;
+    let result = async {
+        SocketState::of(&socket).logged_in()?;
+        Ok(UsersList::new(chat.store().online_users().await?))
+    };
+    reply.send(result.await);
+}
+
+/// Disconnection: the socket leaves presence and its rooms; if it was the
+/// user's last socket, everyone gets `user left`.
+pub(super) async fn on_disconnect<A: Adapter>(
+    turn: InOrder,
+    State(chat): State<Chat>,
+    io: SocketIo<A>,
+    socket: SocketRef<A>,
+    reason: DisconnectReason,
+) {
+    let _turn = turn.wait().await;
+    let Some(user) = SocketState::of(&socket).user().cloned() else { return };
+    match chat.store().logout(&chat.socket_key(socket.id)).await {
+        Ok(Some(logout)) => {
+            tracing::info!(%user, sid = %socket.id, ?reason, last_socket = logout.last_socket, "logged out");
+            announce_logout(&chat, &io, &logout, Some(socket.id)).await;
+        }
+        Ok(None) => tracing::warn!(%user, sid = %socket.id, "disconnected socket was not in presence"),
+        Err(err) => tracing::warn!(%user, sid = %socket.id, error = %err, "could not record logout"),
+    }
+}
+
+/// Tells the others that a socket (or, after a crash, many) went away:
+/// `member left` to each room the user is no longer in, and `user left` to
+/// everyone if the user is now offline. `except` is the departing socket.
+pub async fn announce_logout<A: Adapter>(chat: &Chat, io: &SocketIo<A>, logout: &Logout, except: Option<Sid>) {
+    let except: Vec<String> = except.iter().map(Sid::to_string).collect();
+    for room in &logout.left_rooms {
+        let event = MemberEvent { room, username: &logout.user };
+        log_emit("member left", io.to(channels::room(room)).except(except.clone()).emit("member left", &event).await);
+    }
+    if logout.last_socket {
+        let left = UserEvent { username: logout.user.clone(), num_users: logout.num_users };
+        log_emit("user left", io.to(channels::ONLINE).except(except).emit("user left", &left).await);
+        chat.presence_changed();
+    }
+}
+
+/// The secret that lets a client take its name back: 128 random bits, hex.
+struct SessionToken(String);
+
+impl SessionToken {
+    fn generate() -> Self {
+        let mut bytes = [0u8; 16];
+        rand::rng().fill_bytes(&mut bytes);
+        Self(hex(&bytes))
+    }
+
+    fn parse(raw: &str) -> Result<Self, ChatError> {
+        if raw.len() == 32 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(ChatError::invalid_payload("`session` must be the value returned by an earlier login"))
+        }
+    }
+
+    /// What the store keeps: a hash, so a leaked store doesn't leak sessions.
+    fn proof(&self) -> OwnerProof {
+        OwnerProof(hex(&Sha256::digest(self.0.as_bytes())))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,171 @@
+//! `message` (room, private, multicast), the demo's `new message`, and `history`.
+
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{SocketRef, State};
+
+use super::extract::{InOrder, Payload, Reply};
+use super::rooms::ensure_member;
+use super::socket_state::SocketState;
+use super::wire::{DemoMessage, Done, HistoryPageBody, HistoryRequest, Names, SendMessage, Sent};
+use super::{Chat, ChatError, channels, log_emit};
+use crate::domain::{Conversation, Message, MessageId, RoomName, Target, Text, Username};
+use crate::store::HistoryPage;
+
+/// Most users one multicast may name.
+pub const MAX_RECIPIENTS: usize = 50;
+/// Page size of `history` when the client gives no `limit`.
+pub const DEFAULT_HISTORY_PAGE: usize = 50;
+
+/// `message` { room | to, text } → `message` to the recipients, ack with the message.
+pub(super) async fn on_message<A: Adapter>(
+    turn: InOrder,
+    State(chat): State<Chat>,
+    socket: SocketRef<A>,
+    Payload(request): Payload<SendMessage>,
+    reply: Reply<A>,
+) {
+    let _turn = turn.wait().await;
+    reply.send(send(&chat, &socket, request).await);
+}
+
+async fn send<A: Adapter>(
+    chat: &Chat,
+    socket: &SocketRef<A>,
+    request: Result<SendMessage, ChatError>,
+) -> Result<Sent, ChatError> {
+    let from = SocketState::of(socket).logged_in()?;
+    let request = request?;
+    let target = resolve_target(chat, socket, request.room, request.to).await?;
+    let text = request.text.ok_or_else(|| ChatError::invalid_payload("a message needs a `text`"))?;
+    let message = Message::new(chat.next_id(), from, target, Some(Text::parse(&text)?));
+
+    // The recipients see `message` before the sender's ack; history is written
+    // alongside delivery rather than before it.
+    let channels = delivery_channels(&message);
+    let (delivered, stored) =
+        tokio::join!(socket.to(channels).emit("message", &message), chat.store().append_message(&message));
+    log_emit("message", delivered);
+    if let Err(err) = stored {
+        tracing::warn!(id = %message.id, error = %err, "message delivered but not saved to history");
+    }
+    Ok(Sent { message })
+}
+
+/// Parses and checks where a message (or a typing notice) goes: a room the
+/// socket joined, or online users.
+pub(super) async fn resolve_target<A: Adapter>(
+    chat: &Chat,
+    socket: &SocketRef<A>,
+    room: Option<String>,
+    to: Option<Names>,
+) -> Result<Target, ChatError> {
+    match (room, to) {
+        (Some(room), None) => {
+            let room = RoomName::parse(&room)?;
+            ensure_member(socket, &room)?;
+            Ok(Target::Room(room))
+        }
+        (None, Some(Names::One(name))) => {
+            let online = chat.store().find_online(&[Username::parse(&name)?]).await?;
+            online.into_iter().next().map(Target::User).ok_or(ChatError::UnknownUser(name))
+        }
+        (None, Some(Names::Many(names))) => {
+            let names = parse_names(&names)?;
+            Ok(Target::Users(chat.store().find_online(&names).await?))
+        }
+        (Some(_), Some(_)) => Err(ChatError::invalid_payload("give either `room` or `to`, not both")),
+        (None, None) => Err(ChatError::invalid_payload("say where the message goes: `room` or `to`")),
+    }
+}
+
+/// A recipient list: 1 to [`MAX_RECIPIENTS`] valid names, duplicates dropped.
+fn parse_names(raw: &[String]) -> Result<Vec<Username>, ChatError> {
+    if raw.is_empty() {
+        return Err(ChatError::invalid_payload("`to` must name at least one user"));
+    }
+    if raw.len() > MAX_RECIPIENTS {
+        return Err(ChatError::TooManyRecipients(MAX_RECIPIENTS));
+    }
+    let mut names: Vec<Username> = Vec::with_capacity(raw.len());
+    for name in raw {
+        let name = Username::parse(name)?;
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    Ok(names)
+}
+
+/// The socket.io rooms a message is emitted to. Private and multicast
+/// messages also reach the sender's other sockets (other tabs stay in sync);
+/// the sending socket itself gets the ack instead.
+fn delivery_channels(message: &Message) -> Vec<String> {
+    match (&message.room, &message.to) {
+        (Some(room), _) => vec![channels::room(room)],
+        (None, Some(to)) => {
+            let mut users: Vec<String> = to.names().iter().map(channels::user).collect();
+            users.push(channels::user(&message.from));
+            users
+        }
+        (None, None) => Vec::new(),
+    }
+}
+
+/// The demo's `new message` (text) → `new message` { username, message } to everyone else.
+pub(super) async fn on_new_message<A: Adapter>(
+    turn: InOrder,
+    socket: SocketRef<A>,
+    Payload(text): Payload<String>,
+    reply: Reply<A>,
+) {
+    let _turn = turn.wait().await;
+    let result = async {
+        let user = SocketState::of(&socket).logged_in()?;
+        let text = Text::parse(&text?)?;
+        let event = DemoMessage { username: &user, message: text.as_str() };
+        log_emit("new message", socket.to(channels::ONLINE).emit("new message", &event).await);
+        Ok(Done {})
+    };
+    reply.send(result.await);
+}
+
+/// `history` { room | with, before?, after?, limit? } → messages, oldest first.
+pub(super) async fn on_history<A: Adapter>(
+    turn: InOrder,
+    State(chat): State<Chat>,
+    socket: SocketRef<A>,
+    Payload(request): Payload<HistoryRequest>,
+    reply: Reply<A>,
+) {
+    let _turn = turn.wait().await;
+    reply.send(history(&chat, &socket, request).await);
+}
+
+async fn history<A: Adapter>(
+    chat: &Chat,
+    socket: &SocketRef<A>,
+    request: Result<HistoryRequest, ChatError>,
+) -> Result<HistoryPageBody, ChatError> {
+    let me = SocketState::of(socket).logged_in()?;
+    let request = request?;
+    let conversation = match (request.room, request.with) {
+        (Some(room), None) => {
+            let room = RoomName::parse(&room)?;
+            ensure_member(socket, &room)?;
+            Conversation::Room(room)
+        }
+        (None, Some(Names::One(name))) => Conversation::direct(&me, &[Username::parse(&name)?]),
+        (None, Some(Names::Many(names))) => Conversation::direct(&me, &parse_names(&names)?),
+        (Some(_), Some(_)) => return Err(ChatError::invalid_payload("give either `room` or `with`, not both")),
+        (None, None) => return Err(ChatError::invalid_payload("say which history: `room` or `with`")),
+    };
+    let max = chat.history_limit();
+    let limit = match request.limit {
+        None => DEFAULT_HISTORY_PAGE.min(max),
+        Some(n) if (1..=max as u64).contains(&n) => n as usize,
+        Some(_) => return Err(ChatError::invalid_payload(format!("`limit` must be between 1 and {max}"))),
+    };
+    let cursor = |raw: Option<String>| raw.map(|id| MessageId::parse(&id)).transpose();
+    let page = HistoryPage { before: cursor(request.before)?, after: cursor(request.after)?, limit };
+    Ok(HistoryPageBody { messages: chat.store().history(&conversation, &page).await? })
+}

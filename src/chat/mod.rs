@@ -1,0 +1,148 @@
+//! The socket.io side of chatwire: the event contract of docs/PROTOCOL.md.
+//!
+//! Data flows one way: socket event → [`extract::Payload`] → domain value →
+//! [`Store`] and broadcast → [`extract::Reply`]. Each event has one small
+//! `on_<event>` handler in the module of its area:
+//!
+//! - [`login`]: `add user`, `users`, disconnection
+//! - [`rooms`]: `join`, `leave`, `rooms`
+//! - [`messages`]: `message`, `new message`, `history`
+//! - [`typing`]: `typing`, `stop typing`
+//! - [`presence`]: the coalesced `users` push
+//!
+//! Handlers are generic over the socketioxide adapter, so the same code
+//! serves a single instance and a Redis-backed cluster.
+
+mod channels;
+mod error;
+mod extract;
+mod login;
+mod messages;
+mod presence;
+mod rooms;
+mod socket_state;
+mod typing;
+mod wire;
+
+use std::convert::Infallible;
+use std::fmt::Display;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::SocketRef;
+use socketioxide::socket::Sid;
+use tokio::sync::Notify;
+
+pub use error::{ChatError, ErrorBody};
+pub use login::announce_logout;
+pub use messages::{DEFAULT_HISTORY_PAGE, MAX_RECIPIENTS};
+pub use presence::spawn_pusher;
+pub use rooms::JOIN_HISTORY;
+
+use crate::domain::{IdGenerator, MessageId};
+use crate::store::{SocketKey, Store};
+use socket_state::SocketState;
+
+/// What every handler shares: the store, this instance's identity, the id
+/// generator. Cheap to clone; given to socketioxide as state.
+#[derive(Clone)]
+pub struct Chat(Arc<Inner>);
+
+struct Inner {
+    store: Arc<dyn Store>,
+    instance: String,
+    ids: IdGenerator,
+    history_limit: usize,
+    /// Set by every presence change, cleared by the pusher when it reads the list.
+    presence_dirty: AtomicBool,
+    presence_changes: Notify,
+}
+
+impl Chat {
+    /// Chat state over `store`, for the instance named `instance`, whose
+    /// store keeps `history_limit` messages per conversation.
+    pub fn new(store: Arc<dyn Store>, instance: impl Into<String>, history_limit: usize) -> Self {
+        Self(Arc::new(Inner {
+            store,
+            instance: instance.into(),
+            ids: IdGenerator::new(),
+            history_limit,
+            presence_dirty: AtomicBool::new(false),
+            presence_changes: Notify::new(),
+        }))
+    }
+
+    /// The shared state store.
+    pub fn store(&self) -> &dyn Store {
+        self.0.store.as_ref()
+    }
+
+    /// This instance's name.
+    pub fn instance(&self) -> &str {
+        &self.0.instance
+    }
+
+    /// The deployment-wide key of one of this instance's sockets.
+    pub fn socket_key(&self, sid: Sid) -> SocketKey {
+        SocketKey { instance: self.0.instance.clone(), sid: sid.to_string() }
+    }
+
+    /// Messages kept per conversation, which is also the largest history page.
+    pub fn history_limit(&self) -> usize {
+        self.0.history_limit
+    }
+
+    fn next_id(&self) -> MessageId {
+        self.0.ids.next()
+    }
+
+    /// Schedules a `users` push (coalesced with other changes).
+    pub fn presence_changed(&self) {
+        self.0.presence_dirty.store(true, Ordering::Release);
+        self.0.presence_changes.notify_one();
+    }
+
+    /// Waits for a presence change.
+    async fn presence_change(&self) {
+        self.0.presence_changes.notified().await;
+    }
+
+    /// True (once) if presence changed since the last call. A wake-up whose
+    /// change was already included in a push finds this false and is skipped.
+    fn take_presence_change(&self) -> bool {
+        self.0.presence_dirty.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// Connect middleware: attaches per-socket state and registers every event
+/// handler. It runs before the client is told it is connected, so no event
+/// can arrive before its handler exists.
+pub async fn prepare_socket<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infallible> {
+    SocketState::attach(&socket);
+    socket.on("add user", login::on_add_user::<A>);
+    socket.on("users", login::on_users::<A>);
+    socket.on("new message", messages::on_new_message::<A>);
+    socket.on("message", messages::on_message::<A>);
+    socket.on("history", messages::on_history::<A>);
+    socket.on("join", rooms::on_join::<A>);
+    socket.on("leave", rooms::on_leave::<A>);
+    socket.on("rooms", rooms::on_rooms::<A>);
+    socket.on("typing", typing::on_typing::<A>);
+    socket.on("stop typing", typing::on_stop_typing::<A>);
+    socket.on_disconnect(login::on_disconnect::<A>);
+    Ok(())
+}
+
+/// Connect handler: the socket is connected and its handlers are in place.
+pub async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
+    tracing::debug!(sid = %socket.id, "socket connected");
+}
+
+/// Logs a failed emit. The request that caused it still succeeded: a
+/// recipient that vanished mid-send is not the sender's problem.
+fn log_emit<E: Display>(event: &str, result: Result<(), E>) {
+    if let Err(err) = result {
+        tracing::warn!(event, error = %err, "emit failed");
+    }
+}

@@ -1,0 +1,101 @@
+//! `join`, `leave` and `rooms`.
+
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{SocketRef, State};
+
+use super::extract::{InOrder, Payload, Reply};
+use super::socket_state::SocketState;
+use super::wire::{Joined, Left, MemberEvent, RoomRequest, RoomsList};
+use super::{Chat, ChatError, channels, log_emit};
+use crate::domain::{Conversation, RoomName};
+use crate::store::HistoryPage;
+
+/// How many recent messages a `join` ack carries.
+pub const JOIN_HISTORY: usize = 50;
+
+/// `join` { room } → members and recent history; `member joined` to the others.
+pub(super) async fn on_join<A: Adapter>(
+    turn: InOrder,
+    State(chat): State<Chat>,
+    socket: SocketRef<A>,
+    Payload(request): Payload<RoomRequest>,
+    reply: Reply<A>,
+) {
+    let _turn = turn.wait().await;
+    reply.send(join(&chat, &socket, request).await);
+}
+
+async fn join<A: Adapter>(
+    chat: &Chat,
+    socket: &SocketRef<A>,
+    request: Result<RoomRequest, ChatError>,
+) -> Result<Joined, ChatError> {
+    let user = SocketState::of(socket).logged_in()?;
+    let room = RoomName::parse(&request?.room)?;
+    let joined = chat.store().join_room(&room, &chat.socket_key(socket.id)).await?;
+    let channel = channels::room(&room);
+    socket.join(channel.clone());
+    if joined.first_for_user {
+        let event = MemberEvent { room: &room, username: &user };
+        log_emit("member joined", socket.to(channel).emit("member joined", &event).await);
+    }
+    let page = HistoryPage { before: None, after: None, limit: JOIN_HISTORY };
+    let history = chat.store().history(&Conversation::Room(room.clone()), &page).await?;
+    Ok(Joined { room, members: joined.members, history })
+}
+
+/// `leave` { room }; `member left` to the others.
+pub(super) async fn on_leave<A: Adapter>(
+    turn: InOrder,
+    State(chat): State<Chat>,
+    socket: SocketRef<A>,
+    Payload(request): Payload<RoomRequest>,
+    reply: Reply<A>,
+) {
+    let _turn = turn.wait().await;
+    reply.send(leave(&chat, &socket, request).await);
+}
+
+async fn leave<A: Adapter>(
+    chat: &Chat,
+    socket: &SocketRef<A>,
+    request: Result<RoomRequest, ChatError>,
+) -> Result<Left, ChatError> {
+    let user = SocketState::of(socket).logged_in()?;
+    let room = RoomName::parse(&request?.room)?;
+    ensure_member(socket, &room)?;
+    let left = chat.store().leave_room(&room, &chat.socket_key(socket.id)).await?;
+    let channel = channels::room(&room);
+    if left.last_for_user {
+        let event = MemberEvent { room: &room, username: &user };
+        log_emit("member left", socket.to(channel.clone()).emit("member left", &event).await);
+    }
+    socket.leave(channel);
+    Ok(Left { room })
+}
+
+/// `rooms` → every room with its members.
+pub(super) async fn on_rooms<A: Adapter>(
+    turn: InOrder,
+    State(chat): State<Chat>,
+    socket: SocketRef<A>,
+    reply: Reply<A>,
+) {
+    let _turn = turn.wait().await;
+    let result = async {
+        SocketState::of(&socket).logged_in()?;
+        Ok(RoomsList { rooms: chat.store().rooms().await? })
+    };
+    reply.send(result.await);
+}
+
+/// Fails with `not_in_room` unless this socket joined `room`. Answered from
+/// the socket's own adapter rooms: no store round trip on the message path.
+pub(super) fn ensure_member<A: Adapter>(socket: &SocketRef<A>, room: &RoomName) -> Result<(), ChatError> {
+    let channel = channels::room(room);
+    if socket.rooms().iter().any(|joined| *joined == channel) {
+        Ok(())
+    } else {
+        Err(ChatError::NotInRoom(room.to_string()))
+    }
+}

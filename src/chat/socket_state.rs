@@ -1,0 +1,64 @@
+//! [`SocketState`]: what this instance remembers about one of its sockets.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::SocketRef;
+use socketioxide::socket::Socket;
+use tokio::sync::oneshot;
+
+use super::ChatError;
+use crate::domain::Username;
+
+/// Per-socket state, stored in the socket's extensions when it connects.
+#[derive(Default)]
+pub struct SocketState {
+    /// Who the socket is logged in as; set once, by `add user`.
+    user: OnceLock<Username>,
+    /// Completion signal of the socket's latest queued event (see `InOrder`).
+    queue_tail: Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+impl SocketState {
+    /// Attaches fresh state to a socket that is connecting.
+    pub fn attach<A: Adapter>(socket: &SocketRef<A>) {
+        socket.extensions.insert(Arc::new(Self::default()));
+    }
+
+    /// The state of a socket.
+    pub fn of<A: Adapter>(socket: &SocketRef<A>) -> Arc<Self> {
+        Self::lookup(socket.extensions.get::<Arc<Self>>(), socket.id)
+    }
+
+    pub(super) fn of_socket<A: Adapter>(socket: &Arc<Socket<A>>) -> Arc<Self> {
+        Self::lookup(socket.extensions.get::<Arc<Self>>(), socket.id)
+    }
+
+    fn lookup(found: Option<Arc<Self>>, sid: socketioxide::socket::Sid) -> Arc<Self> {
+        found.unwrap_or_else(|| {
+            // The connect middleware attaches state before any event can arrive.
+            tracing::error!(%sid, "socket has no state attached; treating it as logged out");
+            Arc::default()
+        })
+    }
+
+    /// The logged-in user, if any.
+    pub fn user(&self) -> Option<&Username> {
+        self.user.get()
+    }
+
+    /// Records the login. Returns false if the socket was already logged in.
+    pub fn set_user(&self, user: Username) -> bool {
+        self.user.set(user).is_ok()
+    }
+
+    /// The logged-in user, or `not_logged_in`.
+    pub fn logged_in(&self) -> Result<Username, ChatError> {
+        self.user.get().cloned().ok_or(ChatError::NotLoggedIn)
+    }
+
+    pub(super) fn replace_queue_tail(&self, tail: oneshot::Receiver<()>) -> Option<oneshot::Receiver<()>> {
+        let mut slot = self.queue_tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        slot.replace(tail)
+    }
+}

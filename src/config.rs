@@ -1,0 +1,94 @@
+//! [`Config`]: every setting, as a command-line flag with an environment
+//! variable fallback. `chatwire --help` lists them; the README explains them.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+/// chatwire's settings.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "chatwire",
+    version,
+    about = "A Socket.IO-compatible chat server",
+    after_help = "Logging is controlled by RUST_LOG (for example RUST_LOG=debug or RUST_LOG=chatwire=debug,info)."
+)]
+pub struct Config {
+    /// Port to listen on; 0 picks any free port (the log says which).
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    pub port: u16,
+
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "0.0.0.0")]
+    pub host: IpAddr,
+
+    /// Redis to share state with other instances. Unset: embedded
+    /// single-instance mode, all state in memory.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Transports clients may use: `websocket`, or `websocket,polling` to let
+    /// clients that cannot do websocket-only fall back to long-polling.
+    #[arg(long, env = "TRANSPORTS", value_delimiter = ',', default_value = "websocket")]
+    pub transports: Vec<Transport>,
+
+    /// Directory holding the web client, served at `/`.
+    #[arg(long, env = "PUBLIC_DIR", default_value = "public")]
+    pub public_dir: PathBuf,
+
+    /// This instance's name in logs, `/readyz` and shared state. Defaults to the hostname.
+    #[arg(long, env = "INSTANCE_NAME")]
+    pub instance_name: Option<String>,
+
+    /// Messages kept per room and per private conversation; also the largest history page.
+    #[arg(long, env = "HISTORY_LIMIT", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub history_limit: u32,
+
+    /// Largest websocket message (or polling request) a client may send, in
+    /// bytes. A client sending more is disconnected.
+    #[arg(long, env = "MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Log output: human-readable `text` or one `json` object per line.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// A socket.io transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Transport {
+    /// WebSocket, the default and the only one without sticky sessions.
+    Websocket,
+    /// HTTP long-polling; behind several instances it needs sticky sessions.
+    Polling,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl Config {
+    /// The instance name: the configured one, or the hostname.
+    pub fn instance_name(&self) -> String {
+        self.instance_name
+            .clone()
+            .filter(|name| !name.trim().is_empty())
+            .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned())
+    }
+
+    /// True if long-polling is enabled.
+    pub fn polling_enabled(&self) -> bool {
+        self.transports.contains(&Transport::Polling)
+    }
+
+    /// True if websocket is enabled.
+    pub fn websocket_enabled(&self) -> bool {
+        self.transports.contains(&Transport::Websocket)
+    }
+}

@@ -1,0 +1,38 @@
+//! The HTTP side: the web client, the socket.io browser bundle, health
+//! checks, and the socket.io endpoint itself. [`router`] is a pure function
+//! of its inputs so tests can drive it.
+
+mod client_bundle;
+mod health;
+
+use std::convert::Infallible;
+use std::path::Path;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tower::Service;
+use tower_http::services::ServeDir;
+use tower_http::trace::TraceLayer;
+
+pub use health::Readiness;
+
+/// Builds the router. `socketio` is the socket.io service, mounted at
+/// `/socket.io/` only, so that the bundle routes beside it stay reachable.
+pub fn router<S>(public_dir: &Path, readiness: Readiness, socketio: S) -> Router
+where
+    S: Service<Request, Error = Infallible> + Clone + Send + Sync + 'static,
+    S::Response: IntoResponse + 'static,
+    S::Future: Send + 'static,
+{
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/socket.io/{file}", get(client_bundle::serve))
+        .route_service("/socket.io/", socketio.clone())
+        .route_service("/socket.io", socketio)
+        .with_state(readiness)
+        .fallback_service(ServeDir::new(public_dir))
+        .layer(TraceLayer::new_for_http())
+}

@@ -1,0 +1,22 @@
+//! chatwire: a Socket.IO-compatible chat server. The unmodified socket.io
+//! JavaScript client connects (websocket transport), chats and reconnects as
+//! it would with a Node.js server; the event contract is docs/PROTOCOL.md.
+//!
+//! Map of the modules, following a request from the edge inwards:
+//!
+//! - [`config`]: settings (flags with environment fallbacks)
+//! - [`app`]: [`app::Application`] builds and runs an instance
+//! - [`http`]: the axum router: web client, socket.io bundle, health checks
+//! - [`chat`]: the socket.io events, one handler per event
+//! - [`domain`]: validated values (usernames, rooms, texts, messages)
+//! - [`store`]: shared state (presence, rooms, history) behind one trait
+//! - [`telemetry`], [`shutdown`]: logging, and the stop signal
+
+pub mod app;
+pub mod chat;
+pub mod config;
+pub mod domain;
+pub mod http;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,163 @@
+//! The shared state of a deployment: who is online (and on which sockets),
+//! which rooms exist and who is in them, and message history.
+//!
+//! Everything the instances must agree on goes through [`Store`]. The
+//! in-memory implementation serves a single instance; the Redis one (same
+//! contract, same test suite) serves many. Socket.io room membership, used to
+//! deliver messages, is separate: it lives in the socketioxide adapter.
+
+mod memory;
+
+use std::fmt;
+
+use async_trait::async_trait;
+
+pub use memory::MemoryStore;
+
+use crate::domain::{Conversation, Message, MessageId, RoomName, Username};
+
+/// Identifies one socket in the deployment: socket ids are only unique per
+/// instance, so the instance is part of the key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketKey {
+    /// The instance holding the socket's connection.
+    pub instance: String,
+    /// The socket.io socket id.
+    pub sid: String,
+}
+
+impl fmt::Display for SocketKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.instance, self.sid)
+    }
+}
+
+/// Proof of owning a name: a fingerprint of the session secret given to the
+/// client at login. A socket presenting the same secret may join an online
+/// user (a second tab, or a reconnect before the old socket timed out);
+/// anyone else gets `name_taken`. Only the fingerprint is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerProof(pub String);
+
+/// The result of a successful [`Store::login`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Login {
+    /// The user as first claimed (its display spelling wins over a later one).
+    pub user: Username,
+    /// True if the user just came online (no other socket was logged in as them).
+    pub first_socket: bool,
+    /// Online users in the deployment, after this login.
+    pub num_users: usize,
+}
+
+/// The result of [`Store::logout`] for a socket that was logged in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Logout {
+    /// The user the socket was logged in as.
+    pub user: Username,
+    /// True if that was the user's last socket: the user is now offline.
+    pub last_socket: bool,
+    /// Online users in the deployment, after this logout.
+    pub num_users: usize,
+    /// Rooms the user is no longer in (their last socket in them left).
+    pub left_rooms: Vec<RoomName>,
+}
+
+/// The result of [`Store::join_room`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomJoin {
+    /// True if the user was not in the room before (through another socket).
+    pub first_for_user: bool,
+    /// Members after the join, sorted by name.
+    pub members: Vec<Username>,
+}
+
+/// The result of [`Store::leave_room`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomLeave {
+    /// True if the user has no socket left in the room.
+    pub last_for_user: bool,
+}
+
+/// A room and its members, as listed by `rooms`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RoomInfo {
+    /// The room.
+    pub room: RoomName,
+    /// Its members, sorted by name.
+    pub members: Vec<Username>,
+}
+
+/// Which slice of a conversation's history to read. Without `after`, the
+/// newest `limit` messages before `before` (or the end); with `after`, the
+/// oldest `limit` messages after it, so a client can page forward through
+/// what it missed. Results are always oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryPage {
+    /// Only messages strictly older than this id.
+    pub before: Option<MessageId>,
+    /// Only messages strictly newer than this id.
+    pub after: Option<MessageId>,
+    /// At most this many messages.
+    pub limit: usize,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    /// Another session owns this name.
+    #[error("the name `{0}` is taken")]
+    NameTaken(String),
+    /// The socket is already logged in (a bug in the caller).
+    #[error("socket {0} is already logged in")]
+    AlreadyLoggedIn(String),
+    /// A named user is not online.
+    #[error("`{0}` is not online")]
+    UnknownUser(String),
+    /// The socket is not a member of the room.
+    #[error("not a member of room `{0}`")]
+    NotInRoom(String),
+    /// The socket is not logged in (a bug in the caller, or a purged socket).
+    #[error("socket {0} is not logged in")]
+    NotLoggedIn(String),
+    /// The backing service failed or timed out; the operation may be retried.
+    #[error("state store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The deployment's shared state. Every method is atomic: two instances
+/// racing for a name see exactly one winner.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Logs `socket` in as `user`, claiming the name unless it is held under
+    /// another [`OwnerProof`].
+    async fn login(&self, user: &Username, proof: &OwnerProof, socket: &SocketKey) -> Result<Login, StoreError>;
+
+    /// Removes `socket` from presence and from all its rooms. `None` if the
+    /// socket was not logged in.
+    async fn logout(&self, socket: &SocketKey) -> Result<Option<Logout>, StoreError>;
+
+    /// Online users, sorted by name.
+    async fn online_users(&self) -> Result<Vec<Username>, StoreError>;
+
+    /// The online users with these names, in the same order, spelled as they
+    /// logged in. Fails with [`StoreError::UnknownUser`] naming the first one
+    /// not online.
+    async fn find_online(&self, names: &[Username]) -> Result<Vec<Username>, StoreError>;
+
+    /// Adds a logged-in socket to a room, creating the room if needed.
+    async fn join_room(&self, room: &RoomName, socket: &SocketKey) -> Result<RoomJoin, StoreError>;
+
+    /// Removes a socket from a room; the room disappears when its last member leaves.
+    async fn leave_room(&self, room: &RoomName, socket: &SocketKey) -> Result<RoomLeave, StoreError>;
+
+    /// Every room with at least one member, sorted by name.
+    async fn rooms(&self) -> Result<Vec<RoomInfo>, StoreError>;
+
+    /// Appends a message to its conversation's history, dropping the oldest
+    /// beyond the configured cap.
+    async fn append_message(&self, message: &Message) -> Result<(), StoreError>;
+
+    /// Reads a page of a conversation's history, oldest first.
+    async fn history(&self, conversation: &Conversation, page: &HistoryPage) -> Result<Vec<Message>, StoreError>;
+}
