@@ -19,6 +19,11 @@ use crate::config::Config;
 use crate::http::{self, Readiness};
 use crate::store::MemoryStore;
 
+/// Packets queued for one client before further emits to it fail. A burst in
+/// a busy room must not drop messages (socketioxide's default is 128); the
+/// queue allocates as it fills, so an idle connection pays nothing for it.
+const SEND_QUEUE_PACKETS: usize = 4096;
+
 /// How long shutdown waits for sockets to close and the server to stop.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -76,13 +81,7 @@ impl Application {
             transports = ?config.transports,
             "chatwire listening on http://{local_addr}"
         );
-        Ok(Self {
-            listener,
-            local_addr,
-            router,
-            close_sockets: close_all(io),
-            background: vec![pusher],
-        })
+        Ok(Self { listener, local_addr, router, close_sockets: close_all(io), background: vec![pusher] })
     }
 
     /// The bound port.
@@ -98,7 +97,10 @@ impl Application {
     /// Serves until `shutdown` completes, then drains: stops accepting,
     /// closes every socket (their disconnect handlers run), and returns
     /// within a few seconds.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let (stop_accepting, stopped_accepting) = oneshot::channel::<()>();
         let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
         let server = axum::serve(self.listener, service).with_graceful_shutdown(async {
@@ -130,6 +132,7 @@ impl Application {
 /// socket.io settings shared by every mode.
 fn socketio_builder(config: &Config) -> SocketIoBuilder {
     let builder = SocketIo::builder()
+        .max_buffer_size(SEND_QUEUE_PACKETS)
         .ws_max_message_size(config.max_message_bytes)
         .max_payload(config.max_message_bytes as u64);
     match (config.websocket_enabled(), config.polling_enabled()) {

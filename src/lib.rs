@@ -4,13 +4,13 @@
 //!
 //! Map of the modules, following a request from the edge inwards:
 //!
-//! - [`config`]: settings (flags with environment fallbacks)
-//! - [`app`]: [`app::Application`] builds and runs an instance
-//! - [`http`]: the axum router: web client, socket.io bundle, health checks
-//! - [`chat`]: the socket.io events, one handler per event
-//! - [`domain`]: validated values (usernames, rooms, texts, messages)
-//! - [`store`]: shared state (presence, rooms, history) behind one trait
-//! - [`telemetry`], [`shutdown`]: logging, and the stop signal
+//! - [`config`] — settings (flags with environment fallbacks)
+//! - [`app`] — [`app::Application`] builds and runs an instance
+//! - [`http`] — the axum router: web client, socket.io bundle, health checks
+//! - [`chat`] — the socket.io events, one handler per event
+//! - [`domain`] — validated values (usernames, rooms, texts, messages)
+//! - [`store`] — shared state (presence, rooms, history) behind one trait
+//! - [`telemetry`], [`shutdown`] — logging, and the stop signal
 
 pub mod app;
 pub mod chat;

@@ -38,7 +38,9 @@ async fn add_user<A: Adapter>(
     let (name, session) = match request {
         Ok(AddUser::Name(name)) => (name, None),
         Ok(AddUser::WithSession { username, session }) => (username, session),
-        Err(_) => return Err(ChatError::invalid_payload("`add user` takes a name, or { username, session }")),
+        Err(_) => {
+            return Err(ChatError::invalid_payload("`add user` takes a name, or { username, session }"));
+        }
     };
     let user = Username::parse(&name)?;
     let token = match session {
@@ -97,11 +99,19 @@ pub(super) async fn on_disconnect<A: Adapter>(
 /// Tells the others that a socket (or, after a crash, many) went away:
 /// `member left` to each room the user is no longer in, and `user left` to
 /// everyone if the user is now offline. `except` is the departing socket.
-pub async fn announce_logout<A: Adapter>(chat: &Chat, io: &SocketIo<A>, logout: &Logout, except: Option<Sid>) {
+pub async fn announce_logout<A: Adapter>(
+    chat: &Chat,
+    io: &SocketIo<A>,
+    logout: &Logout,
+    except: Option<Sid>,
+) {
     let except: Vec<String> = except.iter().map(Sid::to_string).collect();
     for room in &logout.left_rooms {
         let event = MemberEvent { room, username: &logout.user };
-        log_emit("member left", io.to(channels::room(room)).except(except.clone()).emit("member left", &event).await);
+        log_emit(
+            "member left",
+            io.to(channels::room(room)).except(except.clone()).emit("member left", &event).await,
+        );
     }
     if logout.last_socket {
         let left = UserEvent { username: logout.user.clone(), num_users: logout.num_users };

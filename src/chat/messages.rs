@@ -156,7 +156,9 @@ async fn history<A: Adapter>(
         }
         (None, Some(Names::One(name))) => Conversation::direct(&me, &[Username::parse(&name)?]),
         (None, Some(Names::Many(names))) => Conversation::direct(&me, &parse_names(&names)?),
-        (Some(_), Some(_)) => return Err(ChatError::invalid_payload("give either `room` or `with`, not both")),
+        (Some(_), Some(_)) => {
+            return Err(ChatError::invalid_payload("give either `room` or `with`, not both"));
+        }
         (None, None) => return Err(ChatError::invalid_payload("say which history: `room` or `with`")),
     };
     let max = chat.history_limit();

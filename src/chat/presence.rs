@@ -30,7 +30,9 @@ pub fn spawn_pusher<A: Adapter>(io: SocketIo<A>, chat: Chat) -> JoinHandle<()> {
                 continue;
             }
             match chat.store().online_users().await {
-                Ok(users) => log_emit("users", io.to(channels::ONLINE).emit("users", &UsersList::new(users)).await),
+                Ok(users) => {
+                    log_emit("users", io.to(channels::ONLINE).emit("users", &UsersList::new(users)).await)
+                }
                 Err(err) => {
                     tracing::warn!(error = %err, "could not read the online list; retrying");
                     tokio::time::sleep(RETRY_DELAY).await;

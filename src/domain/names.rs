@@ -48,7 +48,8 @@ pub struct Username {
 impl Username {
     /// Validates a name typed by a user (surrounding whitespace is dropped).
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        let display = parse_name(raw, MAX_USERNAME_CHARS, "must be at most 32 characters").map_err(ValidationError::Username)?;
+        let display = parse_name(raw, MAX_USERNAME_CHARS, "must be at most 32 characters")
+            .map_err(ValidationError::Username)?;
         let key = display.to_lowercase();
         Ok(Self { display, key })
     }
@@ -115,7 +116,9 @@ pub struct RoomName(String);
 impl RoomName {
     /// Validates a room name (surrounding whitespace is dropped).
     pub fn parse(raw: &str) -> Result<Self, ValidationError> {
-        parse_name(raw, MAX_ROOM_CHARS, "must be at most 64 characters").map(Self).map_err(ValidationError::Room)
+        parse_name(raw, MAX_ROOM_CHARS, "must be at most 64 characters")
+            .map(Self)
+            .map_err(ValidationError::Room)
     }
 
     /// The room name.

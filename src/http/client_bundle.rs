@@ -17,7 +17,11 @@ const FILES: &[(&str, &str, &[u8])] = &[
     ("socket.io.esm.min.js", JS, include_bytes!("../../assets/socket.io-client/socket.io.esm.min.js")),
     ("socket.io.js.map", MAP, include_bytes!("../../assets/socket.io-client/socket.io.js.map")),
     ("socket.io.min.js.map", MAP, include_bytes!("../../assets/socket.io-client/socket.io.min.js.map")),
-    ("socket.io.esm.min.js.map", MAP, include_bytes!("../../assets/socket.io-client/socket.io.esm.min.js.map")),
+    (
+        "socket.io.esm.min.js.map",
+        MAP,
+        include_bytes!("../../assets/socket.io-client/socket.io.esm.min.js.map"),
+    ),
 ];
 const JS: &str = "application/javascript; charset=utf-8";
 const MAP: &str = "application/json; charset=utf-8";

@@ -6,7 +6,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::{HistoryPage, Login, Logout, OwnerProof, RoomInfo, RoomJoin, RoomLeave, SocketKey, Store, StoreError};
+use super::{
+    HistoryPage, Login, Logout, OwnerProof, RoomInfo, RoomJoin, RoomLeave, SocketKey, Store, StoreError,
+};
 use crate::domain::{Conversation, Message, RoomName, Username};
 
 /// In-memory [`Store`]. Presence and history have separate locks so that a
@@ -92,7 +94,12 @@ impl Presence {
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn login(&self, user: &Username, proof: &OwnerProof, socket: &SocketKey) -> Result<Login, StoreError> {
+    async fn login(
+        &self,
+        user: &Username,
+        proof: &OwnerProof,
+        socket: &SocketKey,
+    ) -> Result<Login, StoreError> {
         let mut p = self.presence();
         if p.sockets.contains_key(socket) {
             return Err(StoreError::AlreadyLoggedIn(socket.to_string()));
@@ -108,14 +115,16 @@ impl Store for MemoryStore {
         let first_socket = online.sockets.is_empty();
         online.sockets.insert(socket.clone());
         let name = online.name.clone();
-        p.sockets.insert(socket.clone(), OnlineSocket { user_key: user.key().to_owned(), rooms: BTreeSet::new() });
+        p.sockets
+            .insert(socket.clone(), OnlineSocket { user_key: user.key().to_owned(), rooms: BTreeSet::new() });
         Ok(Login { user: name, first_socket, num_users: p.users.len() })
     }
 
     async fn logout(&self, socket: &SocketKey) -> Result<Option<Logout>, StoreError> {
         let mut p = self.presence();
         let Some(entry) = p.sockets.remove(socket) else { return Ok(None) };
-        let left_rooms = entry.rooms.into_iter().filter(|room| p.remove_from_room(room, &entry.user_key)).collect();
+        let left_rooms =
+            entry.rooms.into_iter().filter(|room| p.remove_from_room(room, &entry.user_key)).collect();
         let Some(user) = p.users.get_mut(&entry.user_key) else {
             return Err(StoreError::NotLoggedIn(socket.to_string()));
         };
@@ -140,7 +149,10 @@ impl Store for MemoryStore {
         names
             .iter()
             .map(|name| {
-                p.users.get(name.key()).map(|u| u.name.clone()).ok_or_else(|| StoreError::UnknownUser(name.to_string()))
+                p.users
+                    .get(name.key())
+                    .map(|u| u.name.clone())
+                    .ok_or_else(|| StoreError::UnknownUser(name.to_string()))
             })
             .collect()
     }
@@ -187,7 +199,11 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn history(&self, conversation: &Conversation, page: &HistoryPage) -> Result<Vec<Message>, StoreError> {
+    async fn history(
+        &self,
+        conversation: &Conversation,
+        page: &HistoryPage,
+    ) -> Result<Vec<Message>, StoreError> {
         let history = self.history_lock();
         let Some(thread) = history.get(&conversation.storage_key()) else { return Ok(Vec::new()) };
         let in_range = |m: &&Message| {
@@ -196,7 +212,8 @@ impl Store for MemoryStore {
         Ok(if page.after.is_some() {
             thread.iter().filter(in_range).take(page.limit).cloned().collect()
         } else {
-            let mut newest: Vec<Message> = thread.iter().rev().filter(in_range).take(page.limit).cloned().collect();
+            let mut newest: Vec<Message> =
+                thread.iter().rev().filter(in_range).take(page.limit).cloned().collect();
             newest.reverse();
             newest
         })

@@ -131,7 +131,12 @@ pub enum StoreError {
 pub trait Store: Send + Sync + 'static {
     /// Logs `socket` in as `user`, claiming the name unless it is held under
     /// another [`OwnerProof`].
-    async fn login(&self, user: &Username, proof: &OwnerProof, socket: &SocketKey) -> Result<Login, StoreError>;
+    async fn login(
+        &self,
+        user: &Username,
+        proof: &OwnerProof,
+        socket: &SocketKey,
+    ) -> Result<Login, StoreError>;
 
     /// Removes `socket` from presence and from all its rooms. `None` if the
     /// socket was not logged in.
@@ -159,5 +164,9 @@ pub trait Store: Send + Sync + 'static {
     async fn append_message(&self, message: &Message) -> Result<(), StoreError>;
 
     /// Reads a page of a conversation's history, oldest first.
-    async fn history(&self, conversation: &Conversation, page: &HistoryPage) -> Result<Vec<Message>, StoreError>;
+    async fn history(
+        &self,
+        conversation: &Conversation,
+        page: &HistoryPage,
+    ) -> Result<Vec<Message>, StoreError>;
 }

@@ -1,0 +1,247 @@
+//! A minimal socket.io v4 client over a raw websocket, for tests. It speaks
+//! the engine.io framing itself (open, ping/pong, message) so tests can also
+//! send packets a well-behaved client never would.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::SinkExt;
+use futures_util::stream::{SplitSink, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, oneshot};
+use tokio_tungstenite::tungstenite::Message as Frame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long a test waits for anything before failing.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+type Sink = SplitSink<WebSocketStream<MaybeTlsStream<TcpStream>>, Frame>;
+
+/// What the server sent, as parsed socket.io packets.
+#[derive(Default)]
+struct Inbox {
+    events: Vec<(String, Vec<Value>)>,
+    acks: HashMap<u64, oneshot::Sender<Vec<Value>>>,
+    closed: bool,
+}
+
+/// A connected socket.io client on namespace `/`.
+pub struct Client {
+    sink: Arc<tokio::sync::Mutex<Sink>>,
+    inbox: Arc<Mutex<Inbox>>,
+    arrived: Arc<Notify>,
+    next_ack: std::sync::atomic::AtomicU64,
+    /// The socket id the server assigned.
+    pub sid: String,
+}
+
+/// Why a connection was refused at the socket.io level.
+#[derive(Debug)]
+pub struct ConnectError(pub Value);
+
+impl Client {
+    /// Connects and joins namespace `/`.
+    pub async fn connect(addr: SocketAddr) -> Client {
+        Self::connect_with_auth(addr, None).await.expect("namespace connect refused")
+    }
+
+    /// Connects with an auth payload; `Err` carries a `connect_error`.
+    pub async fn connect_with_auth(addr: SocketAddr, auth: Option<Value>) -> Result<Client, ConnectError> {
+        let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
+            .await
+            .expect("websocket connect timed out")
+            .expect("websocket connect failed");
+        let (mut sink, mut stream) = ws.split();
+        let open = next_text(&mut stream).await;
+        assert!(open.starts_with('0'), "expected engine.io open packet, got {open}");
+        let connect = match auth {
+            Some(auth) => format!("40{auth}"),
+            None => "40".to_owned(),
+        };
+        sink.send(Frame::text(connect)).await.expect("send connect");
+        let reply = loop {
+            match next_text(&mut stream).await.as_str() {
+                "2" => sink.send(Frame::text("3")).await.expect("send pong"),
+                other => break other.to_owned(),
+            }
+        };
+        if let Some(error) = reply.strip_prefix("44") {
+            return Err(ConnectError(serde_json::from_str(error).unwrap_or(Value::Null)));
+        }
+        let body = reply.strip_prefix("40").unwrap_or_else(|| panic!("expected connect packet, got {reply}"));
+        let sid = serde_json::from_str::<Value>(body).expect("connect body")["sid"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+
+        let inbox = Arc::new(Mutex::new(Inbox::default()));
+        let arrived = Arc::new(Notify::new());
+        let sink = Arc::new(tokio::sync::Mutex::new(sink));
+        let client = Client {
+            sink: sink.clone(),
+            inbox: inbox.clone(),
+            arrived: arrived.clone(),
+            next_ack: 0.into(),
+            sid,
+        };
+        tokio::spawn(async move {
+            while let Some(Ok(frame)) = stream.next().await {
+                let Frame::Text(text) = frame else { continue };
+                let text = text.as_str();
+                if text == "2" {
+                    let _ = sink.lock().await.send(Frame::text("3")).await;
+                    continue;
+                }
+                route(&inbox, text);
+                arrived.notify_waiters();
+            }
+            inbox.lock().unwrap().closed = true;
+            arrived.notify_waiters();
+        });
+        Ok(client)
+    }
+
+    /// Sends a raw engine.io text frame (e.g. `42["event",1]`).
+    pub async fn send_raw(&self, frame: impl Into<String>) {
+        let mut sink = self.sink.lock().await;
+        let _ = sink.send(Frame::text(frame.into())).await;
+    }
+
+    /// Sends a raw websocket frame of any kind.
+    pub async fn send_frame(&self, frame: Frame) {
+        let mut sink = self.sink.lock().await;
+        let _ = sink.send(frame).await;
+    }
+
+    /// Emits an event without an ack; `args` is the argument list.
+    pub async fn emit(&self, event: &str, args: Vec<Value>) {
+        let mut packet = vec![Value::from(event)];
+        packet.extend(args);
+        self.send_raw(format!("42{}", Value::from(packet))).await;
+    }
+
+    /// Emits an event with one argument and returns the ack's first argument.
+    pub async fn request(&self, event: &str, arg: Value) -> Value {
+        self.request_args(event, vec![arg]).await
+    }
+
+    /// Emits an event with no argument and returns the ack's first argument.
+    pub async fn request_empty(&self, event: &str) -> Value {
+        self.request_args(event, vec![]).await
+    }
+
+    /// Emits an event with these arguments and returns the ack's first argument.
+    pub async fn request_args(&self, event: &str, args: Vec<Value>) -> Value {
+        let id = self.next_ack.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.inbox.lock().unwrap().acks.insert(id, tx);
+        let mut packet = vec![Value::from(event)];
+        packet.extend(args);
+        self.send_raw(format!("42{id}{}", Value::from(packet))).await;
+        let reply = tokio::time::timeout(WAIT, rx)
+            .await
+            .unwrap_or_else(|_| panic!("no ack for `{event}` within {WAIT:?}"))
+            .expect("connection closed before the ack");
+        reply.into_iter().next().unwrap_or(Value::Null)
+    }
+
+    /// Waits for the next `event` (earlier events of other names stay queued)
+    /// and returns its first argument.
+    pub async fn next(&self, event: &str) -> Value {
+        self.next_args(event).await.into_iter().next().unwrap_or(Value::Null)
+    }
+
+    /// Like [`Client::next`], returning every argument.
+    pub async fn next_args(&self, event: &str) -> Vec<Value> {
+        let found = tokio::time::timeout(WAIT, async {
+            loop {
+                let notified = self.arrived.notified();
+                if let Some(args) = self.take(event) {
+                    return args;
+                }
+                notified.await;
+            }
+        });
+        found.await.unwrap_or_else(|_| panic!("no `{event}` event within {WAIT:?}"))
+    }
+
+    /// Asserts that no `event` arrives within `wait`.
+    pub async fn expect_none(&self, event: &str, wait: Duration) {
+        tokio::time::sleep(wait).await;
+        if let Some(args) = self.take(event) {
+            panic!("unexpected `{event}` event: {args:?}");
+        }
+    }
+
+    /// Drops every queued event.
+    pub fn clear(&self) {
+        self.inbox.lock().unwrap().events.clear();
+    }
+
+    /// True once the server closed the connection.
+    pub async fn wait_closed(&self) -> bool {
+        let closed = tokio::time::timeout(WAIT, async {
+            loop {
+                let notified = self.arrived.notified();
+                if self.inbox.lock().unwrap().closed {
+                    return;
+                }
+                notified.await;
+            }
+        });
+        closed.await.is_ok()
+    }
+
+    fn take(&self, event: &str) -> Option<Vec<Value>> {
+        let mut inbox = self.inbox.lock().unwrap();
+        let index = inbox.events.iter().position(|(name, _)| name == event)?;
+        Some(inbox.events.remove(index).1)
+    }
+
+    /// Closes the websocket.
+    pub async fn close(self) {
+        let mut sink = self.sink.lock().await;
+        let _ = sink.send(Frame::Close(None)).await;
+    }
+}
+
+async fn next_text(
+    stream: &mut futures_util::stream::SplitStream<WebSocketStream<MaybeTlsStream<TcpStream>>>,
+) -> String {
+    loop {
+        let frame = tokio::time::timeout(WAIT, stream.next())
+            .await
+            .expect("timed out waiting for the server")
+            .expect("connection closed")
+            .expect("websocket error");
+        if let Frame::Text(text) = frame {
+            return text.as_str().to_owned();
+        }
+    }
+}
+
+/// Files a socket.io packet from the server: an event or an ack.
+fn route(inbox: &Mutex<Inbox>, text: &str) {
+    let Some(packet) = text.strip_prefix('4') else { return };
+    let (kind, rest) = packet.split_at(1);
+    let digits = rest.chars().take_while(char::is_ascii_digit).count();
+    let (id, body) = rest.split_at(digits);
+    let Ok(Value::Array(mut items)) = serde_json::from_str::<Value>(body) else { return };
+    let mut inbox = inbox.lock().unwrap();
+    match kind {
+        "2" if !items.is_empty() => {
+            let name = items.remove(0).as_str().unwrap_or_default().to_owned();
+            inbox.events.push((name, items));
+        }
+        "3" => {
+            if let Some(tx) = id.parse().ok().and_then(|id| inbox.acks.remove(&id)) {
+                let _ = tx.send(items);
+            }
+        }
+        _ => {}
+    }
+}

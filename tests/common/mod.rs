@@ -1,0 +1,114 @@
+//! Shared test helpers: start an app in-process on a free port, and talk to it.
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+pub mod client;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Once;
+
+use clap::Parser;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use chatwire::app::Application;
+use chatwire::config::{Config, Transport};
+pub use client::Client;
+
+/// A running app; stops when [`TestApp::stop`] is called or the test ends.
+pub struct TestApp {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    handle: JoinHandle<std::io::Result<()>>,
+}
+
+/// Logs go to the test output only when TEST_LOG is set.
+fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            chatwire::telemetry::init(chatwire::config::LogFormat::Text);
+        }
+    });
+}
+
+/// The settings tests start from: loopback, free port, memory mode.
+pub fn test_config() -> Config {
+    let mut config = Config::parse_from(["chatwire", "--host", "127.0.0.1", "--port", "0"]);
+    config.redis_url = None;
+    config.transports = vec![Transport::Websocket];
+    config.public_dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/public"));
+    config.instance_name = Some("test".into());
+    config
+}
+
+/// Starts an app with default test settings.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts an app after letting the test adjust its settings.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    init_logs();
+    let mut config = test_config();
+    configure(&mut config);
+    let app = Application::build(config).await.expect("the app should start");
+    let addr = app.local_addr();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp { addr, stop: Some(stop), handle }
+}
+
+impl TestApp {
+    /// `http://addr/path`
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// A connected, not logged-in client.
+    pub async fn client(&self) -> Client {
+        Client::connect(self.addr).await
+    }
+
+    /// A client logged in as `name` (the test fails if the login is refused).
+    pub async fn user(&self, name: &str) -> Client {
+        let client = self.client().await;
+        let reply = client.request("add user", json!(name)).await;
+        assert_eq!(reply["ok"], true, "login as {name} refused: {reply}");
+        client.next("login").await;
+        client
+    }
+
+    /// A client logged in as `name` that joined `room`.
+    pub async fn member(&self, name: &str, room: &str) -> Client {
+        let client = self.user(name).await;
+        let reply = client.request("join", json!({ "room": room })).await;
+        assert_eq!(reply["ok"], true, "{name} could not join {room}: {reply}");
+        client
+    }
+
+    /// Signals shutdown and waits for `run_until_stopped` to return.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(10), &mut self.handle)
+            .await
+            .expect("the app should stop within 10 s")
+            .expect("the app task should not panic")
+    }
+}
+
+/// Asserts an error ack with `code`, and returns its message.
+#[track_caller]
+pub fn assert_error(reply: &Value, code: &str) -> String {
+    assert_eq!(reply["ok"], false, "expected an error `{code}`, got {reply}");
+    assert_eq!(reply["error"]["code"], code, "wrong error code in {reply}");
+    let message = reply["error"]["message"].as_str().unwrap_or_default().to_owned();
+    assert!(!message.is_empty(), "error without a message: {reply}");
+    message
+}

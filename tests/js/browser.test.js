@@ -1,0 +1,94 @@
+// The web client in headless Chromium: two people chat, markup stays text,
+// and a dropped connection catches up on what it missed.
+
+import { test, before, after, beforeEach, afterEach } from "node:test";
+import assert from "node:assert/strict";
+import { mkdir } from "node:fs/promises";
+import path from "node:path";
+import { startServer, repoRoot } from "./lib/server.js";
+import { launch, newPage, logIn, say, startProxy } from "./lib/browser.js";
+
+const ARTIFACTS = path.join(repoRoot, "tests", "js", "artifacts");
+let browser;
+let server;
+
+before(async () => {
+  await mkdir(ARTIFACTS, { recursive: true });
+  browser = await launch();
+});
+after(async () => { await browser?.close(); });
+// Each test gets a server of its own, so no history leaks between tests.
+beforeEach(async () => { server = await startServer({ INSTANCE_NAME: "js-browser" }); });
+afterEach(async () => { await server?.stop(); });
+
+const messageTexts = (page) => page.locator("#messages .message .text").allTextContents();
+
+test("two pages chat with each other, and HTML in a message shows as text", async () => {
+  const alice = await newPage(browser);
+  const bob = await newPage(browser);
+  await logIn(alice, server.url, "alice");
+  await logIn(bob, server.url, "bob");
+
+  // Both land in #general; bob appears in alice's online list.
+  await alice.locator("#user-list", { hasText: "bob" }).waitFor();
+  await alice.locator("#conversation-title", { hasText: "#general" }).waitFor();
+
+  const hostile = `<b>bold?</b> <img src=x onerror="alert('xss')"> & <script>alert(1)</script>`;
+  await say(alice, hostile);
+  await bob.locator("#messages .message .text", { hasText: "bold?" }).waitFor();
+  assert.deepEqual(await messageTexts(bob), [hostile], "the text is shown verbatim");
+  assert.equal(await bob.locator("#messages b, #messages img, #messages script").count(), 0, "no markup was rendered");
+  assert.equal(await bob.locator("#messages .message .from").first().textContent(), "alice");
+  assert.match(await bob.locator("#messages .message time").first().textContent(), /\d/);
+
+  await say(bob, "hi alice");
+  await alice.locator("#messages .message .text", { hasText: "hi alice" }).waitFor();
+
+  // A private message: bob picks alice in the online list.
+  await bob.locator("#user-list button", { hasText: "alice" }).click();
+  await bob.locator("#conversation-title", { hasText: "alice" }).waitFor();
+  await say(bob, "just between us");
+  await alice.locator("#dm-list button", { hasText: "bob" }).locator(".unread").waitFor();
+  await alice.locator("#dm-list button", { hasText: "bob" }).click();
+  await alice.locator("#messages .message .text", { hasText: "just between us" }).waitFor();
+
+  // Typing shows up for the other person.
+  await alice.fill("#composer-input", "typing something");
+  await alice.locator("#composer-input").press("Space");
+  await bob.locator("#typing", { hasText: "alice is typing" }).waitFor();
+
+  await alice.screenshot({ path: path.join(ARTIFACTS, "chat-alice.png"), fullPage: true });
+  await bob.screenshot({ path: path.join(ARTIFACTS, "chat-bob.png"), fullPage: true });
+  assert.deepEqual([...alice.errors, ...bob.errors], []);
+  await alice.context().close();
+  await bob.context().close();
+});
+
+test("after a network drop the page logs in again and shows what it missed", async () => {
+  const proxy = await startProxy(server.port);
+  const carol = await newPage(browser);
+  const dave = await newPage(browser);
+  await logIn(carol, proxy.url, "carol");
+  await logIn(dave, server.url, "dave");
+  await say(dave, "before the drop");
+  await carol.locator("#messages .message .text", { hasText: "before the drop" }).waitFor();
+
+  proxy.cut();
+  await carol.locator("#status", { hasText: "Reconnecting" }).waitFor();
+  await dave.locator("#messages .notice", { hasText: "carol left" }).waitFor();
+  await say(dave, "while you were away 1");
+  await say(dave, "while you were away 2");
+
+  // socket.io reconnects by itself through the proxy; the page logs back in
+  // with its session, rejoins #general and fetches history { after }.
+  await carol.locator("#status").waitFor({ state: "hidden", timeout: 15000 });
+  await carol.locator("#messages .message .text", { hasText: "while you were away 2" }).waitFor();
+  const texts = await messageTexts(carol);
+  assert.deepEqual(texts, ["before the drop", "while you were away 1", "while you were away 2"], "each message once, in order");
+  await carol.locator("#me-name", { hasText: "carol" }).waitFor();
+
+  await say(carol, "back again");
+  await dave.locator("#messages .message .text", { hasText: "back again" }).waitFor();
+  assert.deepEqual([...carol.errors, ...dave.errors], []);
+  await proxy.close();
+});

@@ -1,0 +1,60 @@
+// Starts the real chatwire binary on a free loopback port, and stops it.
+
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+const binary = process.env.CHATWIRE_BIN ?? path.join(repoRoot, "target", "debug", "chatwire");
+
+/**
+ * Runs chatwire with `env` added to a loopback, port-0 configuration.
+ * Resolves once it logs its address: { url, port, process, logs, stop() }.
+ */
+export async function startServer(env = {}, { timeoutMs = 15000 } = {}) {
+  const child = spawn(binary, [], {
+    env: {
+      PATH: process.env.PATH,
+      HOST: "127.0.0.1",
+      PORT: "0",
+      PUBLIC_DIR: path.join(repoRoot, "public"),
+      RUST_LOG: process.env.CHATWIRE_LOG ?? "info",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const logs = [];
+  let resolveAddress;
+  const address = new Promise((resolve) => { resolveAddress = resolve; });
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on("line", (line) => {
+      logs.push(line);
+      if (process.env.CHATWIRE_LOG) console.error(`[chatwire] ${line}`);
+      const match = line.match(/listening on http:\/\/(\S+)/);
+      if (match) resolveAddress(match[1]);
+    });
+  }
+  const exited = once(child, "exit").then(([code, signal]) => ({ code, signal }));
+  const timer = new Promise((_, reject) => setTimeout(() => reject(new Error(`chatwire did not start in ${timeoutMs} ms:\n${logs.join("\n")}`)), timeoutMs));
+  const early = exited.then(({ code }) => { throw new Error(`chatwire exited early (${code}):\n${logs.join("\n")}`); });
+  const hostPort = await Promise.race([address, timer, early]);
+  const port = Number(hostPort.split(":").pop());
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    process: child,
+    logs,
+    exited,
+    /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. */
+    async stop(graceMs = 5000) {
+      if (child.exitCode !== null || child.signalCode !== null) return exited;
+      child.kill("SIGTERM");
+      const killer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+      const result = await exited;
+      clearTimeout(killer);
+      return result;
+    },
+  };
+}

@@ -1,0 +1,204 @@
+//! Logging in: the socket.io chat demo's contract, name rules, sessions, presence.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Client, assert_error, spawn_app};
+use serde_json::json;
+
+#[tokio::test]
+async fn demo_login_announces_the_user_to_everyone_else() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+
+    let bob = app.client().await;
+    bob.emit("add user", vec![json!("bob")]).await;
+    assert_eq!(bob.next("login").await, json!({ "numUsers": 2 }));
+    assert_eq!(alice.next("user joined").await, json!({ "username": "bob", "numUsers": 2 }));
+    bob.expect_none("user joined", Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn add_user_ack_carries_name_count_and_session() {
+    let app = spawn_app().await;
+    let alice = app.client().await;
+    let reply = alice.request("add user", json!("  Alice ")).await;
+    assert_eq!(reply["ok"], true);
+    assert_eq!(reply["username"], "Alice", "surrounding spaces are dropped");
+    assert_eq!(reply["numUsers"], 1);
+    assert_eq!(reply["session"].as_str().map(str::len), Some(32));
+}
+
+#[tokio::test]
+async fn demo_new_message_reaches_everyone_but_the_sender() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let carol = app.user("carol").await;
+
+    alice.emit("new message", vec![json!("hello all")]).await;
+    let expected = json!({ "username": "alice", "message": "hello all" });
+    assert_eq!(bob.next("new message").await, expected);
+    assert_eq!(carol.next("new message").await, expected);
+    alice.expect_none("new message", Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn demo_typing_and_stop_typing_name_the_typist() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+
+    alice.emit("typing", vec![]).await;
+    assert_eq!(bob.next("typing").await, json!({ "username": "alice" }));
+    alice.emit("stop typing", vec![]).await;
+    assert_eq!(bob.next("stop typing").await, json!({ "username": "alice" }));
+}
+
+#[tokio::test]
+async fn disconnect_announces_user_left_with_the_new_count() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    bob.close().await;
+    assert_eq!(alice.next("user left").await, json!({ "username": "bob", "numUsers": 1 }));
+}
+
+#[tokio::test]
+async fn names_are_unique_among_online_users_ignoring_case() {
+    let app = spawn_app().await;
+    let _alice = app.user("alice").await;
+    let impostor = app.client().await;
+    let message = assert_error(&impostor.request("add user", json!("ALICE")).await, "name_taken");
+    assert!(message.contains("taken"));
+    // Refused without side effects: the socket can still log in under a free name.
+    let reply = impostor.request("add user", json!("mallory")).await;
+    assert_eq!(reply["ok"], true);
+    assert_eq!(reply["numUsers"], 2);
+}
+
+#[tokio::test]
+async fn a_name_is_free_again_once_its_owner_leaves() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    alice.close().await;
+    bob.next("user left").await;
+    let again = app.client().await;
+    assert_eq!(again.request("add user", json!("alice")).await["ok"], true);
+}
+
+#[tokio::test]
+async fn the_session_secret_lets_a_second_socket_share_the_name() {
+    let app = spawn_app().await;
+    let observer = app.user("observer").await;
+    let first = app.client().await;
+    let login = first.request("add user", json!("alice")).await;
+    observer.next("user joined").await;
+
+    let second = app.client().await;
+    let reply = second.request("add user", json!({ "username": "alice", "session": login["session"] })).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(reply["numUsers"], 2, "still two users: the name is shared, not duplicated");
+    observer.expect_none("user joined", Duration::from_millis(200)).await;
+
+    // Only when the last socket goes is the user gone.
+    first.close().await;
+    observer.expect_none("user left", Duration::from_millis(300)).await;
+    second.close().await;
+    assert_eq!(observer.next("user left").await["username"], "alice");
+}
+
+#[tokio::test]
+async fn a_wrong_session_secret_does_not_take_the_name() {
+    let app = spawn_app().await;
+    let _alice = app.user("alice").await;
+    let thief = app.client().await;
+    let guess = json!({ "username": "alice", "session": "0123456789abcdef0123456789abcdef" });
+    assert_error(&thief.request("add user", guess).await, "name_taken");
+    let malformed = json!({ "username": "alice", "session": "not-a-session" });
+    assert_error(&thief.request("add user", malformed).await, "invalid_payload");
+}
+
+#[tokio::test]
+async fn logging_in_twice_is_refused() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let message = assert_error(&alice.request("add user", json!("alice2")).await, "already_logged_in");
+    assert!(message.contains("alice"));
+}
+
+#[tokio::test]
+async fn events_before_login_are_refused_and_never_broadcast() {
+    let app = spawn_app().await;
+    let bob = app.user("bob").await;
+    let anonymous = app.client().await;
+    for (event, arg) in [
+        ("new message", json!("hi")),
+        ("message", json!({ "room": "general", "text": "hi" })),
+        ("join", json!({ "room": "general" })),
+        ("leave", json!({ "room": "general" })),
+        ("history", json!({ "room": "general" })),
+        ("typing", json!({ "room": "general" })),
+        ("stop typing", json!({ "room": "general" })),
+    ] {
+        assert_error(&anonymous.request(event, arg).await, "not_logged_in");
+    }
+    for event in ["users", "rooms", "typing"] {
+        assert_error(&anonymous.request_empty(event).await, "not_logged_in");
+    }
+    // Without an ack the refusal comes as a `chat error` event.
+    anonymous.emit("new message", vec![json!("hi")]).await;
+    assert_eq!(anonymous.next("chat error").await["code"], "not_logged_in");
+    bob.expect_none("new message", Duration::from_millis(200)).await;
+    bob.expect_none("typing", Duration::from_millis(10)).await;
+}
+
+#[tokio::test]
+async fn users_lists_everyone_online_and_is_pushed_on_change() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let _bob = app.user("bob").await;
+    let reply = alice.request_empty("users").await;
+    assert_eq!(
+        reply,
+        json!({ "ok": true, "users": [{ "username": "alice" }, { "username": "bob" }], "numUsers": 2 })
+    );
+
+    // The push is coalesced: wait for the one that includes carol.
+    alice.clear();
+    let _carol = app.user("carol").await;
+    let pushed = loop {
+        let pushed = alice.next("users").await;
+        if pushed["numUsers"] == 3 {
+            break pushed;
+        }
+    };
+    assert_eq!(pushed["users"][2], json!({ "username": "carol" }));
+}
+
+#[tokio::test]
+async fn a_burst_of_logins_gives_few_users_pushes() {
+    let app = spawn_app().await;
+    let watcher = app.user("watcher").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    watcher.clear();
+    let mut clients: Vec<Client> = Vec::new();
+    for i in 0..20 {
+        let client = app.client().await;
+        client.emit("add user", vec![json!(format!("user{i}"))]).await;
+        clients.push(client);
+    }
+    let mut pushes = 0;
+    loop {
+        let pushed = watcher.next("users").await;
+        pushes += 1;
+        if pushed["numUsers"] == 21 {
+            break;
+        }
+    }
+    assert!(pushes < 10, "{pushes} pushes for 20 logins: presence updates should be batched");
+}
