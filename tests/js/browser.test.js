@@ -92,3 +92,57 @@ test("after a network drop the page logs in again and shows what it missed", asy
   assert.deepEqual([...carol.errors, ...dave.errors], []);
   await proxy.close();
 });
+
+test("rooms: create, join from the list with its history, leave; and a group message", async () => {
+  const [alice, bob, carol] = [await newPage(browser), await newPage(browser), await newPage(browser)];
+  await logIn(alice, server.url, "alice");
+  await alice.fill("#new-room-name", "design");
+  await alice.press("#new-room-name", "Enter");
+  await alice.locator("#conversation-title", { hasText: "#design" }).waitFor();
+  await say(alice, "spec v1");
+  await alice.locator("#messages .message .text", { hasText: "spec v1" }).waitFor();
+
+  // bob finds the room in the list and joins it: its history comes with it.
+  await logIn(bob, server.url, "bob");
+  await bob.locator("#room-list button", { hasText: "#design" }).click();
+  await bob.locator("#conversation-title", { hasText: "#design" }).waitFor();
+  await bob.locator("#messages .message .text", { hasText: "spec v1" }).waitFor();
+  await bob.locator("#conversation-members", { hasText: "alice, bob" }).waitFor();
+  await alice.locator("#messages .notice", { hasText: "bob joined #design" }).waitFor();
+
+  // alice writes to bob and carol together.
+  await logIn(carol, server.url, "carol");
+  await alice.locator("#user-list", { hasText: "carol" }).waitFor();
+  await alice.click("#group-button");
+  await alice.check("#group-choices input[value='bob']");
+  await alice.check("#group-choices input[value='carol']");
+  await alice.click("#group-start");
+  await alice.locator("#conversation-title", { hasText: "bob, carol" }).waitFor();
+  await say(alice, "group hello");
+  for (const [page, others] of [[bob, "alice, carol"], [carol, "alice, bob"]]) {
+    const thread = page.locator("#dm-list button", { hasText: others });
+    await thread.locator(".unread").waitFor();
+    await thread.click();
+    await page.locator("#messages .message .text", { hasText: "group hello" }).waitFor();
+  }
+
+  // bob leaves #design; alice is told.
+  await bob.locator("#room-list button", { hasText: "#design" }).click();
+  await bob.click("#leave-button");
+  await bob.locator("#room-list button", { hasText: "#design" }).locator(".hint").waitFor();
+  await alice.locator("#room-list button", { hasText: "#design" }).click();
+  await alice.locator("#messages .notice", { hasText: "bob left #design" }).waitFor();
+  await alice.locator("#conversation-members", { hasText: "1 member: alice" }).waitFor();
+  assert.deepEqual([...alice.errors, ...bob.errors, ...carol.errors], []);
+});
+
+test("a taken name is refused on the login form, with a clear message", async () => {
+  const first = await newPage(browser);
+  const second = await newPage(browser);
+  await logIn(first, server.url, "erin");
+  await second.goto(server.url);
+  await second.fill("#login-name", "ERIN");
+  await second.click("#login-button");
+  await second.locator("#login-error", { hasText: "taken" }).waitFor();
+  assert.equal(await second.locator("#chat-view").isVisible(), false);
+});
