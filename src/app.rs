@@ -1,5 +1,5 @@
 //! [`Application`]: binds the listener, wires the store, socket.io and HTTP
-//! together, and runs until told to stop.
+//! together for the configured mode, and runs until told to stop.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use rand::Rng;
 use socketioxide::handler::ConnectHandler;
 use socketioxide::{SocketIo, SocketIoBuilder, TransportType};
 use tokio::net::TcpListener;
@@ -15,6 +16,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::chat::{self, Chat};
+use crate::cluster;
 use crate::config::Config;
 use crate::http::{self, Readiness};
 use crate::store::MemoryStore;
@@ -41,47 +43,70 @@ pub enum StartError {
     /// The configuration is inconsistent.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// Redis could not be set up (a bad URL; an unreachable Redis is not an error).
+    #[error("cannot set up Redis: {0}")]
+    Redis(String),
+}
+
+/// What a mode hands to the application: the router, the background tasks,
+/// and the mode's part of shutdown (closing sockets, leaving the cluster).
+pub struct Wiring {
+    /// The HTTP router, socket.io included.
+    pub router: Router,
+    /// Tasks to abort at shutdown, after `shutdown` ran.
+    pub tasks: Vec<JoinHandle<()>>,
+    /// Closes every socket and releases what the instance holds.
+    pub shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+/// This instance's identity: the configured name for humans, and a unique
+/// id (name plus a random suffix) under which it holds sockets in Redis, so
+/// two processes given the same name never mix up their sockets.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// INSTANCE_NAME, or the hostname.
+    pub name: String,
+    /// `name#suffix`, unique per process.
+    pub id: String,
+}
+
+impl Instance {
+    fn new(name: String) -> Self {
+        let id = format!("{name}#{:06x}", rand::rng().random_range(0..0x100_0000u32));
+        Self { name, id }
+    }
 }
 
 /// A built, bound, not yet running chatwire instance.
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
-    router: Router,
-    close_sockets: Pin<Box<dyn Future<Output = ()> + Send>>,
-    background: Vec<JoinHandle<()>>,
+    wiring: Wiring,
 }
 
 impl Application {
     /// Binds the listener (port 0 picks a free one) and builds everything.
+    /// With `REDIS_URL` set it returns without waiting for Redis.
     pub async fn build(config: Config) -> Result<Self, StartError> {
-        if config.redis_url.is_some() {
-            return Err(StartError::Config("REDIS_URL is not supported yet".into()));
-        }
-        if config.transports.is_empty() {
-            return Err(StartError::Config("TRANSPORTS must name at least one transport".into()));
-        }
+        validate(&config)?;
         let addr = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+        let instance = Instance::new(config.instance_name());
 
-        let instance = config.instance_name();
-        let history_limit = config.history_limit as usize;
-        let chat = Chat::new(Arc::new(MemoryStore::new(history_limit)), instance.clone(), history_limit);
-        let (socketio, io) = socketio_builder(&config).with_state(chat.clone()).build_svc();
-        io.ns("/", chat::on_connect.with(chat::prepare_socket));
-        let pusher = chat::spawn_pusher(io.clone(), chat.clone());
-
-        let readiness = Readiness::new(instance.clone(), "memory", true);
-        let router = http::router(&config.public_dir, readiness, socketio);
+        let (wiring, mode) = match &config.redis_url {
+            None => (memory_mode(&config, &instance), "memory"),
+            Some(url) => (cluster::wire(&config, &instance, url).await?, "redis"),
+        };
         tracing::info!(
             address = %local_addr,
-            instance = %instance,
-            mode = "memory",
+            instance = %instance.name,
+            instance_id = %instance.id,
+            mode,
             transports = ?config.transports,
             "chatwire listening on http://{local_addr}"
         );
-        Ok(Self { listener, local_addr, router, close_sockets: close_all(io), background: vec![pusher] })
+        Ok(Self { listener, local_addr, wiring })
     }
 
     /// The bound port.
@@ -101,8 +126,9 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let Wiring { router, tasks, shutdown: close } = self.wiring;
         let (stop_accepting, stopped_accepting) = oneshot::channel::<()>();
-        let service = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
         let server = axum::serve(self.listener, service).with_graceful_shutdown(async {
             let _ = stopped_accepting.await;
         });
@@ -114,10 +140,10 @@ impl Application {
         }
         tracing::info!("shutting down: closing all sockets");
         let _ = stop_accepting.send(());
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.close_sockets).await.is_err() {
+        if tokio::time::timeout(SHUTDOWN_GRACE, close).await.is_err() {
             tracing::warn!("sockets did not all close within {SHUTDOWN_GRACE:?}");
         }
-        for task in &self.background {
+        for task in &tasks {
             task.abort();
         }
         match tokio::time::timeout(SHUTDOWN_GRACE, server).await {
@@ -129,8 +155,39 @@ impl Application {
     }
 }
 
+fn validate(config: &Config) -> Result<(), StartError> {
+    if config.transports.is_empty() {
+        return Err(StartError::Config("TRANSPORTS must name at least one transport".into()));
+    }
+    if config.instance_ttl_ms < 2 * config.heartbeat_interval_ms {
+        return Err(StartError::Config(
+            "INSTANCE_TTL_MS must be at least twice HEARTBEAT_INTERVAL_MS, or live instances get purged"
+                .into(),
+        ));
+    }
+    if config.redis_prefix.is_empty() || config.redis_prefix.contains(['{', '}', '#']) {
+        return Err(StartError::Config("REDIS_PREFIX must be non-empty, without `{`, `}` or `#`".into()));
+    }
+    Ok(())
+}
+
+/// Single instance: state in memory, socket.io's local adapter.
+fn memory_mode(config: &Config, instance: &Instance) -> Wiring {
+    let history_limit = config.history_limit as usize;
+    let chat = Chat::new(Arc::new(MemoryStore::new(history_limit)), instance.id.clone(), history_limit);
+    let (socketio, io) = socketio_builder(config).with_state(chat.clone()).build_svc();
+    io.ns("/", chat::on_connect.with(chat::prepare_socket));
+    let pusher = chat::spawn_pusher(io.clone(), chat);
+    let readiness = Readiness::new(instance.name.clone(), "memory", true);
+    Wiring {
+        router: http::router(&config.public_dir, readiness, socketio),
+        tasks: vec![pusher],
+        shutdown: Box::pin(async move { io.close().await }),
+    }
+}
+
 /// socket.io settings shared by every mode.
-fn socketio_builder(config: &Config) -> SocketIoBuilder {
+pub fn socketio_builder(config: &Config) -> SocketIoBuilder {
     let builder = SocketIo::builder()
         .max_buffer_size(SEND_QUEUE_PACKETS)
         .ws_max_message_size(config.max_message_bytes)
@@ -140,9 +197,4 @@ fn socketio_builder(config: &Config) -> SocketIoBuilder {
         (false, true) => builder.transports([TransportType::Polling]),
         _ => builder.transports([TransportType::Websocket]),
     }
-}
-
-/// The adapter-typed part of shutdown, erased so [`Application`] need not be generic.
-fn close_all<A: socketioxide::adapter::Adapter>(io: SocketIo<A>) -> Pin<Box<dyn Future<Output = ()> + Send>> {
-    Box::pin(async move { io.close().await })
 }

@@ -50,6 +50,20 @@ pub struct Config {
     #[arg(long, env = "MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
     pub max_message_bytes: usize,
 
+    /// Prefix of every Redis key and pub/sub channel, so several deployments
+    /// can share one Redis.
+    #[arg(long, env = "REDIS_PREFIX", default_value = "chatwire")]
+    pub redis_prefix: String,
+
+    /// Cluster mode: milliseconds between heartbeats (and maintenance rounds).
+    #[arg(long, env = "HEARTBEAT_INTERVAL_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub heartbeat_interval_ms: u64,
+
+    /// Cluster mode: an instance silent for this many milliseconds is taken
+    /// for dead, and the others remove its users.
+    #[arg(long, env = "INSTANCE_TTL_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(300..))]
+    pub instance_ttl_ms: u64,
+
     /// Log output: human-readable `text` or one `json` object per line.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

@@ -4,10 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
+mod common;
+
 use std::sync::Arc;
 
 use chatwire::domain::{Conversation, IdGenerator, Message, RoomName, Target, Text, Username};
-use chatwire::store::{HistoryPage, MemoryStore, OwnerProof, SocketKey, Store, StoreError};
+use chatwire::store::{HistoryPage, MemoryStore, OwnerProof, RedisStore, SocketKey, Store, StoreError};
+use common::redis::{RedisCluster, RedisServer};
 
 fn user(name: &str) -> Username {
     Username::parse(name).unwrap()
@@ -22,11 +25,22 @@ fn proof(secret: &str) -> OwnerProof {
     OwnerProof(secret.into())
 }
 
+/// Keeps whatever backs a store (a redis-server process) alive for a test.
+type Guard = Box<dyn std::any::Any + Send>;
+
 /// Builds a fresh, empty store keeping `history_limit` messages per conversation.
-type Factory = fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = Arc<dyn Store>>>>;
+type Factory = fn(usize) -> std::pin::Pin<Box<dyn std::future::Future<Output = (Arc<dyn Store>, Guard)>>>;
+
+/// A Redis store over a connected client, keys under a fresh prefix.
+async fn redis_store(url: String, guard: Guard, limit: usize) -> (Arc<dyn Store>, Guard) {
+    let target = chatwire::cluster::RedisTarget::parse(&url).unwrap();
+    let client = chatwire::cluster::client_builder(&target).build().unwrap();
+    fred::prelude::ClientLike::init(&client).await.unwrap();
+    (Arc::new(RedisStore::new(client, "contract", "test-instance", limit)) as Arc<dyn Store>, guard)
+}
 
 async fn login_claims_a_name_once(new: Factory) {
-    let store = new(100).await;
+    let (store, _guard) = new(100).await;
     let first = store.login(&user("Alice"), &proof("p1"), &socket("i1", "s1")).await.unwrap();
     assert!(first.first_socket);
     assert_eq!(first.num_users, 1);
@@ -42,7 +56,7 @@ async fn login_claims_a_name_once(new: Factory) {
 }
 
 async fn logout_frees_the_name_after_the_last_socket(new: Factory) {
-    let store = new(100).await;
+    let (store, _guard) = new(100).await;
     store.login(&user("alice"), &proof("p"), &socket("i", "a1")).await.unwrap();
     store.login(&user("alice"), &proof("p"), &socket("i", "a2")).await.unwrap();
     store.login(&user("bob"), &proof("q"), &socket("i", "b1")).await.unwrap();
@@ -61,7 +75,7 @@ async fn logout_frees_the_name_after_the_last_socket(new: Factory) {
 }
 
 async fn online_users_are_sorted_and_found_by_any_case(new: Factory) {
-    let store = new(100).await;
+    let (store, _guard) = new(100).await;
     for (name, sid) in [("carol", "c"), ("Alice", "a"), ("bob", "b")] {
         store.login(&user(name), &proof(name), &socket("i", sid)).await.unwrap();
     }
@@ -74,7 +88,7 @@ async fn online_users_are_sorted_and_found_by_any_case(new: Factory) {
 }
 
 async fn rooms_track_members_across_sockets(new: Factory) {
-    let store = new(100).await;
+    let (store, _guard) = new(100).await;
     store.login(&user("alice"), &proof("p"), &socket("i", "a1")).await.unwrap();
     store.login(&user("alice"), &proof("p"), &socket("j", "a2")).await.unwrap();
     store.login(&user("bob"), &proof("q"), &socket("i", "b1")).await.unwrap();
@@ -102,7 +116,7 @@ async fn rooms_track_members_across_sockets(new: Factory) {
 }
 
 async fn logout_reports_the_rooms_the_user_left(new: Factory) {
-    let store = new(100).await;
+    let (store, _guard) = new(100).await;
     store.login(&user("alice"), &proof("p"), &socket("i", "a1")).await.unwrap();
     store.login(&user("alice"), &proof("p"), &socket("i", "a2")).await.unwrap();
     store.join_room(&room("one"), &socket("i", "a1")).await.unwrap();
@@ -116,7 +130,7 @@ async fn logout_reports_the_rooms_the_user_left(new: Factory) {
 }
 
 async fn joining_needs_a_logged_in_socket(new: Factory) {
-    let store = new(100).await;
+    let (store, _guard) = new(100).await;
     let result = store.join_room(&room("general"), &socket("i", "nobody")).await;
     assert!(matches!(result, Err(StoreError::NotLoggedIn(_))), "{result:?}");
 }
@@ -126,7 +140,7 @@ fn message(ids: &IdGenerator, from: &str, target: Target, text: &str) -> Message
 }
 
 async fn history_pages_and_caps(new: Factory) {
-    let store = new(5).await;
+    let (store, _guard) = new(5).await;
     let ids = IdGenerator::new();
     let mut sent = Vec::new();
     for i in 0..8 {
@@ -161,7 +175,7 @@ async fn history_pages_and_caps(new: Factory) {
 }
 
 async fn history_keeps_conversations_apart(new: Factory) {
-    let store = new(100).await;
+    let (store, _guard) = new(100).await;
     let ids = IdGenerator::new();
     let to_bob = message(&ids, "alice", Target::User(user("bob")), "hi bob");
     let group = message(&ids, "alice", Target::Users(vec![user("bob"), user("carol")]), "hi both");
@@ -181,7 +195,7 @@ async fn history_keeps_conversations_apart(new: Factory) {
 }
 
 async fn concurrent_claims_of_one_name_have_one_winner(new: Factory) {
-    let store = new(100).await;
+    let (store, _guard) = new(100).await;
     let attempts = (0..20).map(|i| {
         let store = store.clone();
         tokio::spawn(async move {
@@ -246,4 +260,16 @@ macro_rules! store_contract {
     };
 }
 
-store_contract!(memory, |limit| Box::pin(async move { Arc::new(MemoryStore::new(limit)) as Arc<dyn Store> }));
+store_contract!(memory, |limit| Box::pin(async move {
+    (Arc::new(MemoryStore::new(limit)) as Arc<dyn Store>, Box::new(()) as Guard)
+}));
+
+store_contract!(redis, |limit| Box::pin(async move {
+    let server = RedisServer::start();
+    redis_store(server.url(), Box::new(server), limit).await
+}));
+
+store_contract!(redis_cluster, |limit| Box::pin(async move {
+    let cluster = RedisCluster::start();
+    redis_store(cluster.url(), Box::new(cluster), limit).await
+}));

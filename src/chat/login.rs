@@ -120,6 +120,13 @@ pub async fn announce_logout<A: Adapter>(
     }
 }
 
+/// `user joined` to every logged-in socket of the deployment: after a
+/// resync, for users the rest of the deployment had not seen.
+pub async fn announce_login<A: Adapter>(io: &SocketIo<A>, user: &Username, num_users: usize) {
+    let joined = UserEvent { username: user.clone(), num_users };
+    log_emit("user joined", io.to(channels::ONLINE).emit("user joined", &joined).await);
+}
+
 /// The secret that lets a client take its name back: 128 random bits, hex.
 struct SessionToken(String);
 

@@ -35,10 +35,10 @@ use socketioxide::socket::Sid;
 use tokio::sync::Notify;
 
 pub use error::{ChatError, ErrorBody};
-pub use login::announce_logout;
+pub use login::{announce_login, announce_logout};
 pub use messages::{DEFAULT_HISTORY_PAGE, MAX_RECIPIENTS};
 pub use presence::spawn_pusher;
-pub use rooms::JOIN_HISTORY;
+pub use rooms::{JOIN_HISTORY, announce_member_joined};
 
 use crate::domain::{IdGenerator, MessageId};
 use crate::store::{SocketKey, Store};

@@ -1,5 +1,6 @@
 //! `join`, `leave` and `rooms`.
 
+use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State};
 
@@ -7,7 +8,7 @@ use super::extract::{InOrder, Payload, Reply};
 use super::socket_state::SocketState;
 use super::wire::{Joined, Left, MemberEvent, RoomRequest, RoomsList};
 use super::{Chat, ChatError, channels, log_emit};
-use crate::domain::{Conversation, RoomName};
+use crate::domain::{Conversation, RoomName, Username};
 use crate::store::HistoryPage;
 
 /// How many recent messages a `join` ack carries.
@@ -40,7 +41,13 @@ async fn join<A: Adapter>(
         log_emit("member joined", socket.to(channel).emit("member joined", &event).await);
     }
     let page = HistoryPage { before: None, after: None, limit: JOIN_HISTORY };
-    let history = chat.store().history(&Conversation::Room(room.clone()), &page).await?;
+    // The join happened; history that cannot be read now (Redis outage) is
+    // left for a later `history` request rather than undoing it.
+    let history =
+        chat.store().history(&Conversation::Room(room.clone()), &page).await.unwrap_or_else(|err| {
+            tracing::warn!(%room, error = %err, "joined without history: it cannot be read right now");
+            Vec::new()
+        });
     Ok(Joined { room, members: joined.members, history })
 }
 
@@ -87,6 +94,13 @@ pub(super) async fn on_rooms<A: Adapter>(
         Ok(RoomsList { rooms: chat.store().rooms().await? })
     };
     reply.send(result.await);
+}
+
+/// `member joined` to a room's members: after a resync, for memberships the
+/// rest of the deployment had not seen.
+pub async fn announce_member_joined<A: Adapter>(io: &SocketIo<A>, room: &RoomName, user: &Username) {
+    let event = MemberEvent { room, username: user };
+    log_emit("member joined", io.to(channels::room(room)).emit("member joined", &event).await);
 }
 
 /// Fails with `not_in_room` unless this socket joined `room`. Answered from

@@ -14,7 +14,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tower::Service;
 use tower_http::services::ServeDir;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
 
 pub use health::Readiness;
 
@@ -34,5 +35,7 @@ where
         .route_service("/socket.io", socketio)
         .with_state(readiness)
         .fallback_service(ServeDir::new(public_dir))
-        .layer(TraceLayer::new_for_http())
+        // 503s from /readyz during a Redis outage are expected; the cluster
+        // code logs the outage itself, once.
+        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
 }

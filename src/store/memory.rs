@@ -58,6 +58,38 @@ impl MemoryStore {
     }
 }
 
+/// One logged-in socket, with what it takes to record it elsewhere.
+#[derive(Debug, Clone)]
+pub struct SocketSnapshot {
+    /// The socket.
+    pub socket: SocketKey,
+    /// Who it is logged in as.
+    pub user: Username,
+    /// The proof the user's name is held under.
+    pub proof: OwnerProof,
+    /// The rooms it joined.
+    pub rooms: Vec<RoomName>,
+}
+
+impl MemoryStore {
+    /// Every logged-in socket, as of now.
+    pub fn snapshot(&self) -> Vec<SocketSnapshot> {
+        let p = self.presence();
+        p.sockets
+            .iter()
+            .filter_map(|(socket, entry)| {
+                let user = p.users.get(&entry.user_key)?;
+                Some(SocketSnapshot {
+                    socket: socket.clone(),
+                    user: user.name.clone(),
+                    proof: user.proof.clone(),
+                    rooms: entry.rooms.iter().cloned().collect(),
+                })
+            })
+            .collect()
+    }
+}
+
 impl Presence {
     fn members(&self, room: &RoomName) -> Vec<Username> {
         let mut members: Vec<Username> = self

@@ -7,12 +7,14 @@
 //! deliver messages, is separate: it lives in the socketioxide adapter.
 
 mod memory;
+mod redis;
 
 use std::fmt;
 
 use async_trait::async_trait;
 
-pub use memory::MemoryStore;
+pub use memory::{MemoryStore, SocketSnapshot};
+pub use redis::{Purge, RedisStore, Resync, TIMEOUT as REDIS_TIMEOUT};
 
 use crate::domain::{Conversation, Message, MessageId, RoomName, Username};
 

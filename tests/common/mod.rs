@@ -2,6 +2,8 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 pub mod client;
+pub mod process;
+pub mod redis;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,6 +46,20 @@ pub fn test_config() -> Config {
     config
 }
 
+/// Starts an app in cluster mode against `redis_url`, with fast heartbeats
+/// and a key prefix of the test's own.
+pub async fn spawn_clustered(redis_url: &str, prefix: &str, name: &str) -> TestApp {
+    let (url, prefix, name) = (redis_url.to_owned(), prefix.to_owned(), name.to_owned());
+    spawn_app_with(move |c| {
+        c.redis_url = Some(url);
+        c.redis_prefix = prefix;
+        c.instance_name = Some(name);
+        c.heartbeat_interval_ms = 200;
+        c.instance_ttl_ms = 1_000;
+    })
+    .await
+}
+
 /// Starts an app with default test settings.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
@@ -64,6 +80,22 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 impl TestApp {
+    /// Waits until `/readyz` answers `status` (200 or 503).
+    pub async fn wait_ready(&self, status: u16, within: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let got = reqwest::get(self.url("/readyz")).await.map(|r| r.status().as_u16()).unwrap_or(0);
+            if got == status {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "/readyz still {got}, wanted {status}, after {within:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// `http://addr/path`
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)

@@ -1,0 +1,150 @@
+//! The maintenance loop of a clustered instance: every heartbeat interval
+//! (and at once after Redis reconnects) it
+//! 1. reports readiness and logs connection changes,
+//! 2. renews this instance's heartbeat,
+//! 3. resyncs this instance's presence if Redis lost it (outage, or we were
+//!    taken for dead) and tells everyone what came back,
+//! 4. flushes history written while Redis was away,
+//! 5. purges instances whose heartbeat expired, announcing their users' departure.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fred::prelude::EventInterface;
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use socketioxide::socket::Sid;
+use tokio::task::JoinHandle;
+
+use super::Cluster;
+use crate::chat::{self, Chat, ChatError};
+use crate::http::Readiness;
+use crate::store::{RedisStore, Resync};
+
+/// How often the connection state is looked at (readiness, logs).
+const STATE_CHECK: Duration = Duration::from_millis(250);
+
+/// How often instances prove they are alive, and how long silence means dead.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    /// Interval between heartbeats (and maintenance rounds).
+    pub heartbeat: Duration,
+    /// An instance silent for this long is purged by the others.
+    pub ttl: Duration,
+}
+
+/// Starts the loop; it runs until aborted.
+pub fn spawn_maintenance<A: Adapter>(
+    io: SocketIo<A>,
+    chat: Chat,
+    store: Arc<RedisStore>,
+    cluster: Cluster,
+    readiness: Readiness,
+    timing: Timing,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut reconnects = cluster.commands().reconnect_rx();
+        let mut checks = tokio::time::interval(STATE_CHECK);
+        checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut was_up: Option<bool> = None;
+        let mut last_round: Option<tokio::time::Instant> = None;
+        loop {
+            tokio::select! {
+                _ = checks.tick() => {}
+                _ = reconnects.recv() => last_round = None,
+            }
+            let up = cluster.is_connected();
+            readiness.set_ready(up);
+            match (was_up, up) {
+                (Some(false) | None, true) => {
+                    tracing::info!(redis = %cluster.describe(), "Redis reachable: cluster mode active");
+                    last_round = None;
+                }
+                (Some(true), false) => {
+                    tracing::warn!(redis = %cluster.describe(), "Redis unreachable: serving this instance's clients only, retrying");
+                }
+                (None, false) => tracing::info!(redis = %cluster.describe(), "waiting for Redis"),
+                _ => {}
+            }
+            was_up = Some(up);
+            let due = last_round.is_none_or(|at| at.elapsed() >= timing.heartbeat);
+            if due && store.is_connected() {
+                round(&io, &chat, &store, timing.ttl).await;
+                last_round = Some(tokio::time::Instant::now());
+            }
+        }
+    })
+}
+
+/// One maintenance round; each step logs its own failure and the next round retries.
+async fn round<A: Adapter>(io: &SocketIo<A>, chat: &Chat, store: &RedisStore, ttl: Duration) {
+    let registered = match store.heartbeat().await {
+        Ok(registered) => registered,
+        Err(err) => return tracing::warn!(error = %err, "heartbeat failed"),
+    };
+    if !registered || store.needs_resync() {
+        match store.resync().await {
+            Ok(report) => announce_resync(io, chat, report).await,
+            Err(err) => tracing::warn!(error = %err, "resync failed; retrying next round"),
+        }
+    }
+    let pending = store.pending_writes();
+    if pending > 0 {
+        let flushed = store.flush_pending().await;
+        tracing::info!(flushed, left = pending - flushed, "history written during the outage saved to Redis");
+    }
+    let dead = match store.dead_instances(ttl).await {
+        Ok(dead) => dead,
+        Err(err) => return tracing::warn!(error = %err, "could not look for dead instances"),
+    };
+    for instance in dead {
+        match store.purge_instance(&instance).await {
+            Ok(purge) => {
+                tracing::warn!(%instance, sockets = purge.logouts.len(), "instance stopped heartbeating: its sockets were removed");
+                for logout in &purge.logouts {
+                    chat::announce_logout(chat, io, logout, None).await;
+                }
+            }
+            Err(err) => tracing::warn!(%instance, error = %err, "could not purge a dead instance"),
+        }
+    }
+}
+
+/// Tells the deployment what a resync re-recorded, and signs out sockets
+/// whose name was taken elsewhere meanwhile.
+async fn announce_resync<A: Adapter>(io: &SocketIo<A>, chat: &Chat, report: Resync) {
+    if report.logins.is_empty()
+        && report.joined.is_empty()
+        && report.logouts.is_empty()
+        && report.conflicts.is_empty()
+    {
+        return tracing::debug!("presence resync: Redis was already up to date");
+    }
+    tracing::info!(
+        logins = report.logins.len(),
+        joins = report.joined.len(),
+        stale = report.logouts.len(),
+        conflicts = report.conflicts.len(),
+        "presence resynced with Redis"
+    );
+    for login in report.logins.iter().filter(|login| login.first_socket) {
+        chat::announce_login(io, &login.user, login.num_users).await;
+    }
+    for (room, user) in &report.joined {
+        chat::announce_member_joined(io, room, user).await;
+    }
+    for logout in &report.logouts {
+        chat::announce_logout(chat, io, logout, None).await;
+    }
+    for socket in &report.conflicts {
+        let Some(socket) = Sid::from_str(&socket.sid).ok().and_then(|sid| io.get_socket(sid)) else {
+            continue;
+        };
+        let body = ChatError::NameTaken("your name".into()).body();
+        tracing::warn!(sid = %socket.id, "name taken elsewhere during the outage: signing the socket out");
+        let _ = socket.emit("chat error", &body);
+        let _ = socket.disconnect();
+    }
+    chat.presence_changed();
+}

@@ -1,0 +1,101 @@
+//! Running as one of several instances over Redis.
+//!
+//! - [`url`]: which Redis, from `REDIS_URL`
+//! - [`pubsub`]: the socket.io adapter's driver (sharded pub/sub)
+//! - [`maintenance`]: heartbeats, purging dead instances, recovering from outages
+//! - [`wiring`]: cluster mode assembled for the application
+//!
+//! [`Cluster::connect`] returns at once, whether or not Redis is up: both
+//! connections keep retrying in the background, and the instance serves its
+//! own clients meanwhile (see `store::RedisStore`).
+
+mod maintenance;
+mod pubsub;
+mod url;
+mod wiring;
+
+use std::time::Duration;
+
+use fred::prelude::{Builder, Client, ClientLike, ReconnectPolicy};
+use tokio::task::JoinHandle;
+
+pub use maintenance::{Timing, spawn_maintenance};
+pub use pubsub::PubSub;
+pub use url::{RedisTarget, UrlError};
+pub use wiring::wire;
+
+/// The two connections an instance keeps to Redis.
+#[derive(Clone)]
+pub struct Cluster {
+    commands: Client,
+    pubsub: PubSub,
+    target: RedisTarget,
+}
+
+/// Reconnection: quickly at first, then every two seconds, forever.
+fn reconnect_policy() -> ReconnectPolicy {
+    ReconnectPolicy::new_exponential(0, 100, 2_000, 2)
+}
+
+/// The fred client configuration every chatwire connection uses. (Without a
+/// reconnect policy, a client that may not fail fast never connects at all.)
+pub fn client_builder(target: &RedisTarget) -> Builder {
+    let mut builder = Builder::from_config(target.config());
+    builder.set_policy(reconnect_policy());
+    builder.with_connection_config(|connection| {
+        connection.connection_timeout = Duration::from_secs(2);
+        connection.internal_command_timeout = Duration::from_secs(2);
+        // No automatic retries: a script that ran but whose reply was lost
+        // must not run twice; the resync repairs what a failure left behind.
+        connection.max_command_attempts = 1;
+        // Commands queued while reconnecting are bounded, not piled up.
+        connection.max_command_buffer_len = 10_000;
+        // A Redis that stops answering (frozen, partitioned) is treated as gone.
+        connection.unresponsive.max_timeout = Some(Duration::from_secs(5));
+        connection.unresponsive.interval = Duration::from_secs(1);
+    });
+    builder.with_performance_config(|performance| {
+        // Timed-out commands are dropped by fred, never sent late.
+        performance.default_command_timeout = crate::store::REDIS_TIMEOUT;
+        // Received pub/sub messages queue here; fred's default of 32 drops
+        // messages as soon as a burst outpaces the dispatcher.
+        performance.broadcast_channel_capacity = 8_192;
+    });
+    builder
+}
+
+impl Cluster {
+    /// Starts both connections in the background and returns at once.
+    pub fn connect(target: &RedisTarget) -> Result<(Self, Vec<JoinHandle<()>>), fred::error::Error> {
+        let commands = client_builder(target).build()?;
+        drop(commands.connect());
+        let (pubsub, tasks) = PubSub::start(client_builder(target).build_subscriber_client()?);
+        Ok((Self { commands, pubsub, target: target.clone() }, tasks))
+    }
+
+    /// The client for commands and scripts.
+    pub fn commands(&self) -> Client {
+        self.commands.clone()
+    }
+
+    /// The adapter's pub/sub driver.
+    pub fn pubsub(&self) -> PubSub {
+        self.pubsub.clone()
+    }
+
+    /// True when both connections are up.
+    pub fn is_connected(&self) -> bool {
+        self.commands.is_connected() && self.pubsub.is_connected()
+    }
+
+    /// Which Redis, for logs.
+    pub fn describe(&self) -> String {
+        self.target.describe()
+    }
+
+    /// Closes both connections.
+    pub async fn quit(&self) {
+        self.pubsub.quit().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.commands.quit()).await;
+    }
+}

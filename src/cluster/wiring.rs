@@ -1,0 +1,80 @@
+//! Cluster mode: the Redis store, the Redis adapter, and the maintenance
+//! loop, wired into an [`app::Wiring`](crate::app::Wiring).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use socketioxide::handler::ConnectHandler;
+use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
+
+use super::{Cluster, PubSub, RedisTarget, Timing, spawn_maintenance};
+use crate::app::{Instance, StartError, Wiring, socketio_builder};
+use crate::chat::{self, Chat};
+use crate::config::Config;
+use crate::http::{self, Readiness};
+use crate::store::RedisStore;
+
+/// How long shutdown waits for disconnect handlers to record their logouts.
+const LOGOUT_GRACE: Duration = Duration::from_secs(2);
+
+/// Builds cluster mode. Returns without waiting for Redis: an instance that
+/// starts while Redis is down serves its own clients and joins the cluster
+/// when Redis answers.
+pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wiring, StartError> {
+    let target = RedisTarget::parse(url).map_err(|err| StartError::Redis(err.to_string()))?;
+    let (cluster, mut tasks) = Cluster::connect(&target).map_err(|err| StartError::Redis(err.to_string()))?;
+    let history_limit = config.history_limit as usize;
+    let store = Arc::new(RedisStore::new(
+        cluster.commands(),
+        &config.redis_prefix,
+        instance.id.clone(),
+        history_limit,
+    ));
+    let chat = Chat::new(store.clone(), instance.id.clone(), history_limit);
+
+    let adapter = RedisAdapterCtr::new_with_driver(
+        cluster.pubsub(),
+        RedisAdapterConfig::new().with_prefix(config.redis_prefix.clone()).with_stream_buffer(8192),
+    );
+    let (socketio, io) = socketio_builder(config)
+        .with_state(chat.clone())
+        .with_adapter::<CustomRedisAdapter<_, PubSub>>(adapter)
+        .build_svc();
+    io.ns("/", chat::on_connect.with(chat::prepare_socket))
+        .await
+        .map_err(|err| StartError::Redis(format!("socket.io adapter: {err}")))?;
+
+    let readiness = Readiness::new(instance.name.clone(), "redis", false);
+    let timing = Timing {
+        heartbeat: Duration::from_millis(config.heartbeat_interval_ms),
+        ttl: Duration::from_millis(config.instance_ttl_ms),
+    };
+    tasks.push(chat::spawn_pusher(io.clone(), chat.clone()));
+    tasks.push(spawn_maintenance(
+        io.clone(),
+        chat,
+        store.clone(),
+        cluster.clone(),
+        readiness.clone(),
+        timing,
+    ));
+    tracing::info!(redis = %cluster.describe(), prefix = %config.redis_prefix, "cluster mode: connecting to Redis in the background");
+
+    let shutdown = Box::pin(async move {
+        io.close().await;
+        // Disconnect handlers record each logout in Redis; give them a moment,
+        // then remove whatever is left so nobody waits for our heartbeat to expire.
+        let started = Instant::now();
+        while store.local_sockets() > 0 && started.elapsed() < LOGOUT_GRACE {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        match store.purge_instance(store.instance()).await {
+            Ok(purge) => tracing::info!(leftover = purge.logouts.len(), "left the cluster"),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not leave the cluster cleanly; the others will purge us")
+            }
+        }
+        cluster.quit().await;
+    });
+    Ok(Wiring { router: http::router(&config.public_dir, readiness, socketio), tasks, shutdown })
+}

@@ -1,0 +1,435 @@
+//! The Redis store: shared state for a cluster of instances.
+//!
+//! Redis holds the deployment's view (who is online on which instance,
+//! rooms, history). Each instance also keeps a local mirror of *its own*
+//! sockets in a [`MemoryStore`]: that mirror is the truth about this
+//! instance, and it is what the instance serves from while Redis is
+//! unreachable, so local clients keep chatting through an outage. When Redis
+//! returns, [`RedisStore::resync`] rewrites this instance's part of Redis from
+//! the mirror, and buffered history writes are flushed.
+//!
+//! Every Redis call is bounded by [`TIMEOUT`] and refused at once while the
+//! client is disconnected, so no request waits on a dead Redis.
+
+mod scripts;
+mod sync;
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use fred::prelude::{Client, ClientLike, FredResult, HashesInterface, SortedSetsInterface, Value};
+use fred::types::sorted_sets::{ZRange, ZRangeBound, ZRangeKind, ZSort};
+
+pub use sync::{Purge, Resync};
+
+use self::scripts::{Keys, Scripts, socket_id};
+use super::{
+    HistoryPage, Login, Logout, MemoryStore, OwnerProof, RoomInfo, RoomJoin, RoomLeave, SocketKey, Store,
+    StoreError,
+};
+use crate::domain::{Conversation, Message, RoomName, Username};
+
+/// Longest any single Redis call may take before it counts as failed.
+pub const TIMEOUT: Duration = Duration::from_secs(2);
+/// History writes kept while Redis is unreachable, flushed when it returns.
+const PENDING_LIMIT: usize = 10_000;
+/// A conversation's history expires this long after its last message.
+const HISTORY_IDLE_SECS: u64 = 30 * 24 * 3600;
+
+/// [`Store`] backed by Redis (or a Redis Cluster), with a local mirror.
+pub struct RedisStore {
+    client: Client,
+    scripts: Scripts,
+    keys: Keys,
+    /// This instance's id, as its sockets are known in Redis.
+    instance: String,
+    history_limit: usize,
+    /// This instance's own sockets: the truth about them, and the fallback.
+    local: MemoryStore,
+    /// History writes that could not be made, oldest first.
+    pending: Mutex<VecDeque<Message>>,
+    /// Presence writes take it shared; a resync takes it exclusively, so the
+    /// mirror it copies cannot change under it.
+    sync: tokio::sync::RwLock<()>,
+    /// Set when a presence write reached only the mirror: Redis needs a resync.
+    dirty: AtomicBool,
+}
+
+impl RedisStore {
+    /// A store over `client`, for instance `instance`, with keys under `prefix`.
+    pub fn new(client: Client, prefix: &str, instance: impl Into<String>, history_limit: usize) -> Self {
+        Self {
+            client,
+            scripts: Scripts::new(),
+            keys: Keys::new(prefix),
+            instance: instance.into(),
+            history_limit,
+            local: MemoryStore::new(history_limit),
+            pending: Mutex::default(),
+            sync: tokio::sync::RwLock::new(()),
+            dirty: AtomicBool::new(false),
+        }
+    }
+
+    /// True while the command connection to Redis is up.
+    pub fn is_connected(&self) -> bool {
+        self.client.is_connected()
+    }
+
+    /// This instance's logged-in sockets.
+    pub fn local_sockets(&self) -> usize {
+        self.local.snapshot().len()
+    }
+
+    /// This instance's id in Redis.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// History writes waiting for Redis.
+    pub fn pending_writes(&self) -> usize {
+        self.pending_lock().len()
+    }
+
+    /// Runs one Redis call: refused at once while disconnected, bounded by [`TIMEOUT`].
+    async fn call<T>(&self, what: &str, call: impl Future<Output = FredResult<T>>) -> Result<T, StoreError> {
+        if !self.client.is_connected() {
+            return Err(StoreError::Unavailable("Redis is not connected".into()));
+        }
+        match tokio::time::timeout(TIMEOUT, call).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(StoreError::Unavailable(format!("{what}: {err}"))),
+            Err(_) => Err(StoreError::Unavailable(format!("{what}: no answer within {TIMEOUT:?}"))),
+        }
+    }
+
+    /// Notes that a presence change reached only the mirror.
+    fn degraded(&self, what: &str, err: &StoreError) {
+        if !self.dirty.swap(true, Ordering::AcqRel) {
+            tracing::warn!(operation = what, error = %err, "Redis unreachable: serving this instance's clients from local state until it returns");
+        }
+    }
+
+    /// Applies a change Redis accepted to the mirror too. A refusal means the
+    /// mirror and Redis disagree; the next resync repairs Redis.
+    fn mirrored<T>(&self, what: &str, result: Result<T, StoreError>) {
+        if let Err(err) = result {
+            tracing::error!(operation = what, error = %err, "local mirror disagrees with Redis; scheduling a resync");
+            self.dirty.store(true, Ordering::Release);
+        }
+    }
+
+    fn pending_lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Message>> {
+        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs the logout script for any socket (this instance's or a dead one's).
+    async fn redis_logout(&self, socket: &SocketKey) -> Result<Option<Logout>, StoreError> {
+        let keys = vec![
+            self.keys.users.clone(),
+            self.keys.sockets.clone(),
+            self.keys.instance(&socket.instance),
+            self.keys.rooms.clone(),
+        ];
+        let args = vec![socket_id(socket), self.keys.room_prefix().to_owned()];
+        let reply: Vec<Value> =
+            self.call("logout", self.scripts.logout.evalsha_with_reload(&self.client, keys, args)).await?;
+        if reply.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Logout {
+            user: username(&reply[0])?,
+            last_socket: int(&reply[1]) == 1,
+            num_users: int(&reply[2]) as usize,
+            left_rooms: reply[3..].iter().map(room_name).collect::<Result<_, _>>()?,
+        }))
+    }
+
+    /// Runs the login script; `Ok(Err(_))` is a refusal, `Err(_)` an outage.
+    async fn redis_login(
+        &self,
+        user: &Username,
+        proof: &OwnerProof,
+        socket: &SocketKey,
+    ) -> Result<Result<Login, StoreError>, StoreError> {
+        let id = socket_id(socket);
+        let keys =
+            vec![self.keys.users.clone(), self.keys.sockets.clone(), self.keys.instance(&socket.instance)];
+        let args = vec![user.key().to_owned(), user.as_str().to_owned(), proof.0.clone(), id.clone()];
+        let reply: Vec<Value> =
+            self.call("login", self.scripts.login.evalsha_with_reload(&self.client, keys, args)).await?;
+        Ok(match text(&reply[0]).as_str() {
+            "ok" => Ok(Login {
+                user: username(&reply[1])?,
+                first_socket: int(&reply[2]) == 1,
+                num_users: int(&reply[3]) as usize,
+            }),
+            "taken" => Err(StoreError::NameTaken(text(&reply[1]))),
+            _ => Err(StoreError::AlreadyLoggedIn(id)),
+        })
+    }
+
+    /// Runs the join script; `None` if Redis does not know the socket.
+    async fn redis_join(&self, room: &RoomName, socket: &SocketKey) -> Result<Option<RoomJoin>, StoreError> {
+        let keys = vec![
+            self.keys.users.clone(),
+            self.keys.sockets.clone(),
+            self.keys.rooms.clone(),
+            self.keys.room(room),
+        ];
+        let args = vec![socket_id(socket), room.as_str().to_owned()];
+        let reply: Vec<Value> =
+            self.call("join", self.scripts.join.evalsha_with_reload(&self.client, keys, args)).await?;
+        if text(&reply[0]) != "ok" {
+            return Ok(None);
+        }
+        let mut members = reply[2..].iter().map(username).collect::<Result<Vec<_>, _>>()?;
+        members.sort();
+        Ok(Some(RoomJoin { first_for_user: int(&reply[1]) == 1, members }))
+    }
+
+    /// Runs the leave script; `None` if Redis does not know the socket or it is not in the room.
+    async fn redis_leave(
+        &self,
+        room: &RoomName,
+        socket: &SocketKey,
+    ) -> Result<Option<RoomLeave>, StoreError> {
+        let keys = vec![self.keys.sockets.clone(), self.keys.rooms.clone(), self.keys.room(room)];
+        let args = vec![socket_id(socket), room.as_str().to_owned()];
+        let reply: Vec<Value> =
+            self.call("leave", self.scripts.leave.evalsha_with_reload(&self.client, keys, args)).await?;
+        Ok((text(&reply[0]) == "ok").then(|| RoomLeave { last_for_user: int(&reply[1]) == 1 }))
+    }
+
+    async fn redis_append(&self, message: &Message) -> Result<(), StoreError> {
+        let json = serde_json::to_string(message).map_err(|err| StoreError::Unavailable(err.to_string()))?;
+        let keys = vec![self.keys.history(&message.conversation())];
+        let args = vec![
+            format!("{} {json}", message.id),
+            self.history_limit.to_string(),
+            HISTORY_IDLE_SECS.to_string(),
+        ];
+        let _: i64 =
+            self.call("append", self.scripts.append.evalsha_with_reload(&self.client, keys, args)).await?;
+        Ok(())
+    }
+
+    /// Writes buffered history to Redis, oldest first. Returns how many were written.
+    pub async fn flush_pending(&self) -> usize {
+        let mut written = 0;
+        loop {
+            let Some(message) = self.pending_lock().pop_front() else { return written };
+            if let Err(err) = self.redis_append(&message).await {
+                tracing::warn!(error = %err, pending = self.pending_writes() + 1, "history flush interrupted");
+                self.pending_lock().push_front(message);
+                return written;
+            }
+            written += 1;
+        }
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn login(
+        &self,
+        user: &Username,
+        proof: &OwnerProof,
+        socket: &SocketKey,
+    ) -> Result<Login, StoreError> {
+        let _shared = self.sync.read().await;
+        match self.redis_login(user, proof, socket).await {
+            Ok(Ok(login)) => {
+                self.mirrored("login", self.local.login(&login.user, proof, socket).await);
+                Ok(login)
+            }
+            Ok(Err(refused)) => Err(refused),
+            Err(err) => {
+                self.degraded("login", &err);
+                self.local.login(user, proof, socket).await
+            }
+        }
+    }
+
+    async fn logout(&self, socket: &SocketKey) -> Result<Option<Logout>, StoreError> {
+        let _shared = self.sync.read().await;
+        let local = self.local.logout(socket).await?;
+        match self.redis_logout(socket).await {
+            Ok(Some(logout)) => Ok(Some(logout)),
+            Ok(None) => Ok(local),
+            Err(err) => {
+                self.degraded("logout", &err);
+                Ok(local)
+            }
+        }
+    }
+
+    async fn online_users(&self) -> Result<Vec<Username>, StoreError> {
+        let values: Result<Vec<String>, _> = self.call("users", self.client.hvals(&self.keys.users)).await;
+        match values {
+            Ok(values) => {
+                let mut users =
+                    values.iter().map(|raw| user_record_name(raw)).collect::<Result<Vec<_>, _>>()?;
+                users.sort();
+                Ok(users)
+            }
+            Err(_) => self.local.online_users().await,
+        }
+    }
+
+    async fn find_online(&self, names: &[Username]) -> Result<Vec<Username>, StoreError> {
+        let fields: Vec<&str> = names.iter().map(Username::key).collect();
+        let values: Result<Vec<Option<String>>, _> =
+            self.call("find users", self.client.hmget(&self.keys.users, fields)).await;
+        let Ok(values) = values else { return self.local.find_online(names).await };
+        names
+            .iter()
+            .zip(values)
+            .map(|(name, raw)| match raw {
+                Some(raw) => user_record_name(&raw),
+                None => Err(StoreError::UnknownUser(name.to_string())),
+            })
+            .collect()
+    }
+
+    async fn join_room(&self, room: &RoomName, socket: &SocketKey) -> Result<RoomJoin, StoreError> {
+        let _shared = self.sync.read().await;
+        let local = self.local.join_room(room, socket).await?;
+        match self.redis_join(room, socket).await {
+            Ok(Some(joined)) => Ok(joined),
+            Ok(None) => {
+                self.dirty.store(true, Ordering::Release);
+                Ok(local)
+            }
+            Err(err) => {
+                self.degraded("join", &err);
+                Ok(local)
+            }
+        }
+    }
+
+    async fn leave_room(&self, room: &RoomName, socket: &SocketKey) -> Result<RoomLeave, StoreError> {
+        let _shared = self.sync.read().await;
+        let local = self.local.leave_room(room, socket).await?;
+        match self.redis_leave(room, socket).await {
+            Ok(Some(left)) => Ok(left),
+            Ok(None) => {
+                self.dirty.store(true, Ordering::Release);
+                Ok(local)
+            }
+            Err(err) => {
+                self.degraded("leave", &err);
+                Ok(local)
+            }
+        }
+    }
+
+    async fn rooms(&self) -> Result<Vec<RoomInfo>, StoreError> {
+        let keys = vec![self.keys.users.clone(), self.keys.rooms.clone()];
+        let args = vec![self.keys.room_prefix().to_owned()];
+        let reply: Result<Vec<Value>, _> =
+            self.call("rooms", self.scripts.rooms.evalsha_with_reload(&self.client, keys, args)).await;
+        let Ok(reply) = reply else { return self.local.rooms().await };
+        let mut rooms = Vec::new();
+        let mut items = reply.iter();
+        while let (Some(room), Some(count)) = (items.next(), items.next()) {
+            let mut members =
+                (0..int(count)).filter_map(|_| items.next()).map(username).collect::<Result<Vec<_>, _>>()?;
+            members.sort();
+            rooms.push(RoomInfo { room: room_name(room)?, members });
+        }
+        rooms.sort_by(|a, b| a.room.cmp(&b.room));
+        Ok(rooms)
+    }
+
+    async fn append_message(&self, message: &Message) -> Result<(), StoreError> {
+        if self.pending_writes() == 0 {
+            match self.redis_append(message).await {
+                Ok(()) => return Ok(()),
+                Err(err) => {
+                    tracing::warn!(id = %message.id, error = %err, "history write failed; buffering until Redis returns")
+                }
+            }
+        }
+        // Behind earlier buffered writes, or failed: keep it, in order, for the flush.
+        let mut pending = self.pending_lock();
+        pending.push_back(message.clone());
+        if pending.len() > PENDING_LIMIT {
+            let dropped = pending.pop_front();
+            tracing::error!(id = ?dropped.map(|m| m.id), limit = PENDING_LIMIT, "history buffer full: oldest unsaved message dropped");
+        }
+        Ok(())
+    }
+
+    async fn history(
+        &self,
+        conversation: &Conversation,
+        page: &HistoryPage,
+    ) -> Result<Vec<Message>, StoreError> {
+        // Members are "<id> <json>" with equal scores, so lexical ranges are id ranges:
+        // "(<id>~" excludes exactly the members of ids up to <id>; "(<id>" those from <id> on.
+        let lower =
+            page.after.map_or(ZRangeBound::NegInfinityLex, |after| ZRangeBound::Lex(format!("({after}~")));
+        let upper =
+            page.before.map_or(ZRangeBound::InfiniteLex, |before| ZRangeBound::Lex(format!("({before}")));
+        let bound = |range| ZRange { kind: ZRangeKind::Inclusive, range };
+        let newest_first = page.after.is_none();
+        let (start, stop) = if newest_first { (upper, lower) } else { (lower, upper) };
+        let limit = Some((0, page.limit as i64));
+        let key = self.keys.history(conversation);
+        let members: Vec<String> = self
+            .call(
+                "history",
+                self.client.zrange(
+                    key,
+                    bound(start),
+                    bound(stop),
+                    Some(ZSort::ByLex),
+                    newest_first,
+                    limit,
+                    false,
+                ),
+            )
+            .await?;
+        let mut messages = members
+            .iter()
+            .map(|member| {
+                let json = member.split_once(' ').map_or("", |(_, json)| json);
+                serde_json::from_str::<Message>(json)
+                    .map_err(|err| StoreError::Unavailable(format!("corrupt history entry: {err}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if newest_first {
+            messages.reverse();
+        }
+        Ok(messages)
+    }
+}
+
+fn text(value: &Value) -> String {
+    value.as_string().unwrap_or_default()
+}
+
+fn int(value: &Value) -> i64 {
+    value.as_i64().unwrap_or_default()
+}
+
+fn username(value: &Value) -> Result<Username, StoreError> {
+    Username::parse(&text(value))
+        .map_err(|err| StoreError::Unavailable(format!("corrupt user in Redis: {err}")))
+}
+
+fn room_name(value: &Value) -> Result<RoomName, StoreError> {
+    RoomName::parse(&text(value))
+        .map_err(|err| StoreError::Unavailable(format!("corrupt room in Redis: {err}")))
+}
+
+/// The display name in a users-hash record ("count\nproof\nname").
+fn user_record_name(raw: &str) -> Result<Username, StoreError> {
+    let name = raw.splitn(3, '\n').nth(2).unwrap_or_default();
+    Username::parse(name).map_err(|err| StoreError::Unavailable(format!("corrupt user in Redis: {err}")))
+}

@@ -1,0 +1,108 @@
+//! The Lua scripts that make presence changes atomic, and the key layout
+//! they work on.
+//!
+//! Presence keys all carry the same hash tag (`{prefix}`), so they live in
+//! one cluster slot and a script may touch several of them atomically, even
+//! on a Redis Cluster. History keys carry no shared tag: conversations spread
+//! over the cluster.
+
+use fred::types::scripts::Script;
+
+use crate::domain::{Conversation, RoomName};
+use crate::store::SocketKey;
+
+const PRELUDE: &str = include_str!("prelude.lua");
+
+fn script(body: &str) -> Script {
+    Script::from_lua(format!("{PRELUDE}\n{body}"))
+}
+
+/// Every script chatwire runs, loaded lazily (EVALSHA, SCRIPT LOAD on NOSCRIPT).
+pub struct Scripts {
+    pub login: Script,
+    pub logout: Script,
+    pub join: Script,
+    pub leave: Script,
+    pub rooms: Script,
+    pub heartbeat: Script,
+    pub dead: Script,
+    pub append: Script,
+}
+
+impl Scripts {
+    pub fn new() -> Self {
+        Self {
+            login: script(include_str!("login.lua")),
+            logout: script(include_str!("logout.lua")),
+            join: script(include_str!("join.lua")),
+            leave: script(include_str!("leave.lua")),
+            rooms: script(include_str!("rooms.lua")),
+            heartbeat: script(include_str!("heartbeat.lua")),
+            dead: script(include_str!("dead.lua")),
+            append: script(include_str!("append.lua")),
+        }
+    }
+}
+
+/// Redis key names, all under one configurable prefix so several
+/// deployments can share a Redis.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    /// user key → "count\nproof\ndisplay name"
+    pub users: String,
+    /// "instance/sid" → "user key\nroom\nroom..."
+    pub sockets: String,
+    /// rooms with at least one member
+    pub rooms: String,
+    /// instance id → last heartbeat (ms, Redis clock)
+    pub instances: String,
+    room_prefix: String,
+    instance_prefix: String,
+    history_prefix: String,
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        let tag = format!("{{{prefix}}}");
+        Self {
+            users: format!("{tag}:users"),
+            sockets: format!("{tag}:sockets"),
+            rooms: format!("{tag}:rooms"),
+            instances: format!("{tag}:instances"),
+            room_prefix: format!("{tag}:room:"),
+            instance_prefix: format!("{tag}:instance:"),
+            history_prefix: format!("{prefix}:history:"),
+        }
+    }
+
+    /// Prefix of the per-room hashes (user key → sockets in the room).
+    pub fn room_prefix(&self) -> &str {
+        &self.room_prefix
+    }
+
+    /// The hash of one room's members.
+    pub fn room(&self, room: &RoomName) -> String {
+        format!("{}{}", self.room_prefix, room.as_str())
+    }
+
+    /// The set of one instance's sockets.
+    pub fn instance(&self, instance: &str) -> String {
+        format!("{}{instance}", self.instance_prefix)
+    }
+
+    /// The sorted set holding one conversation's history.
+    pub fn history(&self, conversation: &Conversation) -> String {
+        format!("{}{}", self.history_prefix, conversation.storage_key())
+    }
+}
+
+/// How a socket is named in Redis.
+pub fn socket_id(socket: &SocketKey) -> String {
+    format!("{}/{}", socket.instance, socket.sid)
+}
+
+/// The reverse of [`socket_id`].
+pub fn parse_socket_id(id: &str) -> Option<SocketKey> {
+    let (instance, sid) = id.rsplit_once('/')?;
+    Some(SocketKey { instance: instance.to_owned(), sid: sid.to_owned() })
+}

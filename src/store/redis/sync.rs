@@ -1,0 +1,136 @@
+//! Keeping Redis right about which sockets exist: heartbeats, purging the
+//! sockets of dead instances, and rewriting this instance's own part of Redis
+//! from its local mirror after an outage.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use fred::prelude::{HashesInterface, SetsInterface, SortedSetsInterface};
+
+use super::scripts::{parse_socket_id, socket_id};
+use super::{RedisStore, room_name};
+use crate::domain::{RoomName, Username};
+use crate::store::{Login, Logout, SocketKey, StoreError};
+
+/// What purging a dead instance did.
+#[derive(Debug, Default)]
+pub struct Purge {
+    /// One entry per socket removed, to announce like a disconnect.
+    pub logouts: Vec<Logout>,
+}
+
+/// What a resync changed in Redis, for the others to be told.
+#[derive(Debug, Default)]
+pub struct Resync {
+    /// Logins re-recorded; `first_socket` ones are users coming back online.
+    pub logins: Vec<Login>,
+    /// Room memberships re-recorded where the user was not in the room before.
+    pub joined: Vec<(RoomName, Username)>,
+    /// Sockets Redis still had for this instance that no longer exist.
+    pub logouts: Vec<Logout>,
+    /// Sockets whose name another session took while this instance was cut
+    /// off: they must log in again.
+    pub conflicts: Vec<SocketKey>,
+}
+
+impl RedisStore {
+    /// Records that this instance is alive. Returns false if Redis did not
+    /// know it (first heartbeat, or it was purged as dead): a resync is due.
+    pub async fn heartbeat(&self) -> Result<bool, StoreError> {
+        let keys = vec![self.keys.instances.clone()];
+        let args = vec![self.instance.clone()];
+        let known: i64 = self
+            .call("heartbeat", self.scripts.heartbeat.evalsha_with_reload(&self.client, keys, args))
+            .await?;
+        Ok(known == 1)
+    }
+
+    /// Other instances whose last heartbeat is older than `ttl`.
+    pub async fn dead_instances(&self, ttl: Duration) -> Result<Vec<String>, StoreError> {
+        let keys = vec![self.keys.instances.clone()];
+        let args = vec![ttl.as_millis().to_string()];
+        let dead: Vec<String> = self
+            .call("dead instances", self.scripts.dead.evalsha_with_reload(&self.client, keys, args))
+            .await?;
+        Ok(dead.into_iter().filter(|id| *id != self.instance).collect())
+    }
+
+    /// Removes every socket of a dead instance, then the instance itself.
+    /// Safe to run from several survivors at once: each socket's removal is
+    /// atomic and reported to exactly one of them.
+    pub async fn purge_instance(&self, instance: &str) -> Result<Purge, StoreError> {
+        let set = self.keys.instance(instance);
+        let ids: Vec<String> = self.call("dead sockets", self.client.smembers(&set)).await?;
+        let mut purge = Purge::default();
+        for socket in ids.iter().filter_map(|id| parse_socket_id(id)) {
+            if let Some(logout) = self.redis_logout(&socket).await? {
+                purge.logouts.push(logout);
+            }
+        }
+        let _: i64 = self.call("forget instance", self.client.zrem(&self.keys.instances, instance)).await?;
+        Ok(purge)
+    }
+
+    /// True if a presence change reached only the local mirror.
+    pub fn needs_resync(&self) -> bool {
+        self.dirty.load(Ordering::Acquire)
+    }
+
+    /// Makes Redis's record of this instance's sockets match the local
+    /// mirror exactly: removes what is gone, re-records what is missing.
+    pub async fn resync(&self) -> Result<Resync, StoreError> {
+        let _exclusive = self.sync.write().await;
+        self.dirty.store(false, Ordering::Release);
+        let result = self.resync_locked().await;
+        if result.is_err() {
+            self.dirty.store(true, Ordering::Release);
+        }
+        result
+    }
+
+    async fn resync_locked(&self) -> Result<Resync, StoreError> {
+        let mine = self.keys.instance(&self.instance);
+        let recorded: HashSet<String> = self.call("own sockets", self.client.smembers(&mine)).await?;
+        let local = self.local.snapshot();
+        let live: HashSet<String> = local.iter().map(|s| socket_id(&s.socket)).collect();
+        let mut report = Resync::default();
+
+        for gone in recorded.difference(&live).filter_map(|id| parse_socket_id(id)) {
+            if let Some(logout) = self.redis_logout(&gone).await? {
+                report.logouts.push(logout);
+            }
+        }
+        for socket in &local {
+            let id = socket_id(&socket.socket);
+            if !recorded.contains(&id) {
+                match self.redis_login(&socket.user, &socket.proof, &socket.socket).await? {
+                    Ok(login) => report.logins.push(login),
+                    Err(StoreError::NameTaken(_)) => {
+                        report.conflicts.push(socket.socket.clone());
+                        continue;
+                    }
+                    Err(refused) => return Err(refused),
+                }
+            }
+            let record: Option<String> =
+                self.call("socket record", self.client.hget(&self.keys.sockets, &id)).await?;
+            let in_redis: HashSet<RoomName> = record
+                .iter()
+                .flat_map(|raw| raw.split('\n').skip(1))
+                .filter_map(|room| room_name(&room.into()).ok())
+                .collect();
+            for room in socket.rooms.iter().filter(|room| !in_redis.contains(room)) {
+                if let Some(joined) = self.redis_join(room, &socket.socket).await?
+                    && joined.first_for_user
+                {
+                    report.joined.push((room.clone(), socket.user.clone()));
+                }
+            }
+            for room in in_redis.iter().filter(|room| !socket.rooms.contains(room)) {
+                self.redis_leave(room, &socket.socket).await?;
+            }
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,176 @@
+//! Every feature across instances: clients on two instances sharing one
+//! real Redis (and a real three-master Redis Cluster) chat as if they were
+//! on one server, and each event arrives exactly once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::redis::{RedisCluster, RedisServer};
+use common::{Client, TestApp, assert_error, spawn_clustered};
+use serde_json::json;
+
+/// Two instances over `url`, both connected to Redis.
+async fn two_instances(url: &str, prefix: &str) -> (TestApp, TestApp) {
+    let a = spawn_clustered(url, prefix, "a").await;
+    let b = spawn_clustered(url, prefix, "b").await;
+    for app in [&a, &b] {
+        app.wait_ready(200, Duration::from_secs(10)).await;
+    }
+    (a, b)
+}
+
+/// Counts the `event`s that arrive within a quiet period.
+async fn count(client: &Client, event: &str) -> usize {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut n = 0;
+    while tokio::time::timeout(Duration::from_millis(50), client.next_args(event)).await.is_ok() {
+        n += 1;
+    }
+    n
+}
+
+async fn demo_events_cross_instances(url: &str, prefix: &str) {
+    let (a, b) = two_instances(url, prefix).await;
+    let alice = a.user("alice").await;
+    let bob_client = b.client().await;
+    bob_client.emit("add user", vec![json!("bob")]).await;
+    assert_eq!(bob_client.next("login").await, json!({ "numUsers": 2 }), "numUsers counts both instances");
+    assert_eq!(alice.next("user joined").await, json!({ "username": "bob", "numUsers": 2 }));
+
+    alice.emit("new message", vec![json!("hello from A")]).await;
+    assert_eq!(
+        bob_client.next("new message").await,
+        json!({ "username": "alice", "message": "hello from A" })
+    );
+    bob_client.emit("typing", vec![]).await;
+    assert_eq!(alice.next("typing").await, json!({ "username": "bob" }));
+
+    bob_client.close().await;
+    assert_eq!(alice.next("user left").await, json!({ "username": "bob", "numUsers": 1 }));
+}
+
+async fn room_messages_reach_every_instance_exactly_once(url: &str, prefix: &str) {
+    let (a, b) = two_instances(url, prefix).await;
+    let alice = a.member("alice", "general").await;
+    let carol = a.member("carol", "general").await;
+    let bob = b.member("bob", "general").await;
+    assert_eq!(alice.next("member joined").await["username"], "carol");
+    assert_eq!(alice.next("member joined").await["username"], "bob", "member joined crosses instances");
+
+    for i in 0..20 {
+        alice.request("message", json!({ "room": "general", "text": format!("m{i}") })).await;
+    }
+    for i in 0..20 {
+        assert_eq!(bob.next("message").await["text"], format!("m{i}"), "in order, across instances");
+        assert_eq!(carol.next("message").await["text"], format!("m{i}"));
+    }
+    assert_eq!(count(&bob, "message").await, 0, "no duplicates on the remote instance");
+    assert_eq!(count(&carol, "message").await, 0, "no duplicates on the local instance");
+    assert_eq!(count(&alice, "message").await, 0, "the sender does not get its own message");
+
+    let history = bob.request("history", json!({ "room": "general", "limit": 20 })).await;
+    assert_eq!(history["messages"].as_array().unwrap().len(), 20, "history is shared");
+    let rooms = bob.request_empty("rooms").await;
+    assert_eq!(rooms["rooms"], json!([{ "room": "general", "members": ["alice", "bob", "carol"] }]));
+}
+
+async fn private_and_multicast_messages_cross_instances(url: &str, prefix: &str) {
+    let (a, b) = two_instances(url, prefix).await;
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let carol = b.user("carol").await;
+    let dave = a.user("dave").await;
+
+    let sent = alice.request("message", json!({ "to": "bob", "text": "psst" })).await;
+    assert_eq!(bob.next("message").await, sent["message"]);
+    let group = alice.request("message", json!({ "to": ["bob", "carol"], "text": "team" })).await;
+    assert_eq!(bob.next("message").await, group["message"]);
+    assert_eq!(carol.next("message").await, group["message"]);
+    let reply = carol.request("message", json!({ "to": "dave", "text": "hi dave" })).await;
+    assert_eq!(dave.next("message").await, reply["message"]);
+    assert_eq!(count(&bob, "message").await, 0);
+    assert_eq!(count(&dave, "message").await, 0);
+
+    carol.request("typing", json!({ "to": "alice" })).await;
+    assert_eq!(alice.next("typing").await, json!({ "username": "carol", "to": "alice" }));
+    let history = alice.request("history", json!({ "with": "bob" })).await;
+    assert_eq!(history["messages"][0]["text"], "psst");
+    assert_error(&alice.request("message", json!({ "to": "nobody", "text": "?" })).await, "unknown_user");
+}
+
+async fn names_are_unique_across_instances(url: &str, prefix: &str) {
+    let (a, b) = two_instances(url, prefix).await;
+    for round in 0..10 {
+        let name = format!("contested{round}");
+        let (x, y) = (a.client().await, b.client().await);
+        let (rx, ry) = tokio::join!(x.request("add user", json!(name)), y.request("add user", json!(name)));
+        let winners = [&rx, &ry].iter().filter(|r| r["ok"] == true).count();
+        assert_eq!(winners, 1, "round {round}: exactly one of {rx} / {ry} wins");
+        let loser = if rx["ok"] == true { &ry } else { &rx };
+        assert_eq!(loser["error"]["code"], "name_taken");
+    }
+    let watcher = a.user("watcher").await;
+    assert_eq!(watcher.request_empty("users").await["numUsers"], 11);
+}
+
+async fn users_are_listed_and_pushed_across_instances(url: &str, prefix: &str) {
+    let (a, b) = two_instances(url, prefix).await;
+    let alice = a.user("alice").await;
+    let _bob = b.user("bob").await;
+    let list = alice.request_empty("users").await;
+    assert_eq!(list["users"], json!([{ "username": "alice" }, { "username": "bob" }]));
+    loop {
+        let pushed = alice.next("users").await;
+        if pushed["numUsers"] == 2 {
+            break;
+        }
+    }
+}
+
+macro_rules! across {
+    ($backend:ident, $setup:expr) => {
+        mod $backend {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn demo_events_cross_instances() {
+                let (_redis, url) = $setup;
+                super::demo_events_cross_instances(&url, "demo").await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn room_messages_reach_every_instance_exactly_once() {
+                let (_redis, url) = $setup;
+                super::room_messages_reach_every_instance_exactly_once(&url, "rooms").await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn private_and_multicast_messages_cross_instances() {
+                let (_redis, url) = $setup;
+                super::private_and_multicast_messages_cross_instances(&url, "private").await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn names_are_unique_across_instances() {
+                let (_redis, url) = $setup;
+                super::names_are_unique_across_instances(&url, "names").await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn users_are_listed_and_pushed_across_instances() {
+                let (_redis, url) = $setup;
+                super::users_are_listed_and_pushed_across_instances(&url, "users").await
+            }
+        }
+    };
+}
+
+across!(single_redis, {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    (redis, url)
+});
+
+across!(redis_cluster, {
+    let cluster = RedisCluster::start();
+    let url = cluster.url();
+    (cluster, url)
+});

@@ -1,0 +1,202 @@
+//! Surviving failures, each with a real redis-server the test starts and
+//! kills: Redis down at start, Redis restarting under traffic, and an
+//! instance dying without cleaning up.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::process::Process;
+use common::redis::{RedisServer, free_port};
+use common::{Client, TestApp, assert_error, spawn_clustered};
+use serde_json::json;
+
+const RECOVERY: Duration = Duration::from_secs(10);
+
+/// Sends probes from `from` to `room` until `to` receives one; returns how long it took.
+async fn wait_for_delivery(from: &Client, to: &Client, room: &str, within: Duration) -> Duration {
+    let started = tokio::time::Instant::now();
+    for i in 0.. {
+        let text = format!("probe {i}");
+        let sent = from.request("message", json!({ "room": room, "text": text })).await;
+        assert_eq!(sent["ok"], true, "local sending keeps working: {sent}");
+        if let Ok(got) = tokio::time::timeout(Duration::from_millis(250), to.next("message")).await {
+            assert!(got["text"].as_str().unwrap().starts_with("probe"));
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < within, "no cross-instance delivery within {within:?}");
+    }
+    unreachable!()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_started_without_redis_serves_locally_then_joins_the_cluster() {
+    let port = free_port(false);
+    let url = format!("redis://127.0.0.1:{port}");
+    let a = spawn_clustered(&url, "late", "a").await;
+    a.wait_ready(503, Duration::from_secs(5)).await;
+
+    // Local clients are served while Redis is down.
+    let alice = a.member("alice", "general").await;
+    let dave = a.member("dave", "general").await;
+    alice.request("message", json!({ "room": "general", "text": "no redis yet" })).await;
+    assert_eq!(dave.next("message").await["text"], "no redis yet");
+    let private = alice.request("message", json!({ "to": "dave", "text": "psst" })).await;
+    assert_eq!(private["ok"], true);
+    assert_eq!(dave.next("message").await["text"], "psst");
+
+    // Redis appears: the instance connects by itself and publishes its users.
+    let _redis = RedisServer::start_on(port);
+    a.wait_ready(200, RECOVERY).await;
+    let b = spawn_clustered(&url, "late", "b").await;
+    b.wait_ready(200, RECOVERY).await;
+    let carol = b.member("carol", "general").await;
+    let users = carol.request_empty("users").await;
+    assert_eq!(
+        users["users"],
+        json!([{ "username": "alice" }, { "username": "carol" }, { "username": "dave" }])
+    );
+    let joined = carol.request("join", json!({ "room": "general" })).await;
+    assert_eq!(joined["members"], json!(["alice", "carol", "dave"]));
+    wait_for_delivery(&alice, &carol, "general", RECOVERY).await;
+    let history = carol.request("history", json!({ "room": "general" })).await;
+    assert!(
+        history["messages"].as_array().unwrap().iter().any(|m| m["text"] == "no redis yet"),
+        "history written before Redis came up is saved once it does: {history}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_restart_under_traffic_heals_by_itself() {
+    let mut redis = RedisServer::start();
+    let (a, b) = (
+        spawn_clustered(&redis.url(), "restart", "a").await,
+        spawn_clustered(&redis.url(), "restart", "b").await,
+    );
+    a.wait_ready(200, RECOVERY).await;
+    b.wait_ready(200, RECOVERY).await;
+    let alice = a.member("alice", "general").await;
+    let dave = a.member("dave", "general").await;
+    let bob = b.member("bob", "general").await;
+    wait_for_delivery(&alice, &bob, "general", RECOVERY).await;
+    dave.clear();
+
+    redis.kill();
+    a.wait_ready(503, RECOVERY).await;
+
+    // Clients on the same instance keep chatting, without waiting on Redis:
+    // twenty messages in a row would take minutes if each waited for a timeout.
+    for i in 0..20 {
+        let reply =
+            alice.request("message", json!({ "room": "general", "text": format!("outage {i}") })).await;
+        assert_eq!(reply["ok"], true);
+    }
+    for i in 0..20 {
+        assert_eq!(dave.next("message").await["text"], format!("outage {i}"));
+    }
+    // New logins on an instance are served locally too.
+    let erin = a.member("erin", "general").await;
+    // Asking for history during the outage is answered, not left hanging.
+    let history = erin.request("history", json!({ "room": "general" })).await;
+    assert!(history["ok"] == true || history["error"]["code"] == "unavailable", "{history}");
+
+    redis.restart();
+    a.wait_ready(200, RECOVERY).await;
+    b.wait_ready(200, RECOVERY).await;
+    // Subscriptions are restored: delivery crosses instances again, both ways.
+    bob.clear();
+    let took = wait_for_delivery(&alice, &bob, "general", RECOVERY).await;
+    assert!(took < RECOVERY);
+    alice.clear();
+    wait_for_delivery(&bob, &alice, "general", RECOVERY).await;
+    // The restarted (empty) Redis was refilled from the instances' own state.
+    let users = bob.request_empty("users").await;
+    assert_eq!(users["numUsers"], 4, "{users}");
+    let history = bob.request("history", json!({ "room": "general", "limit": 50 })).await;
+    let texts: Vec<&str> =
+        history["messages"].as_array().unwrap().iter().filter_map(|m| m["text"].as_str()).collect();
+    assert!(texts.contains(&"outage 19"), "messages sent during the outage reach history: {texts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_request_hangs_while_redis_is_down() {
+    let mut redis = RedisServer::start();
+    let a = spawn_clustered(&redis.url(), "hang", "a").await;
+    a.wait_ready(200, RECOVERY).await;
+    let alice = a.member("alice", "general").await;
+    let bob = a.member("bob", "general").await;
+    redis.kill();
+    a.wait_ready(503, RECOVERY).await;
+    // Every event gets an answer within the client's patience.
+    for (event, arg) in [
+        ("users", None),
+        ("rooms", None),
+        ("join", Some(json!({ "room": "other" }))),
+        ("leave", Some(json!({ "room": "other" }))),
+        ("history", Some(json!({ "room": "general" }))),
+        ("history", Some(json!({ "with": "bob" }))),
+        ("message", Some(json!({ "to": "bob", "text": "hi" }))),
+        ("typing", Some(json!({ "room": "general" }))),
+        ("new message", Some(json!("hi all"))),
+    ] {
+        let reply = match arg {
+            Some(arg) => alice.request(event, arg).await,
+            None => alice.request_empty(event).await,
+        };
+        assert!(reply["ok"] == true || reply["error"]["code"] == "unavailable", "{event}: {reply}");
+    }
+    assert_eq!(bob.next("message").await["text"], "hi");
+    assert_error(&alice.request("message", json!({ "to": "ghost", "text": "?" })).await, "unknown_user");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_is_purged_and_its_users_names_are_freed() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let env = [
+        ("REDIS_URL", url.as_str()),
+        ("REDIS_PREFIX", "crash"),
+        ("INSTANCE_NAME", "doomed"),
+        ("HEARTBEAT_INTERVAL_MS", "200"),
+        ("INSTANCE_TTL_MS", "1000"),
+    ];
+    let mut doomed = Process::start(&env);
+    doomed.wait_for_log("Redis reachable", RECOVERY);
+    let survivor: TestApp = spawn_clustered(&url, "crash", "survivor").await;
+    survivor.wait_ready(200, RECOVERY).await;
+
+    let alice = Client::connect(doomed.addr).await;
+    assert_eq!(alice.request("add user", json!("alice")).await["ok"], true);
+    assert_eq!(alice.request("join", json!({ "room": "general" })).await["ok"], true);
+    let bob = survivor.member("bob", "general").await;
+    assert_eq!(bob.request_empty("users").await["numUsers"], 2);
+
+    doomed.kill();
+    // The survivor notices the silence, removes alice and tells everyone.
+    assert_eq!(bob.next("member left").await, json!({ "room": "general", "username": "alice" }));
+    assert_eq!(bob.next("user left").await, json!({ "username": "alice", "numUsers": 1 }));
+    // alice's name is free again, even for someone without her session.
+    let new_alice = survivor.client().await;
+    assert_eq!(new_alice.request("add user", json!("alice")).await["ok"], true);
+    assert_eq!(bob.request_empty("users").await["numUsers"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_says_what_is_happening_with_redis() {
+    let port = free_port(false);
+    let url = format!("redis://127.0.0.1:{port}");
+    let process = Process::start(&[("REDIS_URL", url.as_str()), ("INSTANCE_NAME", "logger")]);
+    let started = process.wait_for_log("listening on", RECOVERY);
+    assert!(started.contains("mode=\"redis\"") || started.contains("mode=redis"), "{started}");
+    process.wait_for_log("waiting for Redis", RECOVERY);
+    let mut redis = RedisServer::start_on(port);
+    process.wait_for_log("Redis reachable", RECOVERY);
+    redis.kill();
+    process.wait_for_log("Redis unreachable", RECOVERY);
+    let ready = reqwest::get(format!("http://{}/readyz", process.addr)).await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body, json!({ "status": "unavailable", "mode": "redis", "instance": "logger" }));
+}
