@@ -11,6 +11,8 @@
 //! Every Redis call is bounded by [`TIMEOUT`] and refused at once while the
 //! client is disconnected, so no request waits on a dead Redis.
 
+mod history;
+mod presence;
 mod scripts;
 mod sync;
 
@@ -21,12 +23,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fred::prelude::{Client, ClientLike, FredResult, HashesInterface, SortedSetsInterface, Value};
-use fred::types::sorted_sets::{ZRange, ZRangeBound, ZRangeKind, ZSort};
+use fred::prelude::{Client, ClientLike, FredResult, HashesInterface, Value};
 
 pub use sync::{Purge, Resync};
 
-use self::scripts::{Keys, Scripts, socket_id};
+use self::scripts::{Keys, Scripts};
 use super::{
     HistoryPage, Login, Logout, MemoryStore, OwnerProof, RoomInfo, RoomJoin, RoomLeave, SocketKey, Store,
     StoreError,
@@ -123,113 +124,24 @@ impl RedisStore {
         }
     }
 
+    /// Redis's answer when it gave one; otherwise the mirror's, noting that
+    /// Redis missed a change (`Ok(None)`: Redis did not know the socket).
+    fn prefer_redis<T>(&self, what: &str, redis: Result<Option<T>, StoreError>, local: T) -> T {
+        match redis {
+            Ok(Some(answer)) => answer,
+            Ok(None) => {
+                self.dirty.store(true, Ordering::Release);
+                local
+            }
+            Err(err) => {
+                self.degraded(what, &err);
+                local
+            }
+        }
+    }
+
     fn pending_lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Message>> {
         self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Runs the logout script for any socket (this instance's or a dead one's).
-    async fn redis_logout(&self, socket: &SocketKey) -> Result<Option<Logout>, StoreError> {
-        let keys = vec![
-            self.keys.users.clone(),
-            self.keys.sockets.clone(),
-            self.keys.instance(&socket.instance),
-            self.keys.rooms.clone(),
-        ];
-        let args = vec![socket_id(socket), self.keys.room_prefix().to_owned()];
-        let reply: Vec<Value> =
-            self.call("logout", self.scripts.logout.evalsha_with_reload(&self.client, keys, args)).await?;
-        if reply.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(Logout {
-            user: username(&reply[0])?,
-            last_socket: int(&reply[1]) == 1,
-            num_users: int(&reply[2]) as usize,
-            left_rooms: reply[3..].iter().map(room_name).collect::<Result<_, _>>()?,
-        }))
-    }
-
-    /// Runs the login script; `Ok(Err(_))` is a refusal, `Err(_)` an outage.
-    async fn redis_login(
-        &self,
-        user: &Username,
-        proof: &OwnerProof,
-        socket: &SocketKey,
-    ) -> Result<Result<Login, StoreError>, StoreError> {
-        let id = socket_id(socket);
-        let keys =
-            vec![self.keys.users.clone(), self.keys.sockets.clone(), self.keys.instance(&socket.instance)];
-        let args = vec![user.key().to_owned(), user.as_str().to_owned(), proof.0.clone(), id.clone()];
-        let reply: Vec<Value> =
-            self.call("login", self.scripts.login.evalsha_with_reload(&self.client, keys, args)).await?;
-        Ok(match text(&reply[0]).as_str() {
-            "ok" => Ok(Login {
-                user: username(&reply[1])?,
-                first_socket: int(&reply[2]) == 1,
-                num_users: int(&reply[3]) as usize,
-            }),
-            "taken" => Err(StoreError::NameTaken(text(&reply[1]))),
-            _ => Err(StoreError::AlreadyLoggedIn(id)),
-        })
-    }
-
-    /// Runs the join script; `None` if Redis does not know the socket.
-    async fn redis_join(&self, room: &RoomName, socket: &SocketKey) -> Result<Option<RoomJoin>, StoreError> {
-        let keys = vec![
-            self.keys.users.clone(),
-            self.keys.sockets.clone(),
-            self.keys.rooms.clone(),
-            self.keys.room(room),
-        ];
-        let args = vec![socket_id(socket), room.as_str().to_owned()];
-        let reply: Vec<Value> =
-            self.call("join", self.scripts.join.evalsha_with_reload(&self.client, keys, args)).await?;
-        if text(&reply[0]) != "ok" {
-            return Ok(None);
-        }
-        let mut members = reply[2..].iter().map(username).collect::<Result<Vec<_>, _>>()?;
-        members.sort();
-        Ok(Some(RoomJoin { first_for_user: int(&reply[1]) == 1, members }))
-    }
-
-    /// Runs the leave script; `None` if Redis does not know the socket or it is not in the room.
-    async fn redis_leave(
-        &self,
-        room: &RoomName,
-        socket: &SocketKey,
-    ) -> Result<Option<RoomLeave>, StoreError> {
-        let keys = vec![self.keys.sockets.clone(), self.keys.rooms.clone(), self.keys.room(room)];
-        let args = vec![socket_id(socket), room.as_str().to_owned()];
-        let reply: Vec<Value> =
-            self.call("leave", self.scripts.leave.evalsha_with_reload(&self.client, keys, args)).await?;
-        Ok((text(&reply[0]) == "ok").then(|| RoomLeave { last_for_user: int(&reply[1]) == 1 }))
-    }
-
-    async fn redis_append(&self, message: &Message) -> Result<(), StoreError> {
-        let json = serde_json::to_string(message).map_err(|err| StoreError::Unavailable(err.to_string()))?;
-        let keys = vec![self.keys.history(&message.conversation())];
-        let args = vec![
-            format!("{} {json}", message.id),
-            self.history_limit.to_string(),
-            HISTORY_IDLE_SECS.to_string(),
-        ];
-        let _: i64 =
-            self.call("append", self.scripts.append.evalsha_with_reload(&self.client, keys, args)).await?;
-        Ok(())
-    }
-
-    /// Writes buffered history to Redis, oldest first. Returns how many were written.
-    pub async fn flush_pending(&self) -> usize {
-        let mut written = 0;
-        loop {
-            let Some(message) = self.pending_lock().pop_front() else { return written };
-            if let Err(err) = self.redis_append(&message).await {
-                tracing::warn!(error = %err, pending = self.pending_writes() + 1, "history flush interrupted");
-                self.pending_lock().push_front(message);
-                return written;
-            }
-            written += 1;
-        }
     }
 }
 
@@ -258,14 +170,8 @@ impl Store for RedisStore {
     async fn logout(&self, socket: &SocketKey) -> Result<Option<Logout>, StoreError> {
         let _shared = self.sync.read().await;
         let local = self.local.logout(socket).await?;
-        match self.redis_logout(socket).await {
-            Ok(Some(logout)) => Ok(Some(logout)),
-            Ok(None) => Ok(local),
-            Err(err) => {
-                self.degraded("logout", &err);
-                Ok(local)
-            }
-        }
+        let redis = self.redis_logout(socket).await.map(|logout| logout.map(Some));
+        Ok(self.prefer_redis("logout", redis, local))
     }
 
     async fn online_users(&self) -> Result<Vec<Username>, StoreError> {
@@ -299,33 +205,13 @@ impl Store for RedisStore {
     async fn join_room(&self, room: &RoomName, socket: &SocketKey) -> Result<RoomJoin, StoreError> {
         let _shared = self.sync.read().await;
         let local = self.local.join_room(room, socket).await?;
-        match self.redis_join(room, socket).await {
-            Ok(Some(joined)) => Ok(joined),
-            Ok(None) => {
-                self.dirty.store(true, Ordering::Release);
-                Ok(local)
-            }
-            Err(err) => {
-                self.degraded("join", &err);
-                Ok(local)
-            }
-        }
+        Ok(self.prefer_redis("join", self.redis_join(room, socket).await, local))
     }
 
     async fn leave_room(&self, room: &RoomName, socket: &SocketKey) -> Result<RoomLeave, StoreError> {
         let _shared = self.sync.read().await;
         let local = self.local.leave_room(room, socket).await?;
-        match self.redis_leave(room, socket).await {
-            Ok(Some(left)) => Ok(left),
-            Ok(None) => {
-                self.dirty.store(true, Ordering::Release);
-                Ok(local)
-            }
-            Err(err) => {
-                self.degraded("leave", &err);
-                Ok(local)
-            }
-        }
+        Ok(self.prefer_redis("leave", self.redis_leave(room, socket).await, local))
     }
 
     async fn rooms(&self) -> Result<Vec<RoomInfo>, StoreError> {
@@ -370,43 +256,7 @@ impl Store for RedisStore {
         conversation: &Conversation,
         page: &HistoryPage,
     ) -> Result<Vec<Message>, StoreError> {
-        // Members are "<id> <json>" with equal scores, so lexical ranges are id ranges:
-        // "(<id>~" excludes exactly the members of ids up to <id>; "(<id>" those from <id> on.
-        let lower =
-            page.after.map_or(ZRangeBound::NegInfinityLex, |after| ZRangeBound::Lex(format!("({after}~")));
-        let upper =
-            page.before.map_or(ZRangeBound::InfiniteLex, |before| ZRangeBound::Lex(format!("({before}")));
-        let bound = |range| ZRange { kind: ZRangeKind::Inclusive, range };
-        let newest_first = page.after.is_none();
-        let (start, stop) = if newest_first { (upper, lower) } else { (lower, upper) };
-        let limit = Some((0, page.limit as i64));
-        let key = self.keys.history(conversation);
-        let members: Vec<String> = self
-            .call(
-                "history",
-                self.client.zrange(
-                    key,
-                    bound(start),
-                    bound(stop),
-                    Some(ZSort::ByLex),
-                    newest_first,
-                    limit,
-                    false,
-                ),
-            )
-            .await?;
-        let mut messages = members
-            .iter()
-            .map(|member| {
-                let json = member.split_once(' ').map_or("", |(_, json)| json);
-                serde_json::from_str::<Message>(json)
-                    .map_err(|err| StoreError::Unavailable(format!("corrupt history entry: {err}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if newest_first {
-            messages.reverse();
-        }
-        Ok(messages)
+        self.read_history(conversation, page).await
     }
 }
 
