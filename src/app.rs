@@ -10,21 +10,28 @@ use std::time::Duration;
 use axum::Router;
 use rand::Rng;
 use socketioxide::handler::ConnectHandler;
-use socketioxide::{SocketIo, SocketIoBuilder, TransportType};
+use socketioxide::{ParserConfig, SocketIo, SocketIoBuilder, TransportType};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::chat::{self, Chat};
+use crate::auth::{Auth, Tokens};
+use crate::chat::{self, Chat, Policy};
 use crate::cluster;
 use crate::config::Config;
-use crate::http::{self, Readiness};
-use crate::store::MemoryStore;
+use crate::http::{self, Api, Readiness};
+use crate::store::{MemoryStore, Stores};
+
+/// Files kept in memory in single-instance mode, at most (oldest go first).
+const MEMORY_FILES_MAX_BYTES: usize = 256 * 1024 * 1024;
 
 /// Packets queued for one client before further emits to it fail. A burst in
 /// a busy room must not drop messages (socketioxide's default is 128); the
 /// queue allocates as it fills, so an idle connection pays nothing for it.
 const SEND_QUEUE_PACKETS: usize = 4096;
+
+/// Binary attachments one packet may carry (a message has at most one file).
+const MAX_BINARY_ATTACHMENTS: usize = 2;
 
 /// How long shutdown waits for sockets to close and the server to stop.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -95,7 +102,7 @@ impl Application {
         let instance = Instance::new(config.instance_name());
 
         let (wiring, mode) = match &config.redis_url {
-            None => (memory_mode(&config, &instance), "memory"),
+            None => (memory_mode(&config, &instance)?, "memory"),
             Some(url) => (cluster::wire(&config, &instance, url).await?, "redis"),
         };
         tracing::info!(
@@ -172,26 +179,55 @@ fn validate(config: &Config) -> Result<(), StartError> {
 }
 
 /// Single instance: state in memory, socket.io's local adapter.
-fn memory_mode(config: &Config, instance: &Instance) -> Wiring {
+fn memory_mode(config: &Config, instance: &Instance) -> Result<Wiring, StartError> {
     let history_limit = config.history_limit as usize;
-    let chat = Chat::new(Arc::new(MemoryStore::new(history_limit)), instance.id.clone(), history_limit);
+    let store = MemoryStore::new(history_limit).with_file_limits(config.file_ttl(), MEMORY_FILES_MAX_BYTES);
+    let secret = match config.token_secret().map_err(StartError::Config)? {
+        Some(secret) => secret,
+        None => {
+            tracing::info!("no SECRET set: using a random one; login tokens end when this process does");
+            rand::random::<[u8; 32]>().to_vec()
+        }
+    };
+    let (chat, api) = services(config, instance, Stores::of(Arc::new(store)), &secret);
     let (socketio, io) = socketio_builder(config).with_state(chat.clone()).build_svc();
     io.ns("/", chat::on_connect.with(chat::prepare_socket));
     let pusher = chat::spawn_pusher(io.clone(), chat);
     let readiness = Readiness::new(instance.name.clone(), "memory", true);
-    Wiring {
-        router: http::router(&config.public_dir, readiness, socketio),
+    Ok(Wiring {
+        router: http::router(&config.public_dir, readiness, api, socketio),
         tasks: vec![pusher],
         shutdown: Box::pin(async move { io.close().await }),
-    }
+    })
+}
+
+/// The chat state and the HTTP API over one backend's stores.
+pub fn services(config: &Config, instance: &Instance, stores: Stores, secret: &[u8]) -> (Chat, Api) {
+    let tokens = Tokens::new(secret, Duration::from_secs(config.token_ttl_secs));
+    let auth = Auth::new(tokens, stores.accounts.clone(), stores.state.clone());
+    let policy = Policy { allow_guests: config.allow_guests, max_file_bytes: config.max_file_bytes };
+    let chat =
+        Chat::new(stores.clone(), auth.clone(), policy, instance.id.clone(), config.history_limit as usize);
+    (chat, Api::new(auth, stores))
 }
 
 /// socket.io settings shared by every mode.
+///
+/// A file travels as one binary websocket frame. Frames (and binary
+/// attachments) up to twice MAX_FILE_BYTES are read, so a file a little
+/// over the limit gets a clean `file_too_large` ack; anything larger closes
+/// the connection, as an oversized text frame does.
 pub fn socketio_builder(config: &Config) -> SocketIoBuilder {
+    let hard_cap = config.max_message_bytes.max(config.max_file_bytes.saturating_mul(2));
+    let parser = ParserConfig::common()
+        .max_incoming_binaries(MAX_BINARY_ATTACHMENTS)
+        .max_incoming_binary_buf_size(hard_cap)
+        .packet_completion_timeout(Duration::from_secs(30));
     let builder = SocketIo::builder()
+        .with_parser(parser)
         .max_buffer_size(SEND_QUEUE_PACKETS)
-        .ws_max_message_size(config.max_message_bytes)
-        .max_payload(config.max_message_bytes as u64);
+        .ws_max_message_size(hard_cap)
+        .max_payload(hard_cap as u64);
     match (config.websocket_enabled(), config.polling_enabled()) {
         (true, true) => builder.transports([TransportType::Polling, TransportType::Websocket]),
         (false, true) => builder.transports([TransportType::Polling]),

@@ -64,6 +64,32 @@ pub struct Config {
     #[arg(long, env = "INSTANCE_TTL_MS", default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(300..))]
     pub instance_ttl_ms: u64,
 
+    /// Secret that signs login tokens; every instance of a deployment needs
+    /// the same one. Required with REDIS_URL. Without it, a single instance
+    /// makes a random one (tokens then end with the process).
+    #[arg(long, env = "SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+
+    /// File holding the secret (alternative to SECRET, e.g. a Docker secret).
+    #[arg(long, env = "SECRET_FILE")]
+    pub secret_file: Option<PathBuf>,
+
+    /// How long login tokens stay valid, in seconds.
+    #[arg(long, env = "TOKEN_TTL_SECS", default_value_t = 24 * 3600, value_parser = clap::value_parser!(u64).range(60..))]
+    pub token_ttl_secs: u64,
+
+    /// Whether guests may chat without an account (`add user`).
+    #[arg(long, env = "ALLOW_GUESTS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub allow_guests: bool,
+
+    /// Largest file a message may carry, in bytes.
+    #[arg(long, env = "MAX_FILE_BYTES", default_value_t = 5 * 1024 * 1024)]
+    pub max_file_bytes: usize,
+
+    /// How long files sent in messages are kept for history, in hours.
+    #[arg(long, env = "FILE_TTL_HOURS", default_value_t = 7 * 24, value_parser = clap::value_parser!(u64).range(1..))]
+    pub file_ttl_hours: u64,
+
     /// Log output: human-readable `text` or one `json` object per line.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -99,6 +125,28 @@ impl Config {
     /// True if long-polling is enabled.
     pub fn polling_enabled(&self) -> bool {
         self.transports.contains(&Transport::Polling)
+    }
+
+    /// How long files are kept.
+    pub fn file_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.file_ttl_hours * 3600)
+    }
+
+    /// The token secret from SECRET or SECRET_FILE, if configured.
+    pub fn token_secret(&self) -> Result<Option<Vec<u8>>, String> {
+        let secret = match (&self.secret, &self.secret_file) {
+            (Some(_), Some(_)) => return Err("set SECRET or SECRET_FILE, not both".into()),
+            (Some(secret), None) => secret.trim().to_owned(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|err| format!("cannot read SECRET_FILE {}: {err}", path.display()))?
+                .trim()
+                .to_owned(),
+            (None, None) => return Ok(None),
+        };
+        if secret.len() < 16 {
+            return Err("the secret must be at least 16 characters (32 or more recommended)".into());
+        }
+        Ok(Some(secret.into_bytes()))
     }
 
     /// True if websocket is enabled.

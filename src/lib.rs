@@ -5,6 +5,7 @@
 //! Map of the modules, following a request from the edge inwards:
 //!
 //! - [`config`] — settings (flags with environment fallbacks)
+//! - [`auth`] — accounts, passwords, tokens, login rate limits
 //! - [`app`] — [`app::Application`] builds and runs an instance
 //! - [`http`] — the axum router: web client, socket.io bundle, health checks
 //! - [`chat`] — the socket.io events, one handler per event
@@ -13,6 +14,7 @@
 //! - [`telemetry`], [`shutdown`] — logging, and the stop signal
 
 pub mod app;
+pub mod auth;
 pub mod chat;
 pub mod cluster;
 pub mod config;

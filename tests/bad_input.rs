@@ -64,7 +64,11 @@ async fn extra_arguments_are_ignored() {
 
 #[tokio::test]
 async fn an_oversized_frame_disconnects_only_its_sender() {
-    let app = spawn_app_with(|c| c.max_message_bytes = 16 * 1024).await;
+    let app = spawn_app_with(|c| {
+        c.max_message_bytes = 16 * 1024;
+        c.max_file_bytes = 4 * 1024;
+    })
+    .await;
     let bystander = app.member("bystander", "general").await;
     let flooder = app.member("flooder", "general").await;
     let huge = format!("42{}", json!(["message", { "room": "general", "text": "x".repeat(20 * 1024) }]));

@@ -136,7 +136,7 @@ async fn joining_needs_a_logged_in_socket(new: Factory) {
 }
 
 fn message(ids: &IdGenerator, from: &str, target: Target, text: &str) -> Message {
-    Message::new(ids.next(), user(from), target, Some(Text::parse(text).unwrap()))
+    Message::new(ids.next(), user(from), target, Some(Text::parse(text).unwrap()), None)
 }
 
 async fn history_pages_and_caps(new: Factory) {

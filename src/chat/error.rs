@@ -34,6 +34,12 @@ pub enum ChatError {
     /// A multicast names more users than allowed.
     #[error("a message can go to at most {0} users")]
     TooManyRecipients(usize),
+    /// A guest tried to take a registered account's name.
+    #[error("`{0}` is a registered name: log in to use it")]
+    NameRegistered(String),
+    /// Guests are disabled (ALLOW_GUESTS=false).
+    #[error("guests are disabled on this server: log in with an account")]
+    GuestsDisabled,
     /// The state store failed; the request may succeed if retried.
     #[error("the server cannot reach its state store, try again shortly")]
     Unavailable,
@@ -51,12 +57,18 @@ impl ChatError {
             Self::Invalid(ValidationError::Room(_)) => "invalid_room",
             Self::Invalid(ValidationError::Text(_)) => "invalid_text",
             Self::Invalid(ValidationError::MessageId(_)) => "invalid_payload",
+            Self::Invalid(ValidationError::FileName(_)) => "invalid_file_name",
+            Self::Invalid(ValidationError::FileType(_)) => "file_type_not_allowed",
+            Self::Invalid(ValidationError::FileTooLarge(_)) => "file_too_large",
+            Self::Invalid(ValidationError::Password(_)) => "invalid_password",
             Self::NameTaken(_) => "name_taken",
             Self::NotLoggedIn => "not_logged_in",
             Self::AlreadyLoggedIn(_) => "already_logged_in",
             Self::NotInRoom(_) => "not_in_room",
             Self::UnknownUser(_) => "unknown_user",
             Self::TooManyRecipients(_) => "too_many_recipients",
+            Self::NameRegistered(_) => "name_registered",
+            Self::GuestsDisabled => "guests_disabled",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
@@ -98,7 +110,9 @@ impl From<StoreError> for ChatError {
                 tracing::warn!(%cause, "state store unavailable");
                 Self::Unavailable
             }
-            bug @ (StoreError::AlreadyLoggedIn(_) | StoreError::NotLoggedIn(_)) => {
+            bug @ (StoreError::AlreadyLoggedIn(_)
+            | StoreError::NotLoggedIn(_)
+            | StoreError::AccountExists(_)) => {
                 tracing::error!(error = %bug, "store and socket state disagree");
                 Self::Internal
             }

@@ -11,7 +11,7 @@ use serde::de::{DeserializeOwned, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, SocketRef, TryData};
-use socketioxide::handler::{FromDisconnectParts, FromMessageParts, Value};
+use socketioxide::handler::{FromConnectParts, FromDisconnectParts, FromMessageParts, Value};
 use socketioxide::socket::{DisconnectReason, Socket};
 use tokio::sync::oneshot;
 
@@ -167,6 +167,13 @@ impl InOrder {
 impl<A: Adapter> FromMessageParts<A> for InOrder {
     type Error = Infallible;
     fn from_message_parts(s: &Arc<Socket<A>>, _: &mut Value, _: &Option<i64>) -> Result<Self, Infallible> {
+        Ok(Self::enqueue(s))
+    }
+}
+
+impl<A: Adapter> FromConnectParts<A> for InOrder {
+    type Error = Infallible;
+    fn from_connect_parts(s: &Arc<Socket<A>>, _: &Option<Value>) -> Result<Self, Infallible> {
         Ok(Self::enqueue(s))
     }
 }

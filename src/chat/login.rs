@@ -11,8 +11,9 @@ use super::extract::{InOrder, Payload, Reply};
 use super::socket_state::SocketState;
 use super::wire::{AddUser, LoggedIn, LoginEvent, MemberEvent, UserEvent, UsersList};
 use super::{Chat, ChatError, channels, log_emit};
+use crate::auth::{Identity, IdentityKind};
 use crate::domain::Username;
-use crate::store::{Logout, OwnerProof};
+use crate::store::{Login, Logout, OwnerProof};
 
 /// `add user` (name | { username, session }) → `login` to the socket, `user joined` to everyone else.
 pub(super) async fn on_add_user<A: Adapter>(
@@ -31,9 +32,11 @@ async fn add_user<A: Adapter>(
     socket: &SocketRef<A>,
     request: Result<AddUser, ChatError>,
 ) -> Result<LoggedIn, ChatError> {
-    let state = SocketState::of(socket);
-    if let Some(current) = state.user() {
+    if let Some(current) = SocketState::of(socket).user() {
         return Err(ChatError::AlreadyLoggedIn(current.to_string()));
+    }
+    if !chat.policy().allow_guests {
+        return Err(ChatError::GuestsDisabled);
     }
     let (name, session) = match request {
         Ok(AddUser::Name(name)) => (name, None),
@@ -43,11 +46,39 @@ async fn add_user<A: Adapter>(
         }
     };
     let user = Username::parse(&name)?;
-    let token = match session {
+    // While the account store is unreachable (a Redis outage) guests are let
+    // in, and checked again once it is back: a registered name always wins.
+    let verified = match chat.auth().is_registered(&user).await {
+        Ok(true) => return Err(ChatError::NameRegistered(user.to_string())),
+        Ok(false) => true,
+        Err(err) => {
+            tracing::warn!(%user, error = %err, "cannot tell whether the name is registered; checking again later");
+            false
+        }
+    };
+    let session = match session {
         Some(raw) => SessionToken::parse(&raw)?,
         None => SessionToken::generate(),
     };
-    let login = chat.store().login(&user, &token.proof(), &chat.socket_key(socket.id)).await?;
+    let identity = Identity { user, kind: IdentityKind::Guest(session.proof()) };
+    let login = log_in(chat, socket, &identity).await?;
+    if !verified {
+        SocketState::of(socket).mark_unverified();
+    }
+    let token = chat.auth().guest_token(&login.user, &identity.proof());
+    Ok(LoggedIn { username: login.user, num_users: login.num_users, session: session.0, token })
+}
+
+/// Logs a socket in as `identity`: presence, the user's channels, `login`
+/// to the socket and, if the user just came online, `user joined` to the
+/// others. Shared by `add user` and the handshake's token.
+pub(super) async fn log_in<A: Adapter>(
+    chat: &Chat,
+    socket: &SocketRef<A>,
+    identity: &Identity,
+) -> Result<Login, ChatError> {
+    let state = SocketState::of(socket);
+    let login = chat.store().login(&identity.user, &identity.proof(), &chat.socket_key(socket.id)).await?;
     state.set_user(login.user.clone());
     socket.join([channels::ONLINE.to_owned(), channels::user(&login.user)]);
     log_emit("login", socket.emit("login", &LoginEvent { num_users: login.num_users }));
@@ -56,8 +87,8 @@ async fn add_user<A: Adapter>(
         log_emit("user joined", socket.to(channels::ONLINE).emit("user joined", &joined).await);
         chat.presence_changed();
     }
-    tracing::info!(user = %login.user, sid = %socket.id, first_socket = login.first_socket, "logged in");
-    Ok(LoggedIn { username: login.user, num_users: login.num_users, session: token.0 })
+    tracing::info!(user = %login.user, sid = %socket.id, account = identity.is_account(), first_socket = login.first_socket, "logged in");
+    Ok(login)
 }
 
 /// `users` → the online list.
@@ -118,6 +149,30 @@ pub async fn announce_logout<A: Adapter>(
         log_emit("user left", io.to(channels::ONLINE).except(except).emit("user left", &left).await);
         chat.presence_changed();
     }
+}
+
+/// Checks the guests who logged in while the account store was unreachable:
+/// those who took a registered name are signed out (`chat error`
+/// `name_registered`). Returns how many are still unchecked.
+pub async fn recheck_guests<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> usize {
+    let mut unchecked = 0;
+    for socket in io.local().sockets() {
+        let state = SocketState::of(&socket);
+        let Some(user) = state.user().filter(|_| state.is_unverified()).cloned() else { continue };
+        match chat.auth().is_registered(&user).await {
+            Ok(false) => state.mark_verified(),
+            Ok(true) => {
+                tracing::warn!(%user, sid = %socket.id, "a guest took a registered name during an outage: signing it out");
+                log_emit(
+                    "chat error",
+                    socket.emit("chat error", &ChatError::NameRegistered(user.to_string()).body()),
+                );
+                let _ = socket.disconnect();
+            }
+            Err(_) => unchecked += 1,
+        }
+    }
+    unchecked
 }
 
 /// `user joined` to every logged-in socket of the deployment: after a

@@ -6,10 +6,14 @@ use socketioxide::extract::{SocketRef, State};
 use super::extract::{InOrder, Payload, Reply};
 use super::rooms::ensure_member;
 use super::socket_state::SocketState;
-use super::wire::{DemoMessage, Done, HistoryPageBody, HistoryRequest, Names, SendMessage, Sent};
+use super::wire::{DemoMessage, Done, FileUpload, HistoryPageBody, HistoryRequest, Names, SendMessage, Sent};
 use super::{Chat, ChatError, channels, log_emit};
-use crate::domain::{Conversation, Message, MessageId, RoomName, Target, Text, Username};
-use crate::store::HistoryPage;
+use crate::domain::{
+    Attachment, Conversation, FileName, MediaType, Message, MessageId, RoomName, Target, Text, Username,
+    ValidationError,
+};
+use crate::store::{HistoryPage, StoreError, StoredFile};
+use bytes::Bytes;
 
 /// Most users one multicast may name.
 pub const MAX_RECIPIENTS: usize = 50;
@@ -36,19 +40,65 @@ async fn send<A: Adapter>(
     let from = SocketState::of(socket).logged_in()?;
     let request = request?;
     let target = resolve_target(chat, socket, request.room, request.to).await?;
-    let text = request.text.ok_or_else(|| ChatError::invalid_payload("a message needs a `text`"))?;
-    let message = Message::new(chat.next_id(), from, target, Some(Text::parse(&text)?));
+    let text = request.text.map(|text| Text::parse(&text)).transpose()?;
+    let upload = request.file.map(|file| check_upload(file, chat.policy().max_file_bytes)).transpose()?;
+    if text.is_none() && upload.is_none() {
+        return Err(ChatError::invalid_payload("a message needs a `text`, a `file`, or both"));
+    }
+    let id = chat.next_id();
+    let file = upload.map(|(name, media, data)| Attachment {
+        name,
+        mime: media.mime.to_owned(),
+        size: data.len() as u64,
+        url: format!("/api/files/{id}"),
+        data: Some(data),
+    });
+    let message = Message::new(id, from, target, text, file);
+    let record = message.without_data();
 
-    // The recipients see `message` before the sender's ack; history is written
-    // alongside delivery rather than before it.
+    // The recipients see `message` (with the file's bytes) before the sender's
+    // ack; history and the file are stored alongside delivery, not before it.
     let channels = delivery_channels(&message);
-    let (delivered, stored) =
-        tokio::join!(socket.to(channels).emit("message", &message), chat.store().append_message(&message));
+    let (delivered, stored, kept) = tokio::join!(
+        socket.to(channels).emit("message", &message),
+        chat.store().append_message(&record),
+        keep_file(chat, &message),
+    );
     log_emit("message", delivered);
     if let Err(err) = stored {
         tracing::warn!(id = %message.id, error = %err, "message delivered but not saved to history");
     }
-    Ok(Sent { message })
+    if let Err(err) = kept {
+        tracing::warn!(id = %message.id, error = %err, "file delivered but not kept for history");
+    }
+    Ok(Sent { message: record })
+}
+
+/// Checks a file: its size, its name, and its type as read from the bytes.
+fn check_upload(file: FileUpload, max_bytes: usize) -> Result<(FileName, MediaType, Bytes), ChatError> {
+    if file.data.len() > max_bytes {
+        return Err(ValidationError::FileTooLarge(max_bytes).into());
+    }
+    let name = FileName::parse(&file.name)?;
+    let media = MediaType::sniff(&file.data)?;
+    if file.claimed_type.as_deref().is_some_and(|claimed| claimed != media.mime) {
+        tracing::debug!(claimed = ?file.claimed_type, detected = media.mime, "file type differs from the sender's claim");
+    }
+    Ok((name, media, file.data))
+}
+
+/// Stores a message's file so history's URL can serve it.
+async fn keep_file(chat: &Chat, message: &Message) -> Result<(), StoreError> {
+    let Some(file) = &message.file else { return Ok(()) };
+    let Some(bytes) = &file.data else { return Ok(()) };
+    let stored = StoredFile {
+        id: message.id,
+        name: file.name.as_str().to_owned(),
+        mime: file.mime.clone(),
+        conversation: message.conversation(),
+        bytes: bytes.clone(),
+    };
+    chat.files().put_file(&stored).await
 }
 
 /// Parses and checks where a message (or a typing notice) goes: a room the

@@ -4,6 +4,7 @@
 //! [`Store`] and broadcast → [`extract::Reply`]. Each event has one small
 //! `on_<event>` handler in the module of its area:
 //!
+//! - [`handshake`]: `auth: { token }` at connect, guest policy
 //! - [`login`]: `add user`, `users`, disconnection
 //! - [`rooms`]: `join`, `leave`, `rooms`
 //! - [`messages`]: `message`, `new message`, `history`
@@ -16,6 +17,7 @@
 mod channels;
 mod error;
 mod extract;
+mod handshake;
 mod login;
 mod messages;
 mod presence;
@@ -24,25 +26,34 @@ mod socket_state;
 mod typing;
 mod wire;
 
-use std::convert::Infallible;
 use std::fmt::Display;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::SocketRef;
+use socketioxide::extract::{SocketRef, State, TryData};
 use socketioxide::socket::Sid;
 use tokio::sync::Notify;
 
 pub use error::{ChatError, ErrorBody};
-pub use login::{announce_login, announce_logout};
+pub use login::{announce_login, announce_logout, recheck_guests};
 pub use messages::{DEFAULT_HISTORY_PAGE, MAX_RECIPIENTS};
 pub use presence::spawn_pusher;
 pub use rooms::{JOIN_HISTORY, announce_member_joined};
 
+use crate::auth::Auth;
 use crate::domain::{IdGenerator, MessageId};
-use crate::store::{SocketKey, Store};
+use crate::store::{FileStore, SocketKey, Store, Stores};
 use socket_state::SocketState;
+
+/// What the deployment allows.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Whether `add user` (a guest login) is allowed.
+    pub allow_guests: bool,
+    /// Largest file a message may carry, in bytes.
+    pub max_file_bytes: usize,
+}
 
 /// What every handler shares: the store, this instance's identity, the id
 /// generator. Cheap to clone; given to socketioxide as state.
@@ -50,7 +61,9 @@ use socket_state::SocketState;
 pub struct Chat(Arc<Inner>);
 
 struct Inner {
-    store: Arc<dyn Store>,
+    stores: Stores,
+    auth: Auth,
+    policy: Policy,
     instance: String,
     ids: IdGenerator,
     history_limit: usize,
@@ -60,11 +73,19 @@ struct Inner {
 }
 
 impl Chat {
-    /// Chat state over `store`, for the instance named `instance`, whose
+    /// Chat state over `stores`, for the instance named `instance`, whose
     /// store keeps `history_limit` messages per conversation.
-    pub fn new(store: Arc<dyn Store>, instance: impl Into<String>, history_limit: usize) -> Self {
+    pub fn new(
+        stores: Stores,
+        auth: Auth,
+        policy: Policy,
+        instance: impl Into<String>,
+        history_limit: usize,
+    ) -> Self {
         Self(Arc::new(Inner {
-            store,
+            stores,
+            auth,
+            policy,
             instance: instance.into(),
             ids: IdGenerator::new(),
             history_limit,
@@ -75,7 +96,22 @@ impl Chat {
 
     /// The shared state store.
     pub fn store(&self) -> &dyn Store {
-        self.0.store.as_ref()
+        self.0.stores.state.as_ref()
+    }
+
+    /// Where files sent in messages are kept.
+    pub fn files(&self) -> &dyn FileStore {
+        self.0.stores.files.as_ref()
+    }
+
+    /// Accounts and tokens.
+    pub fn auth(&self) -> &Auth {
+        &self.0.auth
+    }
+
+    /// What the deployment allows.
+    pub fn policy(&self) -> &Policy {
+        &self.0.policy
     }
 
     /// This instance's name.
@@ -115,10 +151,15 @@ impl Chat {
     }
 }
 
-/// Connect middleware: attaches per-socket state and registers every event
-/// handler. It runs before the client is told it is connected, so no event
-/// can arrive before its handler exists.
-pub async fn prepare_socket<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infallible> {
+/// Connect middleware: attaches per-socket state, registers every event
+/// handler, and checks the handshake's credentials. It runs before the
+/// client is told it is connected, so no event can arrive before its
+/// handler exists; a refusal becomes the client's `connect_error`.
+pub async fn prepare_socket<A: Adapter>(
+    socket: SocketRef<A>,
+    State(chat): State<Chat>,
+    TryData(auth): TryData<handshake::HandshakeAuth>,
+) -> Result<(), handshake::Refusal> {
     SocketState::attach(&socket);
     socket.on("add user", login::on_add_user::<A>);
     socket.on("users", login::on_users::<A>);
@@ -131,13 +172,10 @@ pub async fn prepare_socket<A: Adapter>(socket: SocketRef<A>) -> Result<(), Infa
     socket.on("typing", typing::on_typing::<A>);
     socket.on("stop typing", typing::on_stop_typing::<A>);
     socket.on_disconnect(login::on_disconnect::<A>);
-    Ok(())
+    handshake::authenticate(&chat, &socket, auth).await
 }
 
-/// Connect handler: the socket is connected and its handlers are in place.
-pub async fn on_connect<A: Adapter>(socket: SocketRef<A>) {
-    tracing::debug!(sid = %socket.id, "socket connected");
-}
+pub use handshake::on_connect;
 
 /// Logs a failed emit. The request that caused it still succeeded: a
 /// recipient that vanished mid-send is not the sender's problem.

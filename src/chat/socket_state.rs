@@ -1,5 +1,6 @@
 //! [`SocketState`]: what this instance remembers about one of its sockets.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use socketioxide::adapter::Adapter;
@@ -8,13 +9,19 @@ use socketioxide::socket::Socket;
 use tokio::sync::oneshot;
 
 use super::ChatError;
+use crate::auth::Identity;
 use crate::domain::Username;
 
 /// Per-socket state, stored in the socket's extensions when it connects.
 #[derive(Default)]
 pub struct SocketState {
-    /// Who the socket is logged in as; set once, by `add user`.
+    /// Who the socket is logged in as; set once, by `add user` or a token.
     user: OnceLock<Username>,
+    /// Who the handshake's token says the socket is, until the connect
+    /// handler logs it in.
+    pending: Mutex<Option<Identity>>,
+    /// A guest let in while it could not be checked against the accounts.
+    unverified: AtomicBool,
     /// Completion signal of the socket's latest queued event (see `InOrder`).
     queue_tail: Mutex<Option<oneshot::Receiver<()>>>,
 }
@@ -50,6 +57,31 @@ impl SocketState {
     /// Records the login. Returns false if the socket was already logged in.
     pub fn set_user(&self, user: Username) -> bool {
         self.user.set(user).is_ok()
+    }
+
+    /// Remembers the handshake's verified identity.
+    pub fn set_pending(&self, identity: Identity) {
+        *self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(identity);
+    }
+
+    /// Takes the handshake's identity, if any.
+    pub fn take_pending(&self) -> Option<Identity> {
+        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+    }
+
+    /// Notes a guest let in without checking the accounts.
+    pub fn mark_unverified(&self) {
+        self.unverified.store(true, Ordering::Release);
+    }
+
+    /// Notes that the check was made.
+    pub fn mark_verified(&self) {
+        self.unverified.store(false, Ordering::Release);
+    }
+
+    /// True for a guest still to be checked against the accounts.
+    pub fn is_unverified(&self) -> bool {
+        self.unverified.load(Ordering::Acquire)
     }
 
     /// The logged-in user, or `not_logged_in`.

@@ -44,9 +44,9 @@ pub enum Names {
     Many(Vec<String>),
 }
 
-/// `message`: exactly one of `room` / `to`, and a text.
+/// `message`: exactly one of `room` / `to`, and a text, a file, or both.
 #[derive(Debug, Deserialize)]
-#[serde(expecting = "an object { room | to, text }")]
+#[serde(expecting = "an object { room | to, text?, file? }")]
 pub struct SendMessage {
     /// A room the sender has joined.
     pub room: Option<String>,
@@ -54,6 +54,22 @@ pub struct SendMessage {
     pub to: Option<Names>,
     /// The text.
     pub text: Option<String>,
+    /// A file.
+    pub file: Option<FileUpload>,
+}
+
+/// A file sent with `message`: `data` must be binary (a socket.io binary
+/// attachment: an ArrayBuffer, Blob or Buffer in the JavaScript client).
+#[derive(Debug, Deserialize)]
+#[serde(expecting = "a file { name, type, data }, data being binary")]
+pub struct FileUpload {
+    /// The file's name.
+    pub name: String,
+    /// The type the sender claims; ignored (the type is read from the bytes).
+    #[serde(rename = "type", default)]
+    pub claimed_type: Option<String>,
+    /// The bytes.
+    pub data: bytes::Bytes,
 }
 
 /// `history`: exactly one of `room` / `with`, and an optional page.
@@ -175,6 +191,9 @@ pub struct LoggedIn {
     pub num_users: usize,
     /// Secret to send back with `add user` after a reconnect to keep the name.
     pub session: String,
+    /// Bearer token for the HTTP API (fetching files) and for reconnecting
+    /// with `auth: { token }`, valid while the name is held.
+    pub token: String,
 }
 
 /// `join` ack.

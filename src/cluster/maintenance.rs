@@ -89,6 +89,10 @@ async fn round<A: Adapter>(io: &SocketIo<A>, chat: &Chat, store: &RedisStore, tt
             Err(err) => tracing::warn!(error = %err, "resync failed; retrying next round"),
         }
     }
+    let unchecked = chat::recheck_guests(io, chat).await;
+    if unchecked > 0 {
+        tracing::warn!(unchecked, "guests still not checked against the accounts");
+    }
     let pending = store.pending_writes();
     if pending > 0 {
         let flushed = store.flush_pending().await;

@@ -8,11 +8,11 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 
 use super::{Cluster, PubSub, RedisTarget, Timing, spawn_maintenance};
-use crate::app::{Instance, StartError, Wiring, socketio_builder};
-use crate::chat::{self, Chat};
+use crate::app::{Instance, StartError, Wiring, services, socketio_builder};
+use crate::chat;
 use crate::config::Config;
 use crate::http::{self, Readiness};
-use crate::store::RedisStore;
+use crate::store::{RedisStore, Stores};
 
 /// How long shutdown waits for disconnect handlers to record their logouts.
 const LOGOUT_GRACE: Duration = Duration::from_secs(2);
@@ -24,13 +24,17 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
     let target = RedisTarget::parse(url).map_err(|err| StartError::Redis(err.to_string()))?;
     let (cluster, mut tasks) = Cluster::connect(&target).map_err(|err| StartError::Redis(err.to_string()))?;
     let history_limit = config.history_limit as usize;
-    let store = Arc::new(RedisStore::new(
-        cluster.commands(),
-        &config.redis_prefix,
-        instance.id.clone(),
-        history_limit,
-    ));
-    let chat = Chat::new(store.clone(), instance.id.clone(), history_limit);
+    let secret = config.token_secret().map_err(StartError::Config)?.ok_or_else(|| {
+        StartError::Config(
+            "SECRET (or SECRET_FILE) is required with REDIS_URL: every instance must verify the tokens the others issue"
+                .into(),
+        )
+    })?;
+    let store = Arc::new(
+        RedisStore::new(cluster.commands(), &config.redis_prefix, instance.id.clone(), history_limit)
+            .with_file_ttl(config.file_ttl()),
+    );
+    let (chat, api) = services(config, instance, Stores::of(store.clone()), &secret);
 
     let adapter = RedisAdapterCtr::new_with_driver(
         cluster.pubsub(),
@@ -76,5 +80,5 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
         }
         cluster.quit().await;
     });
-    Ok(Wiring { router: http::router(&config.public_dir, readiness, socketio), tasks, shutdown })
+    Ok(Wiring { router: http::router(&config.public_dir, readiness, api, socketio), tasks, shutdown })
 }

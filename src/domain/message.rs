@@ -2,9 +2,10 @@
 
 use std::collections::BTreeSet;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{MessageId, RoomName, Text, Username};
+use super::{FileName, MessageId, RoomName, Text, Username};
 
 /// A message as stored in history and delivered to recipients. Field names are
 /// the wire names; absent fields are omitted, not sent as `null`.
@@ -25,17 +26,53 @@ pub struct Message {
     /// The text, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<Text>,
+    /// An attached file, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<Attachment>,
+}
+
+/// A file sent with a message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The file's name, as the sender gave it (without directories).
+    pub name: FileName,
+    /// Its type, detected from its bytes.
+    #[serde(rename = "type")]
+    pub mime: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Where members of the conversation can fetch it (`GET`, with a token).
+    pub url: String,
+    /// The bytes themselves, as a socket.io binary attachment: present in
+    /// live deliveries only; acks and history carry `url` instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<Bytes>,
 }
 
 impl Message {
     /// Builds a message from validated parts, stamped with `id`'s time.
-    pub fn new(id: MessageId, from: Username, target: Target, text: Option<Text>) -> Self {
+    pub fn new(
+        id: MessageId,
+        from: Username,
+        target: Target,
+        text: Option<Text>,
+        file: Option<Attachment>,
+    ) -> Self {
         let to = target.recipients();
         let room = match target {
             Target::Room(room) => Some(room),
             Target::User(_) | Target::Users(_) => None,
         };
-        Self { id, ts: id.timestamp_ms(), from, room, to, text }
+        Self { id, ts: id.timestamp_ms(), from, room, to, text, file }
+    }
+
+    /// The message as acks and history carry it: the file by its URL, without its bytes.
+    pub fn without_data(&self) -> Self {
+        let mut message = self.clone();
+        if let Some(file) = &mut message.file {
+            file.data = None;
+        }
+        message
     }
 
     /// The conversation this message belongs to.
@@ -95,7 +132,7 @@ impl Target {
 /// A history thread: a room, or the set of people in a private conversation.
 /// A private message to Bob and a multicast to Bob and Carol are different
 /// conversations, as group chats are.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Conversation {
     /// A room's messages.
     Room(RoomName),
@@ -104,6 +141,15 @@ pub enum Conversation {
 }
 
 impl Conversation {
+    /// True if `user` takes part in this private conversation (rooms: false;
+    /// room membership is the presence store's business).
+    pub fn includes(&self, user: &Username) -> bool {
+        match self {
+            Self::Room(_) => false,
+            Self::Direct(keys) => keys.contains(user.key()),
+        }
+    }
+
     /// The conversation of `me` with `others` (order and duplicates don't matter).
     pub fn direct(me: &Username, others: &[Username]) -> Self {
         let mut keys: BTreeSet<String> = others.iter().map(|u| u.key().to_owned()).collect();
@@ -147,7 +193,7 @@ mod tests {
     fn message_serializes_with_wire_names_and_no_nulls() {
         let id = IdGenerator::new().next();
         let text = Text::parse("hi").unwrap();
-        let msg = Message::new(id, user("alice"), Target::User(user("bob")), Some(text));
+        let msg = Message::new(id, user("alice"), Target::User(user("bob")), Some(text), None);
         let json = serde_json::to_value(&msg).unwrap();
         assert_eq!(json["from"], "alice");
         assert_eq!(json["to"], "bob");

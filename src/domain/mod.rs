@@ -5,12 +5,16 @@
 //! constants so the protocol document and the error messages quote the same numbers.
 
 mod ids;
+mod media;
 mod message;
 mod names;
+mod password;
 
 pub use ids::{IdGenerator, MessageId};
-pub use message::{Conversation, Message, Recipients, Target};
+pub use media::{FileName, MAX_FILE_NAME_CHARS, MediaKind, MediaType};
+pub use message::{Attachment, Conversation, Message, Recipients, Target};
 pub use names::{MAX_ROOM_CHARS, MAX_TEXT_CHARS, MAX_USERNAME_CHARS, RoomName, Text, Username};
+pub use password::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, Password};
 
 /// Why a client-supplied value was refused. The text completes the sentence
 /// "<field> …" and is shown to the user as is.
@@ -28,4 +32,16 @@ pub enum ValidationError {
     /// A history cursor was not a message id.
     #[error("`{0}` is not a message id")]
     MessageId(String),
+    /// A file name was empty, too long or had control characters.
+    #[error("file name {0}")]
+    FileName(&'static str),
+    /// A file is not of an accepted type (detected from its bytes).
+    #[error("files of type {0} are not accepted (images, audio, video and PDF are)")]
+    FileType(String),
+    /// A file is larger than allowed.
+    #[error("the file is larger than the limit of {0} bytes")]
+    FileTooLarge(usize),
+    /// A password broke the password rules.
+    #[error("password {0}")]
+    Password(&'static str),
 }

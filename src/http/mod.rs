@@ -1,7 +1,8 @@
 //! The HTTP side: the web client, the socket.io browser bundle, health
-//! checks, and the socket.io endpoint itself. [`router`] is a pure function
+//! checks, the `/api` endpoints, and the socket.io endpoint itself. [`router`] is a pure function
 //! of its inputs so tests can drive it.
 
+mod api;
 mod client_bundle;
 mod health;
 
@@ -17,11 +18,12 @@ use tower_http::services::ServeDir;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
+pub use api::{Api, ApiError, MAX_AVATAR_BYTES};
 pub use health::Readiness;
 
 /// Builds the router. `socketio` is the socket.io service, mounted at
 /// `/socket.io/` only, so that the bundle routes beside it stay reachable.
-pub fn router<S>(public_dir: &Path, readiness: Readiness, socketio: S) -> Router
+pub fn router<S>(public_dir: &Path, readiness: Readiness, api: Api, socketio: S) -> Router
 where
     S: Service<Request, Error = Infallible> + Clone + Send + Sync + 'static,
     S::Response: IntoResponse + 'static,
@@ -34,6 +36,7 @@ where
         .route_service("/socket.io/", socketio.clone())
         .route_service("/socket.io", socketio)
         .with_state(readiness)
+        .merge(api::routes(api))
         .fallback_service(ServeDir::new(public_dir))
         // 503s from /readyz during a Redis outage are expected; the cluster
         // code logs the outage itself, once.

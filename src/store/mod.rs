@@ -6,13 +6,18 @@
 //! contract, same test suite) serves many. Socket.io room membership, used to
 //! deliver messages, is separate: it lives in the socketioxide adapter.
 
+mod accounts;
+mod files;
 mod memory;
 mod redis;
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub use accounts::{Account, AccountStore, Avatar};
+pub use files::{FileStore, StoredFile};
 pub use memory::{MemoryStore, SocketSnapshot};
 pub use redis::{Purge, RedisStore, Resync, TIMEOUT as REDIS_TIMEOUT};
 
@@ -113,6 +118,9 @@ pub enum StoreError {
     /// The socket is already logged in (a bug in the caller).
     #[error("socket {0} is already logged in")]
     AlreadyLoggedIn(String),
+    /// An account with this name exists already.
+    #[error("an account named `{0}` exists already")]
+    AccountExists(String),
     /// A named user is not online.
     #[error("`{0}` is not online")]
     UnknownUser(String),
@@ -161,6 +169,12 @@ pub trait Store: Send + Sync + 'static {
     /// Every room with at least one member, sorted by name.
     async fn rooms(&self) -> Result<Vec<RoomInfo>, StoreError>;
 
+    /// True if any socket of `user` is in `room`.
+    async fn is_member(&self, room: &RoomName, user: &Username) -> Result<bool, StoreError>;
+
+    /// The proof an online name is held under; `None` if nobody holds it.
+    async fn owner_of(&self, user: &Username) -> Result<Option<OwnerProof>, StoreError>;
+
     /// Appends a message to its conversation's history, dropping the oldest
     /// beyond the configured cap.
     async fn append_message(&self, message: &Message) -> Result<(), StoreError>;
@@ -171,4 +185,23 @@ pub trait Store: Send + Sync + 'static {
         conversation: &Conversation,
         page: &HistoryPage,
     ) -> Result<Vec<Message>, StoreError>;
+}
+
+/// The three stores a backend provides, as the trait objects their users
+/// need. One backend object implements all three.
+#[derive(Clone)]
+pub struct Stores {
+    /// Presence, rooms and history.
+    pub state: Arc<dyn Store>,
+    /// Accounts, avatars, rate-limit counters.
+    pub accounts: Arc<dyn AccountStore>,
+    /// Files sent in messages.
+    pub files: Arc<dyn FileStore>,
+}
+
+impl Stores {
+    /// The stores of one backend.
+    pub fn of<B: Store + AccountStore + FileStore>(backend: Arc<B>) -> Self {
+        Self { state: backend.clone(), accounts: backend.clone(), files: backend }
+    }
 }

@@ -36,6 +36,9 @@ fn init_logs() {
     });
 }
 
+/// The token secret of every test deployment.
+pub const TEST_SECRET: &str = "chatwire-test-secret-0123456789abcdef";
+
 /// The settings tests start from: loopback, free port, memory mode.
 pub fn test_config() -> Config {
     let mut config = Config::parse_from(["chatwire", "--host", "127.0.0.1", "--port", "0"]);
@@ -43,6 +46,8 @@ pub fn test_config() -> Config {
     config.transports = vec![Transport::Websocket];
     config.public_dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/public"));
     config.instance_name = Some("test".into());
+    config.secret = Some(TEST_SECRET.into());
+    config.secret_file = None;
     config
 }
 

@@ -25,6 +25,7 @@ impl Process {
             .env("HOST", "127.0.0.1")
             .env("RUST_LOG", "info")
             .env_remove("REDIS_URL")
+            .env("SECRET", super::TEST_SECRET)
             .env("PUBLIC_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/public"))
             .stdout(Stdio::piped())
             .stderr(Stdio::null());

@@ -6,7 +6,7 @@ import { before, after, afterEach } from "node:test";
 import { startServer } from "./lib/server.js";
 import { startRedis } from "./lib/redis.js";
 import { closeAll } from "./lib/client.js";
-import { defineContract } from "./lib/contract.js";
+import { defineContract, MAX_FILE_BYTES } from "./lib/contract.js";
 
 let redis;
 const servers = [];
@@ -15,7 +15,7 @@ let turn = 0;
 before(async () => {
   redis = await startRedis();
   for (const name of ["js-cluster-a", "js-cluster-b"]) {
-    servers.push(await startServer({ REDIS_URL: redis.url, INSTANCE_NAME: name }));
+    servers.push(await startServer({ REDIS_URL: redis.url, INSTANCE_NAME: name, MAX_FILE_BYTES: String(MAX_FILE_BYTES) }));
   }
   for (const server of servers) {
     for (let i = 0; ; i++) {

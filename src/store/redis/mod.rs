@@ -11,6 +11,8 @@
 //! Every Redis call is bounded by [`TIMEOUT`] and refused at once while the
 //! client is disconnected, so no request waits on a dead Redis.
 
+mod accounts;
+mod files;
 mod history;
 mod presence;
 mod scripts;
@@ -38,6 +40,8 @@ use crate::domain::{Conversation, Message, RoomName, Username};
 pub const TIMEOUT: Duration = Duration::from_secs(2);
 /// History writes kept while Redis is unreachable, flushed when it returns.
 const PENDING_LIMIT: usize = 10_000;
+/// Files are kept this long by default.
+const DEFAULT_FILE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// A conversation's history expires this long after its last message.
 const HISTORY_IDLE_SECS: u64 = 30 * 24 * 3600;
 
@@ -49,6 +53,8 @@ pub struct RedisStore {
     /// This instance's id, as its sockets are known in Redis.
     instance: String,
     history_limit: usize,
+    /// How long files are kept.
+    file_ttl: Duration,
     /// This instance's own sockets: the truth about them, and the fallback.
     local: MemoryStore,
     /// History writes that could not be made, oldest first.
@@ -69,11 +75,17 @@ impl RedisStore {
             keys: Keys::new(prefix),
             instance: instance.into(),
             history_limit,
+            file_ttl: DEFAULT_FILE_TTL,
             local: MemoryStore::new(history_limit),
             pending: Mutex::default(),
             sync: tokio::sync::RwLock::new(()),
             dirty: AtomicBool::new(false),
         }
+    }
+
+    /// Keeps files for `ttl` (default: a week).
+    pub fn with_file_ttl(self, ttl: Duration) -> Self {
+        Self { file_ttl: ttl, ..self }
     }
 
     /// True while the command connection to Redis is up.
@@ -230,6 +242,26 @@ impl Store for RedisStore {
         }
         rooms.sort_by(|a, b| a.room.cmp(&b.room));
         Ok(rooms)
+    }
+
+    async fn is_member(&self, room: &RoomName, user: &Username) -> Result<bool, StoreError> {
+        let member: Result<bool, _> =
+            self.call("is member", self.client.hexists(self.keys.room(room), user.key())).await;
+        match member {
+            Ok(member) => Ok(member),
+            Err(_) => self.local.is_member(room, user).await,
+        }
+    }
+
+    async fn owner_of(&self, user: &Username) -> Result<Option<OwnerProof>, StoreError> {
+        let record: Result<Option<String>, _> =
+            self.call("owner", self.client.hget(&self.keys.users, user.key())).await;
+        match record {
+            Ok(record) => {
+                Ok(record.and_then(|raw| raw.split('\n').nth(1).map(|proof| OwnerProof(proof.to_owned()))))
+            }
+            Err(_) => self.local.owner_of(user).await,
+        }
     }
 
     async fn append_message(&self, message: &Message) -> Result<(), StoreError> {

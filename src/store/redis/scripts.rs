@@ -27,6 +27,8 @@ pub struct Scripts {
     pub heartbeat: Script,
     pub dead: Script,
     pub append: Script,
+    pub count: Script,
+    pub put_file: Script,
 }
 
 impl Scripts {
@@ -40,6 +42,8 @@ impl Scripts {
             heartbeat: script(include_str!("heartbeat.lua")),
             dead: script(include_str!("dead.lua")),
             append: script(include_str!("append.lua")),
+            count: script(include_str!("count.lua")),
+            put_file: script(include_str!("put_file.lua")),
         }
     }
 }
@@ -59,6 +63,7 @@ pub struct Keys {
     room_prefix: String,
     instance_prefix: String,
     history_prefix: String,
+    prefix: String,
 }
 
 impl Keys {
@@ -72,6 +77,7 @@ impl Keys {
             room_prefix: format!("{tag}:room:"),
             instance_prefix: format!("{tag}:instance:"),
             history_prefix: format!("{prefix}:history:"),
+            prefix: prefix.to_owned(),
         }
     }
 
@@ -88,6 +94,26 @@ impl Keys {
     /// The set of one instance's sockets.
     pub fn instance(&self, instance: &str) -> String {
         format!("{}{instance}", self.instance_prefix)
+    }
+
+    /// An account (JSON string), by name key. Spread over the cluster.
+    pub fn account(&self, user_key: &str) -> String {
+        format!("{}:account:{user_key}", self.prefix)
+    }
+
+    /// An account's avatar (hash of mime, etag, data).
+    pub fn avatar(&self, user_key: &str) -> String {
+        format!("{}:avatar:{user_key}", self.prefix)
+    }
+
+    /// A rate-limit counter.
+    pub fn attempts(&self, key: &str) -> String {
+        format!("{}:attempts:{key}", self.prefix)
+    }
+
+    /// A stored file (hash of meta, data).
+    pub fn file(&self, id: &str) -> String {
+        format!("{}:file:{id}", self.prefix)
     }
 
     /// The sorted set holding one conversation's history.

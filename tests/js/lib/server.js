@@ -7,6 +7,9 @@ import { fileURLToPath } from "node:url";
 import path from "node:path";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+/** The token secret of every test deployment (instances of one must share it). */
+export const TEST_SECRET = "chatwire-test-secret-0123456789abcdef";
+
 const binary = process.env.CHATWIRE_BIN ?? path.join(repoRoot, "target", "debug", "chatwire");
 
 /**
@@ -21,6 +24,7 @@ export async function startServer(env = {}, { timeoutMs = 15000 } = {}) {
       PORT: "0",
       PUBLIC_DIR: path.join(repoRoot, "public"),
       RUST_LOG: process.env.CHATWIRE_LOG ?? "info",
+      SECRET: TEST_SECRET,
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],

@@ -1,5 +1,9 @@
 //! The embedded store: the whole shared state in this process, for a single
-//! instance without Redis.
+//! instance without Redis. Presence and history here; accounts and files in
+//! the submodules.
+
+mod accounts;
+mod files;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
@@ -7,7 +11,8 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 
 use super::{
-    HistoryPage, Login, Logout, OwnerProof, RoomInfo, RoomJoin, RoomLeave, SocketKey, Store, StoreError,
+    Account, Avatar, HistoryPage, Login, Logout, OwnerProof, RoomInfo, RoomJoin, RoomLeave, SocketKey, Store,
+    StoreError,
 };
 use crate::domain::{Conversation, Message, RoomName, Username};
 
@@ -17,6 +22,13 @@ pub struct MemoryStore {
     presence: Mutex<Presence>,
     history: Mutex<HashMap<String, VecDeque<Message>>>,
     history_limit: usize,
+    /// Accounts by name key.
+    accounts: Mutex<HashMap<String, Account>>,
+    /// Avatars by name key.
+    avatars: Mutex<HashMap<String, Avatar>>,
+    /// Rate-limit windows by key.
+    attempts: Mutex<HashMap<String, accounts::Window>>,
+    files: Mutex<files::FileCache>,
 }
 
 /// Who is online and where, indexed both ways.
@@ -44,17 +56,28 @@ struct OnlineSocket {
 impl MemoryStore {
     /// A store keeping at most `history_limit` messages per conversation.
     pub fn new(history_limit: usize) -> Self {
-        Self { presence: Mutex::default(), history: Mutex::default(), history_limit }
+        Self {
+            presence: Mutex::default(),
+            history: Mutex::default(),
+            history_limit,
+            accounts: Mutex::default(),
+            avatars: Mutex::default(),
+            attempts: Mutex::default(),
+            files: Mutex::new(files::FileCache::new(files::DEFAULT_TTL, files::DEFAULT_MAX_BYTES)),
+        }
+    }
+
+    /// Keeps files for `ttl`, and at most `max_bytes` of them (oldest go first).
+    pub fn with_file_limits(self, ttl: std::time::Duration, max_bytes: usize) -> Self {
+        Self { files: Mutex::new(files::FileCache::new(ttl, max_bytes)), ..self }
     }
 
     fn presence(&self) -> MutexGuard<'_, Presence> {
-        // A panic while holding the lock cannot leave the maps half-updated in a
-        // way that is worse than refusing all further logins, so keep serving.
-        self.presence.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.presence)
     }
 
     fn history_lock(&self) -> MutexGuard<'_, HashMap<String, VecDeque<Message>>> {
-        self.history.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.history)
     }
 }
 
@@ -88,6 +111,13 @@ impl MemoryStore {
             })
             .collect()
     }
+}
+
+/// Locks a mutex of the store. A panic while holding one cannot leave the
+/// maps half-updated in a way worse than refusing all further work, so the
+/// store keeps serving.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Presence {
@@ -219,6 +249,14 @@ impl Store for MemoryStore {
     async fn rooms(&self) -> Result<Vec<RoomInfo>, StoreError> {
         let p = self.presence();
         Ok(p.rooms.keys().map(|room| RoomInfo { room: room.clone(), members: p.members(room) }).collect())
+    }
+
+    async fn is_member(&self, room: &RoomName, user: &Username) -> Result<bool, StoreError> {
+        Ok(self.presence().rooms.get(room).is_some_and(|counts| counts.contains_key(user.key())))
+    }
+
+    async fn owner_of(&self, user: &Username) -> Result<Option<OwnerProof>, StoreError> {
+        Ok(self.presence().users.get(user.key()).map(|online| online.proof.clone()))
     }
 
     async fn append_message(&self, message: &Message) -> Result<(), StoreError> {

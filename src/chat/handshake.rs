@@ -1,0 +1,85 @@
+//! The handshake: a socket that connects with `auth: { token }` is logged in
+//! before its first event, as `add user` would (it gets `login`, the others
+//! `user joined`). A bad or expired token is refused with `connect_error`;
+//! so is a connection without a token when guests are disabled.
+
+use std::fmt;
+
+use serde::Deserialize;
+use socketioxide::ParserError;
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::{SocketRef, State};
+
+use super::extract::InOrder;
+use super::login::log_in;
+use super::socket_state::SocketState;
+use super::{Chat, ChatError};
+use crate::auth::{AuthError, IdentityKind};
+
+/// The handshake's `auth` object.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct HandshakeAuth {
+    /// A token from `POST /api/login` (or a guest token from `add user`).
+    pub token: Option<String>,
+}
+
+/// Why a connection was refused; sent as the `connect_error` message.
+#[derive(Debug)]
+pub struct Refusal(String);
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Checks the handshake's credentials and remembers who the socket will be.
+pub async fn authenticate<A: Adapter>(
+    chat: &Chat,
+    socket: &SocketRef<A>,
+    auth: Result<HandshakeAuth, ParserError>,
+) -> Result<(), Refusal> {
+    let Ok(auth) = auth else { return Err(Refusal("malformed auth payload: expected { token }".into())) };
+    let Some(token) = auth.token else {
+        return if chat.policy().allow_guests {
+            Ok(())
+        } else {
+            Err(Refusal(ChatError::GuestsDisabled.to_string()))
+        };
+    };
+    let identity =
+        chat.auth().verify(&token).map_err(|err| Refusal(format!("authentication failed: {err}")))?;
+    let still_valid = match &identity.kind {
+        IdentityKind::Account => chat.auth().is_registered(&identity.user).await,
+        // A guest token may reclaim its name, unless the name was registered since.
+        IdentityKind::Guest(_) if !chat.policy().allow_guests => {
+            return Err(Refusal(ChatError::GuestsDisabled.to_string()));
+        }
+        IdentityKind::Guest(_) => {
+            chat.auth().is_registered(&identity.user).await.map(|registered| !registered)
+        }
+    };
+    match still_valid {
+        Ok(true) => {
+            SocketState::of(socket).set_pending(identity);
+            Ok(())
+        }
+        Ok(false) => Err(Refusal(format!("authentication failed: {}", AuthError::BadCredentials))),
+        Err(err) => Err(Refusal(format!("authentication failed: {}", AuthError::from(err)))),
+    }
+}
+
+/// Connect handler: logs in a socket that brought a token. Runs before the
+/// socket's first event (it holds the first place in the socket's queue).
+pub async fn on_connect<A: Adapter>(turn: InOrder, State(chat): State<Chat>, socket: SocketRef<A>) {
+    let _turn = turn.wait().await;
+    let Some(identity) = SocketState::of(&socket).take_pending() else {
+        return tracing::debug!(sid = %socket.id, "guest socket connected");
+    };
+    if let Err(err) = log_in(&chat, &socket, &identity).await {
+        tracing::info!(sid = %socket.id, user = %identity.user, error = %err, "token login refused");
+        let _ = socket.emit("chat error", &err.body());
+        let _ = socket.clone().disconnect();
+    }
+}

@@ -1,0 +1,50 @@
+//! `POST /api/register` and `POST /api/login`.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{Api, ApiError};
+
+/// The body of both endpoints.
+#[derive(Deserialize)]
+struct Credentials {
+    username: String,
+    password: String,
+}
+
+/// Reads the JSON body, whatever its Content-Type, with a clear 400 otherwise.
+fn credentials(body: &[u8]) -> Result<Credentials, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|err| ApiError::BadRequest("invalid_json", format!("malformed JSON: {err}")))?;
+    serde_json::from_value(value).map_err(|err| {
+        ApiError::BadRequest("invalid_payload", format!("expected {{ username, password }} (strings): {err}"))
+    })
+}
+
+/// `POST /api/register` { username, password } → 201 { username }.
+pub async fn register(
+    State(api): State<Api>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let credentials = credentials(&body)?;
+    let user = api.auth.register(&credentials.username, &credentials.password, peer.ip()).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "username": user }))))
+}
+
+/// `POST /api/login` { username, password } → 200 { token, username, expiresIn }.
+pub async fn login(
+    State(api): State<Api>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let credentials = credentials(&body)?;
+    let (identity, token) = api.auth.log_in(&credentials.username, &credentials.password, peer.ip()).await?;
+    Ok(Json(
+        json!({ "token": token, "username": identity.user, "expiresIn": api.auth.token_ttl().as_secs() }),
+    ))
+}

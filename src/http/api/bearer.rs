@@ -1,0 +1,32 @@
+//! [`Bearer`]: the caller's identity, from `Authorization: Bearer <token>`.
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header;
+use axum::http::request::Parts;
+
+use super::{Api, ApiError};
+use crate::auth::Identity;
+
+/// A request made with a valid token (an account's, or a guest's whose
+/// session is still on).
+pub struct Bearer(pub Identity);
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer
+where
+    Api: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let api = Api::from_ref(state);
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::Unauthorized("missing_token", "send `Authorization: Bearer <token>`".into())
+            })?;
+        Ok(Self(api.auth.authenticate(token.trim()).await?))
+    }
+}

@@ -1,0 +1,53 @@
+//! Registered accounts, their avatars, and counters for rate limits.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::StoreError;
+use crate::domain::Username;
+
+/// A registered account. Only a password *hash* is ever stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Account {
+    /// The name, as registered.
+    pub name: Username,
+    /// The argon2id hash of the password (PHC string format).
+    pub password_hash: String,
+}
+
+/// A profile picture.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Avatar {
+    /// Its type, detected from the bytes.
+    pub mime: String,
+    /// A tag that changes when the picture does (for HTTP caching).
+    pub etag: String,
+    /// The image.
+    pub bytes: Bytes,
+}
+
+/// Where accounts live: in memory, or in Redis for a cluster.
+#[async_trait]
+pub trait AccountStore: Send + Sync + 'static {
+    /// Registers an account; [`StoreError::AccountExists`] if the name (in
+    /// any case) is registered already.
+    async fn create_account(&self, account: &Account) -> Result<(), StoreError>;
+
+    /// The account registered under this name (any case).
+    async fn account(&self, name: &Username) -> Result<Option<Account>, StoreError>;
+
+    /// Sets (replaces) an account's avatar.
+    async fn set_avatar(&self, name: &Username, avatar: &Avatar) -> Result<(), StoreError>;
+
+    /// An account's avatar.
+    async fn avatar(&self, name: &Username) -> Result<Option<Avatar>, StoreError>;
+
+    /// Counts one attempt under `key` in a fixed window of `window`, and
+    /// returns the count so far in the current window.
+    async fn count_attempt(&self, key: &str, window: Duration) -> Result<u64, StoreError>;
+
+    /// The count under `key` in its current window, without counting.
+    async fn attempts(&self, key: &str) -> Result<u64, StoreError>;
+}
