@@ -89,15 +89,33 @@ impl Client {
             sid,
         };
         tokio::spawn(async move {
+            // A binary packet's text part, waiting for its attachments.
+            let mut partial: Option<(String, usize, Vec<Vec<u8>>)> = None;
             while let Some(Ok(frame)) = stream.next().await {
-                let Frame::Text(text) = frame else { continue };
-                let text = text.as_str();
-                if text == "2" {
-                    let _ = sink.lock().await.send(Frame::text("3")).await;
-                    continue;
+                match frame {
+                    Frame::Binary(data) => {
+                        let Some((text, expected, mut parts)) = partial.take() else { continue };
+                        parts.push(data.to_vec());
+                        if parts.len() == expected {
+                            route(&inbox, &fill_placeholders(&text, &parts));
+                            arrived.notify_waiters();
+                        } else {
+                            partial = Some((text, expected, parts));
+                        }
+                    }
+                    Frame::Text(text) => {
+                        let text = text.as_str();
+                        if text == "2" {
+                            let _ = sink.lock().await.send(Frame::text("3")).await;
+                        } else if let Some((packet, count)) = binary_header(text) {
+                            partial = Some((packet, count, Vec::new()));
+                        } else {
+                            route(&inbox, text);
+                            arrived.notify_waiters();
+                        }
+                    }
+                    _ => {}
                 }
-                route(&inbox, text);
-                arrived.notify_waiters();
             }
             inbox.lock().unwrap().closed = true;
             arrived.notify_waiters();
@@ -142,6 +160,24 @@ impl Client {
         let mut packet = vec![Value::from(event)];
         packet.extend(args);
         self.send_raw(format!("42{id}{}", Value::from(packet))).await;
+        let reply = tokio::time::timeout(WAIT, rx)
+            .await
+            .unwrap_or_else(|_| panic!("no ack for `{event}` within {WAIT:?}"))
+            .expect("connection closed before the ack");
+        reply.into_iter().next().unwrap_or(Value::Null)
+    }
+
+    /// Emits an event whose single argument carries binary attachments
+    /// (`{"_placeholder":true,"num":i}` in `arg` for each) and returns the ack.
+    pub async fn request_binary(&self, event: &str, arg: Value, attachments: &[&[u8]]) -> Value {
+        let id = self.next_ack.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.inbox.lock().unwrap().acks.insert(id, tx);
+        let packet = Value::from(vec![Value::from(event), arg]);
+        self.send_raw(format!("45{}-{id}{packet}", attachments.len())).await;
+        for data in attachments {
+            self.send_frame(Frame::binary(data.to_vec())).await;
+        }
         let reply = tokio::time::timeout(WAIT, rx)
             .await
             .unwrap_or_else(|_| panic!("no ack for `{event}` within {WAIT:?}"))
@@ -222,6 +258,43 @@ async fn next_text(
             return text.as_str().to_owned();
         }
     }
+}
+
+/// A placeholder for binary attachment `num`, as socket.io writes it.
+pub fn placeholder(num: usize) -> Value {
+    serde_json::json!({ "_placeholder": true, "num": num })
+}
+
+/// The bytes of a received binary value (see `fill_placeholders`).
+pub fn bytes_of(value: &Value) -> Vec<u8> {
+    let hex = value["$bytes"].as_str().unwrap_or_else(|| panic!("not binary: {value}"));
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect()
+}
+
+/// `451-...`: a binary event (5) or ack (6) and how many attachments follow.
+fn binary_header(text: &str) -> Option<(String, usize)> {
+    let rest = text.strip_prefix('4')?;
+    let kind = rest.chars().next().filter(|c| *c == '5' || *c == '6')?;
+    let rest = &rest[1..];
+    let (count, body) = rest.split_once('-')?;
+    let count: usize = count.parse().ok()?;
+    // Re-written as a plain event/ack so `route` understands it.
+    let plain = if kind == '5' { '2' } else { '3' };
+    Some((format!("4{plain}{body}"), count))
+}
+
+/// Replaces each placeholder by `{"$bytes": "<hex>"}`.
+fn fill_placeholders(text: &str, parts: &[Vec<u8>]) -> String {
+    let mut out = text.to_owned();
+    for (i, part) in parts.iter().enumerate() {
+        let hex: String = part.iter().map(|b| format!("{b:02x}")).collect();
+        for pattern in
+            [format!(r#"{{"_placeholder":true,"num":{i}}}"#), format!(r#"{{"num":{i},"_placeholder":true}}"#)]
+        {
+            out = out.replace(&pattern, &format!(r#"{{"$bytes":"{hex}"}}"#));
+        }
+    }
+    out
 }
 
 /// Files a socket.io packet from the server: an event or an ack.

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use chatwire::app::Application;
 use chatwire::config::{Config, Transport};
-pub use client::Client;
+pub use client::{Client, bytes_of, placeholder};
 
 /// A running app; stops when [`TestApp::stop`] is called or the test ends.
 pub struct TestApp {
@@ -137,6 +137,44 @@ impl TestApp {
             .await
             .expect("the app should stop within 10 s")
             .expect("the app task should not panic")
+    }
+}
+
+/// Bytes that are a PNG as far as type detection goes, `len` long in all.
+pub fn png(len: usize) -> Vec<u8> {
+    let mut bytes =
+        vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, b'I', b'H', b'D', b'R'];
+    bytes.extend((0..len.saturating_sub(bytes.len())).map(|i| (i * 7 % 251) as u8));
+    bytes.truncate(len.max(16));
+    bytes
+}
+
+impl TestApp {
+    /// POSTs JSON to the API; returns the status and the JSON body.
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        let response = reqwest::Client::new().post(self.url(path)).json(&body).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// Registers `name` (password `password1234`) and returns a login token.
+    pub async fn account(&self, name: &str) -> String {
+        let (status, body) =
+            self.post_json("/api/register", json!({ "username": name, "password": "password1234" })).await;
+        assert_eq!(status, 201, "register {name}: {body}");
+        let (status, body) =
+            self.post_json("/api/login", json!({ "username": name, "password": "password1234" })).await;
+        assert_eq!(status, 200, "login {name}: {body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// A client connected with `token`, logged in (its `login` event received).
+    pub async fn with_token(&self, token: &str) -> Client {
+        let client = Client::connect_with_auth(self.addr, Some(json!({ "token": token })))
+            .await
+            .expect("token accepted");
+        client.next("login").await;
+        client
     }
 }
 

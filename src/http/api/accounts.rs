@@ -20,6 +20,12 @@ struct Credentials {
 fn credentials(body: &[u8]) -> Result<Credentials, ApiError> {
     let value: Value = serde_json::from_slice(body)
         .map_err(|err| ApiError::BadRequest("invalid_json", format!("malformed JSON: {err}")))?;
+    if !value.is_object() {
+        return Err(ApiError::BadRequest(
+            "invalid_payload",
+            "expected a JSON object { username, password }".into(),
+        ));
+    }
     serde_json::from_value(value).map_err(|err| {
         ApiError::BadRequest("invalid_payload", format!("expected {{ username, password }} (strings): {err}"))
     })
