@@ -2,7 +2,11 @@
 //! raw strings: handlers parse them into domain values, so each rule gives its
 //! own error code. Field names are the wire names.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::marker::PhantomData;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::domain::{Message, Recipients, RoomName, Username};
 use crate::store::RoomInfo;
@@ -55,7 +59,36 @@ pub struct SendMessage {
     /// The text.
     pub text: Option<String>,
     /// A file.
+    #[serde(default, deserialize_with = "binary_safe_option")]
     pub file: Option<FileUpload>,
+}
+
+/// `Option<T>` for values that may carry binary attachments. socketioxide's
+/// deserializer swaps attachments in for their placeholders everywhere but
+/// inside `Option` (its `deserialize_option` drops that wrapping), so an
+/// optional file is read as "null, or a map read with the wrapping kept".
+fn binary_safe_option<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct NullOrMap<T>(PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for NullOrMap<T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("null or an object")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+            T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+    deserializer.deserialize_any(NullOrMap(PhantomData))
 }
 
 /// A file sent with `message`: `data` must be binary (a socket.io binary

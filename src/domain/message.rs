@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::{FileName, MessageId, RoomName, Text, Username};
 
@@ -27,7 +27,7 @@ pub struct Message {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<Text>,
     /// An attached file, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "some_as_value")]
     pub file: Option<Attachment>,
 }
 
@@ -45,8 +45,19 @@ pub struct Attachment {
     pub url: String,
     /// The bytes themselves, as a socket.io binary attachment: present in
     /// live deliveries only; acks and history carry `url` instead.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "some_as_value")]
     pub data: Option<Bytes>,
+}
+
+/// Serializes `Some(value)` as `value` itself. socketioxide's serializer
+/// turns bytes into binary attachments everywhere but inside `Some` (its
+/// `serialize_some` bypasses it), so every `Option` on the way to a file's
+/// bytes is written this way; `None`s are skipped before reaching here.
+fn some_as_value<T: Serialize, S: Serializer>(value: &Option<T>, serializer: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(value) => value.serialize(serializer),
+        None => serializer.serialize_none(),
+    }
 }
 
 impl Message {

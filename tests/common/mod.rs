@@ -1,5 +1,5 @@
 //! Shared test helpers: start an app in-process on a free port, and talk to it.
-#![allow(dead_code, reason = "each test binary uses a different subset")]
+#![allow(dead_code, unused_imports, reason = "each test binary uses a different subset")]
 
 pub mod client;
 pub mod process;

@@ -66,6 +66,11 @@ impl Process {
         }
     }
 
+    /// Every log line so far, joined by newlines.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
     /// OS process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
