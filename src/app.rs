@@ -8,19 +8,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::connect_info::Connected;
+use axum::serve::{IncomingStream, Listener, ListenerExt};
 use rand::Rng;
 use socketioxide::handler::ConnectHandler;
 use socketioxide::{ParserConfig, SocketIo, SocketIoBuilder, TransportType};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::auth::{Auth, Tokens};
 use crate::chat::{self, Chat, Policy};
 use crate::cluster;
 use crate::config::Config;
-use crate::http::{self, Api, Readiness};
+use crate::http::{self, Api, Edge, Readiness};
 use crate::store::{MemoryStore, Stores};
+use crate::tls::{Certificate, TlsListener};
 
 /// Files kept in memory in single-instance mode, at most (oldest go first).
 const MEMORY_FILES_MAX_BYTES: usize = 256 * 1024 * 1024;
@@ -88,6 +91,10 @@ impl Instance {
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
+    /// Direct TLS on `listener`, if configured.
+    tls: Option<Arc<Certificate>>,
+    /// The plain-HTTP port that only redirects to https, if configured.
+    redirect: Option<(TcpListener, Edge)>,
     wiring: Wiring,
 }
 
@@ -100,6 +107,20 @@ impl Application {
         let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
         let instance = Instance::new(config.instance_name());
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(Certificate::load(cert, key).map_err(StartError::Config)?),
+            _ => None,
+        };
+        let redirect = match config.http_redirect_port {
+            Some(port) => {
+                let addr = SocketAddr::new(config.host, port);
+                let listener =
+                    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+                tracing::info!(address = %listener.local_addr().unwrap_or(addr), "redirecting plain HTTP to https");
+                Some((listener, edge(&config)?))
+            }
+            None => None,
+        };
 
         let (wiring, mode) = match &config.redis_url {
             None => (memory_mode(&config, &instance)?, "memory"),
@@ -111,9 +132,10 @@ impl Application {
             instance_id = %instance.id,
             mode,
             transports = ?config.transports,
-            "chatwire listening on http://{local_addr}"
+            "chatwire listening on {}://{local_addr}",
+            if tls.is_some() { "https" } else { "http" }
         );
-        Ok(Self { listener, local_addr, wiring })
+        Ok(Self { listener, local_addr, tls, redirect, wiring })
     }
 
     /// The bound port.
@@ -133,20 +155,37 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let Wiring { router, tasks, shutdown: close } = self.wiring;
-        let (stop_accepting, stopped_accepting) = oneshot::channel::<()>();
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(self.listener, service).with_graceful_shutdown(async {
-            let _ = stopped_accepting.await;
-        });
-        let mut server = tokio::spawn(server.into_future());
+        let Wiring { router, mut tasks, shutdown: close } = self.wiring;
+        let (stop_accepting, stopped_accepting) = watch::channel(false);
+        let stopped = move || {
+            let mut stopped = stopped_accepting.clone();
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }
+        };
+        let mut server = match self.tls {
+            None => serve(self.listener, router, stopped()),
+            Some(certificate) => {
+                tasks.push(certificate.spawn_reloader());
+                // `tap_io` gives the TLS listener axum's ConnectInfo<SocketAddr>.
+                serve(TlsListener::new(self.listener, certificate)?.tap_io(|_| ()), router, stopped())
+            }
+        };
+        if let Some((listener, edge)) = self.redirect {
+            let redirecting = serve(listener, http::redirect_router(edge), stopped());
+            tasks.push(tokio::spawn(async move {
+                if let Ok(Err(err)) = redirecting.await {
+                    tracing::error!(error = %err, "the redirect port stopped");
+                }
+            }));
+        }
 
         tokio::select! {
             () = shutdown => {}
             finished = &mut server => return finished.map_err(std::io::Error::other)?,
         }
         tracing::info!("shutting down: closing all sockets");
-        let _ = stop_accepting.send(());
+        let _ = stop_accepting.send(true);
         if tokio::time::timeout(SHUTDOWN_GRACE, close).await.is_err() {
             tracing::warn!("sockets did not all close within {SHUTDOWN_GRACE:?}");
         }
@@ -162,7 +201,30 @@ impl Application {
     }
 }
 
+/// Serves `router` on `listener` until `stopped` completes, in a task.
+fn serve<L>(
+    listener: L,
+    router: Router,
+    stopped: impl Future<Output = ()> + Send + 'static,
+) -> JoinHandle<std::io::Result<()>>
+where
+    L: Listener<Addr = SocketAddr>,
+    for<'a> SocketAddr: Connected<IncomingStream<'a, L>>,
+{
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(axum::serve(listener, service).with_graceful_shutdown(stopped).into_future())
+}
+
+/// The request-edge rules, or why the configuration is wrong.
+pub fn edge(config: &Config) -> Result<Edge, StartError> {
+    Edge::from_config(config).map_err(StartError::Config)
+}
+
 fn validate(config: &Config) -> Result<(), StartError> {
+    edge(config)?;
+    if config.http_redirect_port.is_some() && !config.tls_enabled() {
+        return Err(StartError::Config("HTTP_REDIRECT_PORT needs TLS_CERT and TLS_KEY".into()));
+    }
     if config.transports.is_empty() {
         return Err(StartError::Config("TRANSPORTS must name at least one transport".into()));
     }
@@ -195,7 +257,7 @@ fn memory_mode(config: &Config, instance: &Instance) -> Result<Wiring, StartErro
     let pusher = chat::spawn_pusher(io.clone(), chat);
     let readiness = Readiness::new(instance.name.clone(), "memory", true);
     Ok(Wiring {
-        router: http::router(&config.public_dir, readiness, api, socketio),
+        router: http::router(&config.public_dir, edge(config)?, readiness, api, socketio),
         tasks: vec![pusher],
         shutdown: Box::pin(async move { io.close().await }),
     })
@@ -205,7 +267,15 @@ fn memory_mode(config: &Config, instance: &Instance) -> Result<Wiring, StartErro
 pub fn services(config: &Config, instance: &Instance, stores: Stores, secret: &[u8]) -> (Chat, Api) {
     let tokens = Tokens::new(secret, Duration::from_secs(config.token_ttl_secs));
     let auth = Auth::new(tokens, stores.accounts.clone(), stores.state.clone());
-    let policy = Policy { allow_guests: config.allow_guests, max_file_bytes: config.max_file_bytes };
+    let policy = Policy {
+        allow_guests: config.allow_guests,
+        max_file_bytes: config.max_file_bytes,
+        event_rate: config.event_rate,
+        event_burst: config.event_burst,
+        max_rooms_per_socket: config.max_rooms_per_socket,
+        max_sockets_per_user: config.max_sockets_per_user,
+        max_connections_per_address: config.max_connections_per_address,
+    };
     let chat =
         Chat::new(stores.clone(), auth.clone(), policy, instance.id.clone(), config.history_limit as usize);
     (chat, Api::new(auth, stores))
@@ -225,6 +295,7 @@ pub fn socketio_builder(config: &Config) -> SocketIoBuilder {
         .packet_completion_timeout(Duration::from_secs(30));
     let builder = SocketIo::builder()
         .with_parser(parser)
+        .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
         .max_buffer_size(SEND_QUEUE_PACKETS)
         .ws_max_message_size(hard_cap)
         .max_payload(hard_cap as u64);

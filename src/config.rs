@@ -90,6 +90,71 @@ pub struct Config {
     #[arg(long, env = "FILE_TTL_HOURS", default_value_t = 7 * 24, value_parser = clap::value_parser!(u64).range(1..))]
     pub file_ttl_hours: u64,
 
+    // ---- TLS and proxies ----
+    /// PEM certificate chain: serve https and wss directly (with TLS_KEY).
+    /// The files are re-read when they change, without a restart.
+    #[arg(long, env = "TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for TLS_CERT.
+    #[arg(long, env = "TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// With TLS_CERT: also listen on this port for plain HTTP that only
+    /// redirects to https (308). Unset: no plain-HTTP port.
+    #[arg(long, env = "HTTP_REDIRECT_PORT")]
+    pub http_redirect_port: Option<u16>,
+
+    /// Proxies whose `X-Forwarded-Proto` / `X-Forwarded-For` / `X-Forwarded-Host`
+    /// are believed: `true` (any peer: only when nothing else can reach the
+    /// port), or a comma-separated list of addresses and CIDR ranges.
+    #[arg(long, env = "TRUST_PROXY", value_delimiter = ',')]
+    pub trust_proxy: Vec<String>,
+
+    /// Redirect plain-HTTP requests to https (308) and refuse websocket
+    /// upgrades over plain HTTP. Plain means: not TLS here, and no trusted
+    /// proxy said `X-Forwarded-Proto: https`. /healthz and /readyz are exempt.
+    #[arg(long, env = "FORCE_HTTPS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub force_https: bool,
+
+    /// `max-age` of the Strict-Transport-Security header sent on https
+    /// responses, in seconds; 0 sends none.
+    #[arg(long, env = "HSTS_MAX_AGE", default_value_t = 365 * 24 * 3600)]
+    pub hsts_max_age: u64,
+
+    // ---- abuse limits ----
+    /// Web origins (`https://chat.example.com`) allowed to open sockets and
+    /// call the API from a browser, comma-separated; `*` allows any. The
+    /// server's own origin and clients that send no Origin (non-browser
+    /// clients) are always allowed. CORS is answered for listed origins only.
+    #[arg(long, env = "ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Events one socket may send per second, sustained (token bucket).
+    #[arg(long, env = "EVENT_RATE", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub event_rate: u32,
+
+    /// Events one socket may send in a burst above EVENT_RATE.
+    #[arg(long, env = "EVENT_BURST", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+    pub event_burst: u32,
+
+    /// Open connections per client address (after TRUST_PROXY); 0 = no limit.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 0)]
+    pub max_connections_per_address: u32,
+
+    /// Rooms one socket may be in at once.
+    #[arg(long, env = "MAX_ROOMS_PER_SOCKET", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_rooms_per_socket: u32,
+
+    /// Sockets one user may have logged in at once (tabs, devices).
+    #[arg(long, env = "MAX_SOCKETS_PER_USER", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_sockets_per_user: u32,
+
+    /// Seconds a connection may take to complete the socket.io handshake
+    /// before it is closed.
+    #[arg(long, env = "CONNECT_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub connect_timeout_secs: u64,
+
     /// Log output: human-readable `text` or one `json` object per line.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,
@@ -147,6 +212,11 @@ impl Config {
             return Err("the secret must be at least 16 characters (32 or more recommended)".into());
         }
         Ok(Some(secret.into_bytes()))
+    }
+
+    /// True if TLS is served directly.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
     }
 
     /// True if websocket is enabled.

@@ -23,3 +23,4 @@ pub mod http;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

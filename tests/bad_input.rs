@@ -125,13 +125,14 @@ async fn a_connect_to_an_unknown_namespace_is_refused() {
 
 #[tokio::test]
 async fn many_bad_requests_in_a_row_leave_the_socket_usable() {
-    let app = spawn_app().await;
+    // Within a generous allowance: this is about bad input, not floods.
+    let app = spawn_app_with(|c| c.event_burst = 500).await;
     let alice = app.member("alice", "general").await;
-    for i in 0..100 {
+    for i in 0..50 {
         let payload = if i % 2 == 0 { json!({ "room": 1 }) } else { json!({ "to": [] }) };
         alice.emit("message", vec![payload]).await;
     }
-    for _ in 0..100 {
+    for _ in 0..50 {
         assert_eq!(alice.next("chat error").await["code"], "invalid_payload");
     }
     let ok = alice.request("message", json!({ "room": "general", "text": "fine" })).await;

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_error, spawn_app};
+use common::{assert_error, spawn_app, spawn_app_with};
 use serde_json::{Value, json};
 
 fn texts(messages: &Value) -> Vec<String> {
@@ -116,7 +116,8 @@ async fn a_multicast_has_a_size_limit() {
 
 #[tokio::test]
 async fn messages_from_one_sender_arrive_in_order() {
-    let app = spawn_app().await;
+    // A burst allowance above the 200 messages: this is about ordering.
+    let app = spawn_app_with(|c| c.event_burst = 500).await;
     let alice = app.member("alice", "general").await;
     let bob = app.member("bob", "general").await;
     for i in 0..200 {

@@ -16,3 +16,8 @@ pub fn user(user: &Username) -> String {
 pub fn room(room: &RoomName) -> String {
     format!("room:{}", room.as_str())
 }
+
+/// True for the channel of a chat room (not a user's or the all-users one).
+pub fn is_room(channel: &str) -> bool {
+    channel.starts_with("room:")
+}

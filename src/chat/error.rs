@@ -40,6 +40,15 @@ pub enum ChatError {
     /// Guests are disabled (ALLOW_GUESTS=false).
     #[error("guests are disabled on this server: log in with an account")]
     GuestsDisabled,
+    /// The socket sends events faster than its allowance (EVENT_RATE / EVENT_BURST).
+    #[error("too many events: slow down")]
+    RateLimited,
+    /// The socket is in as many rooms as it may be.
+    #[error("a socket can be in at most {0} rooms")]
+    TooManyRooms(u32),
+    /// The user has as many sockets logged in as allowed.
+    #[error("too many connections logged in as this user (at most {0})")]
+    TooManySockets(u32),
     /// The state store failed; the request may succeed if retried.
     #[error("the server cannot reach its state store, try again shortly")]
     Unavailable,
@@ -69,6 +78,9 @@ impl ChatError {
             Self::TooManyRecipients(_) => "too_many_recipients",
             Self::NameRegistered(_) => "name_registered",
             Self::GuestsDisabled => "guests_disabled",
+            Self::RateLimited => "rate_limited",
+            Self::TooManyRooms(_) => "too_many_rooms",
+            Self::TooManySockets(_) => "too_many_sockets",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }

@@ -16,6 +16,7 @@ use socketioxide::socket::{DisconnectReason, Socket};
 use tokio::sync::oneshot;
 
 use super::ChatError;
+use super::limits::Admission;
 use super::socket_state::SocketState;
 
 /// The event's first argument, or why it could not be read. Unlike
@@ -138,20 +139,39 @@ impl<A: Adapter> Reply<A> {
 /// its own task; handlers that first `wait` for their turn run one at a time
 /// in arrival order, so a client's messages are delivered in the order it
 /// sent them and `add user` completes before the events that follow it.
+///
+/// Taking a place is also where flood control happens (see [`limits`]): an
+/// event over the socket's allowance is answered `rate_limited` at once and
+/// its handler never runs; a socket that keeps flooding is disconnected.
+///
+/// [`limits`]: super::limits
 pub struct InOrder {
     previous: Option<oneshot::Receiver<()>>,
     done: oneshot::Sender<()>,
+    in_flight: Option<InFlight>,
 }
 
 /// Held while a handler runs; dropping it lets the socket's next event proceed.
-pub struct Turn(#[allow(dead_code, reason = "dropping the sender is the signal")] oneshot::Sender<()>);
+pub struct Turn {
+    _done: oneshot::Sender<()>,
+    _in_flight: Option<InFlight>,
+}
+
+/// Counts an admitted event as in flight until dropped.
+struct InFlight(Arc<SocketState>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.event_finished();
+    }
+}
 
 impl InOrder {
     /// Takes the next place in the queue. Runs synchronously, in packet order.
-    fn enqueue<A: Adapter>(s: &Arc<Socket<A>>) -> Self {
+    fn enqueue(state: &SocketState) -> Self {
         let (done, tail) = oneshot::channel();
-        let previous = SocketState::of_socket(s).replace_queue_tail(tail);
-        Self { previous, done }
+        let previous = state.replace_queue_tail(tail);
+        Self { previous, done, in_flight: None }
     }
 
     /// Waits until every earlier event of this socket has been handled.
@@ -160,27 +180,46 @@ impl InOrder {
             // Err means the previous handler finished (or panicked): our turn either way.
             let _ = previous.await;
         }
-        Turn(self.done)
+        Turn { _done: self.done, _in_flight: self.in_flight }
     }
 }
 
+/// An event refused by flood control (its handler is skipped).
+#[derive(Debug, thiserror::Error)]
+#[error("event refused: rate limited")]
+pub struct RateLimited;
+
 impl<A: Adapter> FromMessageParts<A> for InOrder {
-    type Error = Infallible;
-    fn from_message_parts(s: &Arc<Socket<A>>, _: &mut Value, _: &Option<i64>) -> Result<Self, Infallible> {
-        Ok(Self::enqueue(s))
+    type Error = RateLimited;
+    fn from_message_parts(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> Result<Self, RateLimited> {
+        let state = SocketState::of_socket(s);
+        let admission = state.admit();
+        if admission == Admission::Admit {
+            state.event_started();
+            let mut place = Self::enqueue(&state);
+            place.in_flight = Some(InFlight(state));
+            return Ok(place);
+        }
+        let Ok(reply) = Reply::from_message_parts(s, v, ack);
+        reply.send::<()>(Err(ChatError::RateLimited));
+        if admission == Admission::Disconnect {
+            tracing::warn!(sid = %s.id, "disconnecting a socket that keeps flooding");
+            let _ = s.clone().disconnect();
+        }
+        Err(RateLimited)
     }
 }
 
 impl<A: Adapter> FromConnectParts<A> for InOrder {
     type Error = Infallible;
     fn from_connect_parts(s: &Arc<Socket<A>>, _: &Option<Value>) -> Result<Self, Infallible> {
-        Ok(Self::enqueue(s))
+        Ok(Self::enqueue(&SocketState::of_socket(s)))
     }
 }
 
 impl<A: Adapter> FromDisconnectParts<A> for InOrder {
     type Error = Infallible;
     fn from_disconnect_parts(s: &Arc<Socket<A>>, _: DisconnectReason) -> Result<Self, Infallible> {
-        Ok(Self::enqueue(s))
+        Ok(Self::enqueue(&SocketState::of_socket(s)))
     }
 }

@@ -26,7 +26,7 @@ pub struct HandshakeAuth {
 
 /// Why a connection was refused; sent as the `connect_error` message.
 #[derive(Debug)]
-pub struct Refusal(String);
+pub struct Refusal(pub(super) String);
 
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

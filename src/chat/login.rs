@@ -78,7 +78,14 @@ pub(super) async fn log_in<A: Adapter>(
     identity: &Identity,
 ) -> Result<Login, ChatError> {
     let state = SocketState::of(socket);
-    let login = chat.store().login(&identity.user, &identity.proof(), &chat.socket_key(socket.id)).await?;
+    let key = chat.socket_key(socket.id);
+    let login = chat.store().login(&identity.user, &identity.proof(), &key).await?;
+    let max_sockets = chat.policy().max_sockets_per_user;
+    if login.sockets > max_sockets as usize {
+        // Not the user's first socket, so nobody was told it came online.
+        chat.store().logout(&key).await?;
+        return Err(ChatError::TooManySockets(max_sockets));
+    }
     state.set_user(login.user.clone());
     socket.join([channels::ONLINE.to_owned(), channels::user(&login.user)]);
     log_emit("login", socket.emit("login", &LoginEvent { num_users: login.num_users }));

@@ -18,6 +18,7 @@ mod channels;
 mod error;
 mod extract;
 mod handshake;
+mod limits;
 mod login;
 mod messages;
 mod presence;
@@ -43,7 +44,10 @@ pub use rooms::{JOIN_HISTORY, announce_member_joined};
 
 use crate::auth::Auth;
 use crate::domain::{IdGenerator, MessageId};
+use crate::http::ClientAddr;
 use crate::store::{FileStore, SocketKey, Store, Stores};
+use extract::InOrder;
+use limits::{ConnectionsPerAddress, EventLimiter};
 use socket_state::SocketState;
 
 /// What the deployment allows.
@@ -53,6 +57,16 @@ pub struct Policy {
     pub allow_guests: bool,
     /// Largest file a message may carry, in bytes.
     pub max_file_bytes: usize,
+    /// Events per second one socket may send, sustained.
+    pub event_rate: u32,
+    /// Events one socket may send in a burst.
+    pub event_burst: u32,
+    /// Rooms one socket may be in.
+    pub max_rooms_per_socket: u32,
+    /// Sockets one user may have logged in.
+    pub max_sockets_per_user: u32,
+    /// Sockets one client address may have open on this instance (0: any).
+    pub max_connections_per_address: u32,
 }
 
 /// What every handler shares: the store, this instance's identity, the id
@@ -70,6 +84,7 @@ struct Inner {
     /// Set by every presence change, cleared by the pusher when it reads the list.
     presence_dirty: AtomicBool,
     presence_changes: Notify,
+    connections: Arc<ConnectionsPerAddress>,
 }
 
 impl Chat {
@@ -82,7 +97,9 @@ impl Chat {
         instance: impl Into<String>,
         history_limit: usize,
     ) -> Self {
+        let connections = ConnectionsPerAddress::new(policy.max_connections_per_address);
         Self(Arc::new(Inner {
+            connections,
             stores,
             auth,
             policy,
@@ -160,7 +177,16 @@ pub async fn prepare_socket<A: Adapter>(
     State(chat): State<Chat>,
     TryData(auth): TryData<handshake::HandshakeAuth>,
 ) -> Result<(), handshake::Refusal> {
-    SocketState::attach(&socket);
+    let policy = chat.policy();
+    SocketState::attach(&socket, EventLimiter::new(policy.event_rate, policy.event_burst));
+    let client = socket.req_parts().extensions.get::<ClientAddr>().map(|ClientAddr(ip)| *ip);
+    if let Some(ip) = client {
+        let slot = chat.0.connections.acquire(ip).ok_or_else(|| {
+            tracing::info!(%ip, "refused a socket: too many connections from this address");
+            handshake::Refusal("too many connections from your address".into())
+        })?;
+        SocketState::of(&socket).hold_address_slot(slot);
+    }
     socket.on("add user", login::on_add_user::<A>);
     socket.on("users", login::on_users::<A>);
     socket.on("new message", messages::on_new_message::<A>);
@@ -171,11 +197,16 @@ pub async fn prepare_socket<A: Adapter>(
     socket.on("rooms", rooms::on_rooms::<A>);
     socket.on("typing", typing::on_typing::<A>);
     socket.on("stop typing", typing::on_stop_typing::<A>);
+    socket.on_fallback(on_unknown_event);
     socket.on_disconnect(login::on_disconnect::<A>);
     handshake::authenticate(&chat, &socket, auth).await
 }
 
 pub use handshake::on_connect;
+
+/// Unknown events are ignored, but they count against the socket's
+/// allowance like any other (`InOrder` refuses and cuts off floods).
+async fn on_unknown_event(_turn: InOrder) {}
 
 /// Logs a failed emit. The request that caused it still succeeded: a
 /// recipient that vanished mid-send is not the sender's problem.

@@ -33,6 +33,13 @@ async fn join<A: Adapter>(
 ) -> Result<Joined, ChatError> {
     let user = SocketState::of(socket).logged_in()?;
     let room = RoomName::parse(&request?.room)?;
+    let max_rooms = chat.policy().max_rooms_per_socket;
+    let rooms = socket.rooms();
+    let already_in = rooms.iter().any(|channel| *channel == channels::room(&room));
+    if !already_in && rooms.iter().filter(|channel| channels::is_room(channel)).count() >= max_rooms as usize
+    {
+        return Err(ChatError::TooManyRooms(max_rooms));
+    }
     let joined = chat.store().join_room(&room, &chat.socket_key(socket.id)).await?;
     let channel = channels::room(&room);
     socket.join(channel.clone());

@@ -1,6 +1,6 @@
 //! [`SocketState`]: what this instance remembers about one of its sockets.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use socketioxide::adapter::Adapter;
@@ -9,11 +9,11 @@ use socketioxide::socket::Socket;
 use tokio::sync::oneshot;
 
 use super::ChatError;
+use super::limits::{AddressSlot, Admission, EventLimiter};
 use crate::auth::Identity;
 use crate::domain::Username;
 
 /// Per-socket state, stored in the socket's extensions when it connects.
-#[derive(Default)]
 pub struct SocketState {
     /// Who the socket is logged in as; set once, by `add user` or a token.
     user: OnceLock<Username>,
@@ -24,12 +24,57 @@ pub struct SocketState {
     unverified: AtomicBool,
     /// Completion signal of the socket's latest queued event (see `InOrder`).
     queue_tail: Mutex<Option<oneshot::Receiver<()>>>,
+    /// Events admitted and not finished yet.
+    queued: AtomicUsize,
+    /// The socket's event allowance.
+    limiter: Mutex<EventLimiter>,
+    /// Its place in the per-address connection count, freed with the socket.
+    address_slot: OnceLock<AddressSlot>,
+}
+
+impl Default for SocketState {
+    fn default() -> Self {
+        Self::new(EventLimiter::new(1, 1))
+    }
 }
 
 impl SocketState {
+    fn new(limiter: EventLimiter) -> Self {
+        Self {
+            user: OnceLock::new(),
+            pending: Mutex::default(),
+            unverified: AtomicBool::new(false),
+            queue_tail: Mutex::default(),
+            queued: AtomicUsize::new(0),
+            limiter: Mutex::new(limiter),
+            address_slot: OnceLock::new(),
+        }
+    }
+
     /// Attaches fresh state to a socket that is connecting.
-    pub fn attach<A: Adapter>(socket: &SocketRef<A>) {
-        socket.extensions.insert(Arc::new(Self::default()));
+    pub fn attach<A: Adapter>(socket: &SocketRef<A>, limiter: EventLimiter) {
+        socket.extensions.insert(Arc::new(Self::new(limiter)));
+    }
+
+    /// Keeps the socket's per-address slot for as long as the socket lives.
+    pub fn hold_address_slot(&self, slot: AddressSlot) {
+        let _ = self.address_slot.set(slot);
+    }
+
+    /// Decides whether the socket may send one more event now.
+    pub fn admit(&self) -> Admission {
+        let queued = self.queued.load(Ordering::Acquire);
+        self.limiter.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).admit(queued)
+    }
+
+    /// Counts an admitted event until its handler finishes.
+    pub(super) fn event_started(&self) {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The counterpart of [`SocketState::event_started`].
+    pub(super) fn event_finished(&self) {
+        self.queued.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// The state of a socket.

@@ -8,7 +8,7 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 
 use super::{Cluster, PubSub, RedisTarget, Timing, spawn_maintenance};
-use crate::app::{Instance, StartError, Wiring, services, socketio_builder};
+use crate::app::{Instance, StartError, Wiring, edge, services, socketio_builder};
 use crate::chat;
 use crate::config::Config;
 use crate::http::{self, Readiness};
@@ -80,5 +80,9 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
         }
         cluster.quit().await;
     });
-    Ok(Wiring { router: http::router(&config.public_dir, readiness, api, socketio), tasks, shutdown })
+    Ok(Wiring {
+        router: http::router(&config.public_dir, edge(config)?, readiness, api, socketio),
+        tasks,
+        shutdown,
+    })
 }

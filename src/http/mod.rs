@@ -1,16 +1,20 @@
 //! The HTTP side: the web client, the socket.io browser bundle, health
-//! checks, the `/api` endpoints, and the socket.io endpoint itself. [`router`] is a pure function
-//! of its inputs so tests can drive it.
+//! checks, the `/api` endpoints, and the socket.io endpoint itself, all behind
+//! the [`edge`] rules (proxies, https, origins, security headers). [`router`]
+//! is a pure function of its inputs so tests can drive it.
 
 mod api;
 mod client_bundle;
+mod edge;
 mod health;
 
 use std::convert::Infallible;
 use std::path::Path;
+use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::Request;
+use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use tower::Service;
@@ -19,11 +23,12 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
 pub use api::{Api, ApiError, MAX_AVATAR_BYTES};
+pub use edge::{ClientAddr, Edge};
 pub use health::Readiness;
 
 /// Builds the router. `socketio` is the socket.io service, mounted at
 /// `/socket.io/` only, so that the bundle routes beside it stay reachable.
-pub fn router<S>(public_dir: &Path, readiness: Readiness, api: Api, socketio: S) -> Router
+pub fn router<S>(public_dir: &Path, edge: Edge, readiness: Readiness, api: Api, socketio: S) -> Router
 where
     S: Service<Request, Error = Infallible> + Clone + Send + Sync + 'static,
     S::Response: IntoResponse + 'static,
@@ -40,5 +45,13 @@ where
         .fallback_service(ServeDir::new(public_dir))
         // 503s from /readyz during a Redis outage are expected; the cluster
         // code logs the outage itself, once.
+        .layer(middleware::from_fn_with_state(Arc::new(edge), edge::guard))
         .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
+}
+
+/// The router of the plain-HTTP port beside direct TLS: it only redirects.
+pub fn redirect_router(edge: Edge) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .layer(middleware::from_fn_with_state(Arc::new(edge.redirect_only()), edge::guard))
 }

@@ -55,6 +55,8 @@ pub struct Login {
     pub first_socket: bool,
     /// Online users in the deployment, after this login.
     pub num_users: usize,
+    /// The user's logged-in sockets, this one included.
+    pub sockets: usize,
 }
 
 /// The result of [`Store::logout`] for a socket that was logged in.

@@ -109,6 +109,10 @@ impl Client {
                             let _ = sink.lock().await.send(Frame::text("3")).await;
                         } else if let Some((packet, count)) = binary_header(text) {
                             partial = Some((packet, count, Vec::new()));
+                        } else if text.starts_with("41") {
+                            // The server disconnected the socket from the namespace.
+                            inbox.lock().unwrap().closed = true;
+                            arrived.notify_waiters();
                         } else {
                             route(&inbox, text);
                             arrived.notify_waiters();
@@ -218,7 +222,7 @@ impl Client {
         self.inbox.lock().unwrap().events.clear();
     }
 
-    /// True once the server closed the connection.
+    /// True once the server closed the connection (or disconnected the socket).
     pub async fn wait_closed(&self) -> bool {
         let closed = tokio::time::timeout(WAIT, async {
             loop {

@@ -2,12 +2,13 @@
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{Api, ApiError};
+use crate::http::ClientAddr;
 
 /// The body of both endpoints.
 #[derive(Deserialize)]
@@ -34,22 +35,22 @@ fn credentials(body: &[u8]) -> Result<Credentials, ApiError> {
 /// `POST /api/register` { username, password } → 201 { username }.
 pub async fn register(
     State(api): State<Api>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    ClientAddr(client): ClientAddr,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let credentials = credentials(&body)?;
-    let user = api.auth.register(&credentials.username, &credentials.password, peer.ip()).await?;
+    let user = api.auth.register(&credentials.username, &credentials.password, client).await?;
     Ok((StatusCode::CREATED, Json(json!({ "username": user }))))
 }
 
 /// `POST /api/login` { username, password } → 200 { token, username, expiresIn }.
 pub async fn login(
     State(api): State<Api>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
+    ClientAddr(client): ClientAddr,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let credentials = credentials(&body)?;
-    let (identity, token) = api.auth.log_in(&credentials.username, &credentials.password, peer.ip()).await?;
+    let (identity, token) = api.auth.log_in(&credentials.username, &credentials.password, client).await?;
     Ok(Json(
         json!({ "token": token, "username": identity.user, "expiresIn": api.auth.token_ttl().as_secs() }),
     ))

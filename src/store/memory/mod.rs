@@ -177,9 +177,10 @@ impl Store for MemoryStore {
         let first_socket = online.sockets.is_empty();
         online.sockets.insert(socket.clone());
         let name = online.name.clone();
+        let sockets = online.sockets.len();
         p.sockets
             .insert(socket.clone(), OnlineSocket { user_key: user.key().to_owned(), rooms: BTreeSet::new() });
-        Ok(Login { user: name, first_socket, num_users: p.users.len() })
+        Ok(Login { user: name, first_socket, num_users: p.users.len(), sockets })
     }
 
     async fn logout(&self, socket: &SocketKey) -> Result<Option<Logout>, StoreError> {

@@ -1,7 +1,7 @@
 -- Claims a name for a socket, or adds the socket to the user owning it.
 -- KEYS: users, sockets, instance sockets set
 -- ARGV: user key, display name, owner proof, socket id
--- → {"ok", display name, first socket (0|1), users online} | {"taken", display name} | {"already"}
+-- → {"ok", display name, first socket (0|1), users online, the user's sockets} | {"taken", display name} | {"already"}
 if redis.call('HEXISTS', KEYS[2], ARGV[4]) == 1 then return { 'already' } end
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 local user, first
@@ -17,4 +17,4 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], write_user(user))
 redis.call('HSET', KEYS[2], ARGV[4], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[4])
-return { 'ok', user.name, first, redis.call('HLEN', KEYS[1]) }
+return { 'ok', user.name, first, redis.call('HLEN', KEYS[1]), user.n }

@@ -49,6 +49,7 @@ impl RedisStore {
                 user: username(&reply[1])?,
                 first_socket: int(&reply[2]) == 1,
                 num_users: int(&reply[3]) as usize,
+                sockets: reply.get(4).map_or(1, |n| int(n) as usize),
             }),
             "taken" => Err(StoreError::NameTaken(text(&reply[1]))),
             _ => Err(StoreError::AlreadyLoggedIn(id)),

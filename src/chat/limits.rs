@@ -1,0 +1,191 @@
+//! Per-socket flood control: a token bucket on events, a cap on events
+//! waiting for their turn, and disconnection of a socket that keeps
+//! flooding. Checked synchronously when a packet arrives, before any store
+//! call, so a flooding socket costs little and other users do not notice.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Events of one socket waiting for their turn (see `InOrder`), at most,
+/// unless the burst allowance is larger.
+pub const MAX_QUEUED_EVENTS: usize = 64;
+
+/// Refusals counted over this window decide whether a socket is flooding.
+const FLOOD_WINDOW: Duration = Duration::from_secs(10);
+
+/// What to do with an incoming event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Handle it.
+    Admit,
+    /// Refuse it with `rate_limited`.
+    Refuse,
+    /// The socket keeps flooding: refuse and disconnect it.
+    Disconnect,
+}
+
+/// A socket's event allowance.
+#[derive(Debug)]
+pub struct EventLimiter {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    refilled: Instant,
+    refusals: u32,
+    window_start: Instant,
+    max_refusals: u32,
+    max_queued: usize,
+}
+
+impl EventLimiter {
+    /// `rate` events per second sustained, `burst` at once; at most
+    /// `max(burst, 64)` in flight. A socket refused more than `4 × burst`
+    /// times within ten seconds is flooding.
+    pub fn new(rate: u32, burst: u32) -> Self {
+        let now = Instant::now();
+        Self {
+            rate: f64::from(rate.max(1)),
+            burst: f64::from(burst.max(1)),
+            tokens: f64::from(burst.max(1)),
+            refilled: now,
+            refusals: 0,
+            window_start: now,
+            max_refusals: burst.max(1).saturating_mul(4),
+            max_queued: MAX_QUEUED_EVENTS.max(burst as usize),
+        }
+    }
+
+    /// Decides on one event, `queued` being how many of the socket's events
+    /// already wait for their turn.
+    pub fn admit(&mut self, queued: usize) -> Admission {
+        self.admit_at(Instant::now(), queued)
+    }
+
+    fn admit_at(&mut self, now: Instant, queued: usize) -> Admission {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.refilled = now;
+        if queued < self.max_queued && self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Admission::Admit;
+        }
+        if now.saturating_duration_since(self.window_start) > FLOOD_WINDOW {
+            self.window_start = now;
+            self.refusals = 0;
+        }
+        self.refusals += 1;
+        if self.refusals > self.max_refusals { Admission::Disconnect } else { Admission::Refuse }
+    }
+}
+
+/// Open sockets per client address on this instance, capped.
+#[derive(Debug, Default)]
+pub struct ConnectionsPerAddress {
+    max: u32,
+    open: Mutex<HashMap<IpAddr, u32>>,
+}
+
+impl ConnectionsPerAddress {
+    /// At most `max` sockets per address; 0 means no limit.
+    pub fn new(max: u32) -> Arc<Self> {
+        Arc::new(Self { max, open: Mutex::default() })
+    }
+
+    /// A slot for one more socket from `ip`, held until dropped; `None` if
+    /// the address is at its limit.
+    pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+        if self.max == 0 {
+            return Some(AddressSlot { owner: None, ip });
+        }
+        let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = open.entry(ip).or_default();
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot { owner: Some(self.clone()), ip })
+    }
+}
+
+/// One socket's place in its address's count.
+#[derive(Debug)]
+pub struct AddressSlot {
+    owner: Option<Arc<ConnectionsPerAddress>>,
+    ip: IpAddr,
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let Some(owner) = &self.owner else { return };
+        let mut open = owner.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_burst_passes_then_the_rate_holds() {
+        let mut limiter = EventLimiter::new(10, 5);
+        let start = Instant::now();
+        for _ in 0..5 {
+            assert_eq!(limiter.admit_at(start, 0), Admission::Admit);
+        }
+        assert_eq!(limiter.admit_at(start, 0), Admission::Refuse, "the burst is spent");
+        assert_eq!(
+            limiter.admit_at(start + Duration::from_millis(100), 0),
+            Admission::Admit,
+            "one token per 100 ms"
+        );
+        assert_eq!(limiter.admit_at(start + Duration::from_millis(110), 0), Admission::Refuse);
+        let later = start + Duration::from_secs(60);
+        for _ in 0..5 {
+            assert_eq!(limiter.admit_at(later, 0), Admission::Admit, "refills up to the burst, not beyond");
+        }
+        assert_eq!(limiter.admit_at(later, 0), Admission::Refuse);
+    }
+
+    #[test]
+    fn addresses_get_their_slots_back() {
+        let limit = ConnectionsPerAddress::new(2);
+        let ip: IpAddr = [127, 0, 0, 1].into();
+        let (a, b) = (limit.acquire(ip).unwrap(), limit.acquire(ip).unwrap());
+        assert!(limit.acquire(ip).is_none(), "the third socket is refused");
+        assert!(limit.acquire([127, 0, 0, 2].into()).is_some(), "other addresses are not affected");
+        drop(a);
+        assert!(limit.acquire(ip).is_some(), "a closed socket frees its slot");
+        drop(b);
+        assert!(ConnectionsPerAddress::new(0).acquire(ip).is_some(), "0 means no limit");
+    }
+
+    #[test]
+    fn a_full_queue_refuses_even_with_tokens() {
+        let mut limiter = EventLimiter::new(10, 5);
+        assert_eq!(limiter.admit(MAX_QUEUED_EVENTS), Admission::Refuse);
+        assert_eq!(limiter.admit(0), Admission::Admit);
+    }
+
+    #[test]
+    fn a_socket_that_keeps_flooding_is_cut_off() {
+        let mut limiter = EventLimiter::new(1, 2);
+        let start = Instant::now();
+        let outcomes: Vec<_> = (0..12).map(|_| limiter.admit_at(start, 0)).collect();
+        assert_eq!(outcomes.iter().filter(|a| **a == Admission::Admit).count(), 2);
+        assert_eq!(outcomes.iter().filter(|a| **a == Admission::Refuse).count(), 8);
+        assert_eq!(outcomes.last(), Some(&Admission::Disconnect), "more than 4 × burst refusals");
+        let mut calm = EventLimiter::new(1, 2);
+        for second in 0..100 {
+            let at = start + Duration::from_secs(second);
+            assert_eq!(calm.admit_at(at, 0), Admission::Admit, "a socket within its rate is never refused");
+        }
+    }
+}
