@@ -30,7 +30,7 @@ pub struct OptionalPayload<T>(pub Result<Option<T>, ChatError>);
 /// Reads the first socket.io argument, if any, and ignores the rest. It
 /// presents itself to serde as a tuple, which makes socketioxide hand it the
 /// whole argument list instead of insisting on a first element.
-struct FirstArg<T>(Option<T>);
+pub(super) struct FirstArg<T>(pub(super) Option<T>);
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for FirstArg<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

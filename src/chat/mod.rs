@@ -22,6 +22,7 @@ mod limits;
 mod login;
 mod messages;
 mod presence;
+pub mod probe;
 mod rooms;
 mod socket_state;
 mod typing;
