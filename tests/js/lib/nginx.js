@@ -20,6 +20,11 @@ export async function startNginx(upstreamPorts) {
     config = config.replace(`server chatwire-${i + 1}:3000`, `server 127.0.0.1:${upstream}`);
   });
   if (/chatwire-\d:3000/.test(config)) throw new Error("deploy/nginx.conf has more upstreams than started instances");
+  return { ...(await runNginx(config, port)), url: `http://127.0.0.1:${port}` };
+}
+
+/** Runs nginx with the configuration text `config`, which listens on `port`. */
+export async function runNginx(config, port) {
   const dir = await mkdtemp(path.join(tmpdir(), "chatwire-nginx-"));
   const file = path.join(dir, "nginx.conf");
   await writeFile(file, config);
@@ -36,7 +41,7 @@ export async function startNginx(upstreamPorts) {
     throw new Error(`nginx did not start: ${stderr}\n${err.message}`);
   }
   return {
-    url: `http://127.0.0.1:${port}`,
+    port,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill("SIGQUIT");

@@ -36,7 +36,7 @@ export async function startServer(env = {}, { timeoutMs = 15000 } = {}) {
     createInterface({ input: stream }).on("line", (line) => {
       logs.push(line);
       if (process.env.CHATWIRE_LOG) console.error(`[chatwire] ${line}`);
-      const match = line.match(/listening on http:\/\/(\S+)/);
+      const match = line.match(/listening on https?:\/\/(\S+)/);
       if (match) resolveAddress(match[1]);
     });
   }
