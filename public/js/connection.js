@@ -1,11 +1,19 @@
-// The socket.io connection: requests with acks, login, and what happens on
-// reconnect (log in again with the session secret, rejoin, catch up).
+// The socket.io connection: requests with acks, and the two ways in. A guest
+// connects bare and sends `add user`; an account connects with its token in
+// the handshake and is logged in by the server before its first event.
 
 /* global io */
 
 const REQUEST_TIMEOUT_MS = 8000;
 
-export const socket = io({ transports: ["websocket"], autoConnect: false });
+let handshakeToken = null;
+
+// `auth` is a function so that every reconnect sends the current token.
+export const socket = io({
+  transports: ["websocket"],
+  autoConnect: false,
+  auth: (send) => send(handshakeToken ? { token: handshakeToken } : {}),
+});
 
 /** Error answered by the server: `code` is the protocol's error code. */
 export class ChatError extends Error {
@@ -16,10 +24,10 @@ export class ChatError extends Error {
 }
 
 /** Emits `event` and resolves with the ack body, or rejects with a ChatError. */
-export function request(event, payload) {
+export function request(event, payload, { timeoutMs = REQUEST_TIMEOUT_MS } = {}) {
   const args = payload === undefined ? [] : [payload];
   return new Promise((resolve, reject) => {
-    socket.timeout(REQUEST_TIMEOUT_MS).emit(event, ...args, (err, reply) => {
+    socket.timeout(timeoutMs).emit(event, ...args, (err, reply) => {
       if (err) reject(new ChatError("timeout", "The server did not answer. Check your connection."));
       else if (reply && reply.ok) resolve(reply);
       else reject(new ChatError(reply?.error?.code ?? "unknown", reply?.error?.message ?? "Request failed"));
@@ -27,12 +35,17 @@ export function request(event, payload) {
   });
 }
 
-/** Resolves once the socket is connected (connecting it if needed). */
-export function connected() {
-  if (socket.connected) return Promise.resolve();
+/** Connects without credentials, for a guest's `add user`. */
+export function connectAsGuest() {
+  if (socket.connected && handshakeToken === null) return Promise.resolve();
+  restart(null);
   return new Promise((resolve, reject) => {
     const onConnect = () => { cleanup(); resolve(); };
-    const onError = (err) => { cleanup(); reject(new ChatError("connect_error", `Cannot connect: ${err.message}`)); };
+    const onError = (err) => {
+      cleanup();
+      socket.disconnect();
+      reject(new ChatError("connect_error", `Cannot connect: ${err.message}`));
+    };
     const cleanup = () => { socket.off("connect", onConnect); socket.off("connect_error", onError); };
     socket.once("connect", onConnect);
     socket.once("connect_error", onError);
@@ -40,21 +53,51 @@ export function connected() {
   });
 }
 
-const SESSION_KEY = "chatwire.session";
-
-/** The saved login of this tab: { username, session, rooms } or null. */
-export function savedLogin() {
-  try {
-    return JSON.parse(sessionStorage.getItem(SESSION_KEY));
-  } catch {
-    return null;
-  }
+/** Connects with an account's token; resolves once the server has logged the socket in. */
+export function connectWithToken(token, timeoutMs) {
+  restart(token);
+  const login = nextLogin(timeoutMs);
+  socket.connect();
+  return login;
 }
 
-export function saveLogin(login) {
-  sessionStorage.setItem(SESSION_KEY, JSON.stringify(login));
+/**
+ * Resolves on the server's next `login` event (the handshake's token was
+ * accepted). Rejects if the server refuses the socket or drops it first;
+ * while the server cannot be reached socket.io keeps retrying, and we wait.
+ * Call it before the `login` can arrive: before connecting, or in `connect`.
+ */
+export function nextLogin(timeoutMs = 20000) {
+  return new Promise((resolve, reject) => {
+    const handlers = {
+      login: (body) => settle(resolve, body),
+      "chat error": (error) => settle(reject, new ChatError(error?.code ?? "unknown", error?.message ?? "Login refused")),
+      connect_error: (err) => { if (!socket.active) settle(reject, new ChatError("refused", err.message)); },
+      disconnect: (reason) => {
+        if (reason === "io server disconnect") settle(reject, new ChatError("refused", "The server closed the connection."));
+      },
+    };
+    const timer = setTimeout(() => {
+      socket.disconnect();
+      settle(reject, new ChatError("timeout", "Cannot reach the server. Try again later."));
+    }, timeoutMs);
+    function settle(done, value) {
+      clearTimeout(timer);
+      for (const [event, handler] of Object.entries(handlers)) socket.off(event, handler);
+      done(value);
+    }
+    for (const [event, handler] of Object.entries(handlers)) socket.on(event, handler);
+  });
 }
 
-export function forgetLogin() {
-  sessionStorage.removeItem(SESSION_KEY);
+/** Drops any connection (its handshake is over) before connecting with `token`. */
+function restart(token) {
+  if (socket.connected || socket.active) socket.disconnect();
+  handshakeToken = token;
+}
+
+/** Closes the connection for good (log out): no reconnect, no token. */
+export function disconnect() {
+  handshakeToken = null;
+  socket.disconnect();
 }

@@ -93,3 +93,16 @@ export function joinedRooms() {
 export function isMe(name) {
   return state.me !== null && same(name, state.me);
 }
+
+/** Unread messages over every conversation (for the tab's title). */
+export function totalUnread() {
+  let total = 0;
+  for (const c of state.conversations.values()) total += c.unread;
+  return total;
+}
+
+/** Forgets everything (log out). */
+export function resetState() {
+  for (const c of state.conversations.values()) for (const timer of c.typing.values()) clearTimeout(timer);
+  Object.assign(state, { me: null, users: [], rooms: [], conversations: new Map(), current: null });
+}

@@ -1,38 +1,26 @@
-// Rendering. Every user-supplied string goes through textContent, never
-// innerHTML: a message like "<b>hi</b>" shows as those characters.
+// The chat screen's frame: who I am, the sidebar (rooms, people online,
+// private conversations, unread badges), the conversation header, the
+// status bar and the error line. User-supplied strings are set as text.
 
-import { state, joinedRooms, roomConversation, dmConversation, dmKey, isMe } from "./conversations.js";
+import { state, joinedRooms, roomConversation, dmConversation, dmKey, isMe, totalUnread } from "./conversations.js";
+import { avatarElement } from "./avatars.js";
+import { $, el } from "./dom.js";
 
-const $ = (id) => document.getElementById(id);
+const narrow = window.matchMedia("(max-width: 700px)");
 
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function avatar(name) {
-  const node = el("span", "avatar", [...name][0]?.toUpperCase() ?? "?");
-  node.setAttribute("aria-hidden", "true");
-  return node;
-}
-
-const timeFormat = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit" });
-
-export function showLogin(error = "") {
-  $("chat-view").hidden = true;
-  $("login-view").hidden = false;
-  $("login-error").textContent = error;
-  $("login-button").disabled = false;
-  $("login-name").focus();
-}
-
-export function showChat() {
+/** Shows the chat screen for the logged-in user (`guest`: no avatar upload). */
+export function showChat({ guest }) {
   $("login-view").hidden = true;
   $("chat-view").hidden = false;
   $("me-name").textContent = state.me;
-  $("me-avatar").textContent = [...state.me][0]?.toUpperCase() ?? "?";
+  $("me-kind").textContent = guest ? "guest" : "";
+  $("me-avatar").replaceChildren(avatarElement(state.me));
+  $("avatar-button").disabled = guest;
+  $("avatar-button").title = guest ? "Register an account to set a picture" : "Change your picture";
+}
+
+export function hideChat() {
+  $("chat-view").hidden = true;
 }
 
 export function setStatus(text) {
@@ -40,25 +28,35 @@ export function setStatus(text) {
   $("status").textContent = text ?? "";
 }
 
-export function setComposerEnabled(enabled) {
-  const usable = enabled && state.current !== null;
-  $("composer-input").disabled = !usable;
-  $("send-button").disabled = !usable;
-}
-
 export function showError(text) {
   $("chat-error").textContent = text ?? "";
+}
+
+/** Opens or closes the sidebar's lists (they collapse on narrow screens only). */
+export function setSidebarOpen(open) {
+  $("chat-view").classList.toggle("sidebar-collapsed", !open);
+  $("sidebar-toggle").setAttribute("aria-expanded", String(open));
+}
+
+/** After picking a conversation on a narrow screen, make room for it. */
+export function collapseSidebarIfNarrow() {
+  if (narrow.matches) setSidebarOpen(false);
 }
 
 function listButton(label, { current = false, unread = 0, hint = "", onClick, name }) {
   const item = el("li");
   const button = el("button");
   button.type = "button";
-  if (name) button.append(avatar(name));
+  if (name) button.append(avatarElement(name));
   button.append(el("span", "label", label));
   if (hint) button.append(el("span", "hint", hint));
-  if (unread > 0) button.append(el("span", "unread", String(unread)));
+  if (unread > 0) {
+    const badge = el("span", "unread", String(unread));
+    badge.title = `${unread} unread`;
+    button.append(badge);
+  }
   button.setAttribute("aria-current", String(current));
+  if (unread > 0) button.setAttribute("aria-label", `${label}, ${unread} unread`);
   button.addEventListener("click", onClick);
   item.append(button);
   return item;
@@ -88,6 +86,8 @@ export function renderSidebar(actions) {
   $("dm-list").replaceChildren(
     ...dms.map((c) => listButton(c.title, { current: state.current === c.key, unread: c.unread, onClick: () => actions.open(c.key) })),
   );
+  const unread = totalUnread();
+  document.title = unread > 0 ? `(${unread}) chatwire` : "chatwire";
 }
 
 export function renderHeader() {
@@ -96,37 +96,4 @@ export function renderHeader() {
   $("conversation-members").textContent =
     c?.kind === "room" ? `${c.members.length} member${c.members.length === 1 ? "" : "s"}: ${c.members.join(", ")}` : "";
   $("leave-button").hidden = c?.kind !== "room";
-}
-
-function messageItem(message) {
-  const item = el("li", `message${isMe(message.from) ? " mine" : ""}`);
-  item.dataset.id = message.id;
-  const meta = el("div", "meta");
-  meta.append(el("span", "from", message.from));
-  const time = el("time", "time", timeFormat.format(new Date(message.ts)));
-  time.dateTime = new Date(message.ts).toISOString();
-  meta.append(time);
-  if (Array.isArray(message.to)) meta.append(el("span", "hint", ` to ${message.to.join(", ")}`));
-  item.append(avatar(message.from), meta, el("div", "text", message.text ?? ""));
-  return item;
-}
-
-function noticeItem(text) {
-  return el("li", "notice", text);
-}
-
-/** Redraws the open conversation's messages and notices. */
-export function renderMessages() {
-  const c = state.conversations.get(state.current);
-  const list = $("messages");
-  list.replaceChildren(...(c ? c.messages.map((m) => (m.notice ? noticeItem(m.notice) : messageItem(m))) : []));
-  list.scrollTop = list.scrollHeight;
-  renderTyping();
-}
-
-export function renderTyping() {
-  const c = state.conversations.get(state.current);
-  const names = c ? [...c.typing.keys()] : [];
-  $("typing").textContent =
-    names.length === 0 ? "" : names.length === 1 ? `${names[0]} is typing…` : `${names.join(", ")} are typing…`;
 }

@@ -1,16 +1,18 @@
-// The web client in headless Chromium: two people chat, markup stays text,
-// and a dropped connection catches up on what it missed.
+// The web client in headless Chromium, as guests: two people chat, markup
+// stays text, and a dropped connection catches up on what it missed. Pages
+// run under the CSP the server is to send (added by a proxy).
 
 import { test, before, after, beforeEach, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { startServer, repoRoot } from "./lib/server.js";
-import { launch, newPage, logIn, say, startProxy } from "./lib/browser.js";
+import { launch, newPage, joinAsGuest, say, startProxy, startCspProxy } from "./lib/browser.js";
 
 const ARTIFACTS = path.join(repoRoot, "tests", "js", "artifacts");
 let browser;
 let server;
+let site;  // the server behind a proxy that adds the CSP header
 
 before(async () => {
   await mkdir(ARTIFACTS, { recursive: true });
@@ -18,16 +20,22 @@ before(async () => {
 });
 after(async () => { await browser?.close(); });
 // Each test gets a server of its own, so no history leaks between tests.
-beforeEach(async () => { server = await startServer({ INSTANCE_NAME: "js-browser" }); });
-afterEach(async () => { await server?.stop(); });
+beforeEach(async () => {
+  server = await startServer({ INSTANCE_NAME: "js-browser" });
+  site = await startCspProxy(server.port);
+});
+afterEach(async () => {
+  await site?.close();
+  await server?.stop();
+});
 
 const messageTexts = (page) => page.locator("#messages .message .text").allTextContents();
 
 test("two pages chat with each other, and HTML in a message shows as text", async () => {
   const alice = await newPage(browser);
   const bob = await newPage(browser);
-  await logIn(alice, server.url, "alice");
-  await logIn(bob, server.url, "bob");
+  await joinAsGuest(alice, site.url, "alice");
+  await joinAsGuest(bob, site.url, "bob");
 
   // Both land in #general; bob appears in alice's online list.
   await alice.locator("#user-list", { hasText: "bob" }).waitFor();
@@ -65,11 +73,11 @@ test("two pages chat with each other, and HTML in a message shows as text", asyn
 });
 
 test("after a network drop the page logs in again and shows what it missed", async () => {
-  const proxy = await startProxy(server.port);
+  const proxy = await startProxy(Number(new URL(site.url).port));
   const carol = await newPage(browser);
   const dave = await newPage(browser);
-  await logIn(carol, proxy.url, "carol");
-  await logIn(dave, server.url, "dave");
+  await joinAsGuest(carol, proxy.url, "carol");
+  await joinAsGuest(dave, site.url, "dave");
   await say(dave, "before the drop");
   await carol.locator("#messages .message .text", { hasText: "before the drop" }).waitFor();
 
@@ -95,7 +103,7 @@ test("after a network drop the page logs in again and shows what it missed", asy
 
 test("rooms: create, join from the list with its history, leave; and a group message", async () => {
   const [alice, bob, carol] = [await newPage(browser), await newPage(browser), await newPage(browser)];
-  await logIn(alice, server.url, "alice");
+  await joinAsGuest(alice, site.url, "alice");
   await alice.fill("#new-room-name", "design");
   await alice.press("#new-room-name", "Enter");
   await alice.locator("#conversation-title", { hasText: "#design" }).waitFor();
@@ -103,7 +111,7 @@ test("rooms: create, join from the list with its history, leave; and a group mes
   await alice.locator("#messages .message .text", { hasText: "spec v1" }).waitFor();
 
   // bob finds the room in the list and joins it: its history comes with it.
-  await logIn(bob, server.url, "bob");
+  await joinAsGuest(bob, site.url, "bob");
   await bob.locator("#room-list button", { hasText: "#design" }).click();
   await bob.locator("#conversation-title", { hasText: "#design" }).waitFor();
   await bob.locator("#messages .message .text", { hasText: "spec v1" }).waitFor();
@@ -111,7 +119,7 @@ test("rooms: create, join from the list with its history, leave; and a group mes
   await alice.locator("#messages .notice", { hasText: "bob joined #design" }).waitFor();
 
   // alice writes to bob and carol together.
-  await logIn(carol, server.url, "carol");
+  await joinAsGuest(carol, site.url, "carol");
   await alice.locator("#user-list", { hasText: "carol" }).waitFor();
   await alice.click("#group-button");
   await alice.check("#group-choices input[value='bob']");
@@ -139,10 +147,11 @@ test("rooms: create, join from the list with its history, leave; and a group mes
 test("a taken name is refused on the login form, with a clear message", async () => {
   const first = await newPage(browser);
   const second = await newPage(browser);
-  await logIn(first, server.url, "erin");
-  await second.goto(server.url);
-  await second.fill("#login-name", "ERIN");
-  await second.click("#login-button");
+  await joinAsGuest(first, site.url, "erin");
+  await second.goto(site.url);
+  await second.click("#tab-guest");
+  await second.fill("#guest-name", "ERIN");
+  await second.click("#guest-button");
   await second.locator("#login-error", { hasText: "taken" }).waitFor();
   assert.equal(await second.locator("#chat-view").isVisible(), false);
 });
