@@ -21,7 +21,8 @@ use crate::auth::{Auth, Tokens};
 use crate::chat::{self, Chat, Policy};
 use crate::cluster;
 use crate::config::Config;
-use crate::http::{self, Api, Edge, Readiness};
+use crate::domain;
+use crate::http::{self, Api, Edge, Limits, Readiness};
 use crate::store::{MemoryStore, Stores};
 use crate::tls::{Certificate, TlsListener};
 
@@ -278,7 +279,17 @@ pub fn services(config: &Config, instance: &Instance, stores: Stores, secret: &[
     };
     let chat =
         Chat::new(stores.clone(), auth.clone(), policy, instance.id.clone(), config.history_limit as usize);
-    (chat, Api::new(auth, stores))
+    let limits = Limits {
+        allow_guests: config.allow_guests,
+        max_file_bytes: config.max_file_bytes,
+        max_avatar_bytes: http::MAX_AVATAR_BYTES,
+        max_text_chars: domain::MAX_TEXT_CHARS,
+        max_username_chars: domain::MAX_USERNAME_CHARS,
+        max_room_chars: domain::MAX_ROOM_CHARS,
+        max_recipients: chat::MAX_RECIPIENTS,
+        history_limit: config.history_limit as usize,
+    };
+    (chat, Api::new(auth, stores, limits))
 }
 
 /// socket.io settings shared by every mode.

@@ -89,3 +89,17 @@ async fn shutdown_closes_sockets_and_returns() {
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "drained quickly");
     assert!(alice.wait_closed().await, "the client's connection was closed");
 }
+
+#[tokio::test]
+async fn the_limits_are_published_for_clients() {
+    let app = spawn_app_with(|c| {
+        c.max_file_bytes = 12_345;
+        c.allow_guests = false;
+    })
+    .await;
+    let config: serde_json::Value = reqwest::get(app.url("/api/config")).await.unwrap().json().await.unwrap();
+    assert_eq!(config["maxFileBytes"], 12_345);
+    assert_eq!(config["allowGuests"], false);
+    assert_eq!(config["maxTextChars"], 4000);
+    assert_eq!(config["maxAvatarBytes"], 1024 * 1024);
+}

@@ -3,7 +3,7 @@
 // Sends go out one after another, in the order they were submitted; the box
 // is cleared at once, and given back its text if the send fails.
 
-import { MAX_FILE_BYTES, sizeLabel } from "./files.js";
+import { maxFileBytes, sizeLabel } from "./files.js";
 import { $ } from "./dom.js";
 
 let attached = null;      // the File to send with the next message
@@ -28,8 +28,8 @@ export function initComposer({ send, typed, fail }) {
     const [file] = picker.files;
     picker.value = ""; // so that picking the same file again is noticed
     if (!file) return;
-    if (file.size > MAX_FILE_BYTES) {
-      fail(new Error(`${file.name} is ${sizeLabel(file.size)}; files are at most ${sizeLabel(MAX_FILE_BYTES)}.`));
+    if (file.size > maxFileBytes) {
+      fail(new Error(`${file.name} is ${sizeLabel(file.size)}; files are at most ${sizeLabel(maxFileBytes)}.`));
       return;
     }
     attach(file);

@@ -6,11 +6,22 @@ import { token } from "./session.js";
 import { fetchFile } from "./api.js";
 
 /**
- * Largest file sent: the server's default MAX_FILE_BYTES. The server does
- * not publish its limit, and closes the connection on a file over twice the
- * limit, so the page refuses bigger files before sending them.
+ * Largest file sent: the server's MAX_FILE_BYTES, read from /api/config at
+ * start (the default until then). The page refuses bigger files before
+ * sending them: the server would close the connection on a file over twice
+ * the limit.
  */
-export const MAX_FILE_BYTES = 5 * 1024 * 1024;
+export let maxFileBytes = 5 * 1024 * 1024;
+
+/** Reads the server's limits; keeps the default if they cannot be read. */
+export async function loadLimits() {
+  try {
+    const response = await fetch("/api/config");
+    if (response.ok) maxFileBytes = (await response.json()).maxFileBytes ?? maxFileBytes;
+  } catch {
+    // Offline or an older server: the default stands.
+  }
+}
 
 const urls = new Map();     // message id → object URL
 const loading = new Map();  // message id → Promise of its object URL

@@ -12,6 +12,7 @@ import { typed, listenForTyping } from "./typing.js";
 import { uploadAvatar, checkAvatars } from "./avatars.js";
 import * as view from "./view.js";
 import { $ } from "./dom.js";
+import { loadLimits } from "./files.js";
 
 const ROOMS_REFRESH_MS = 15000;
 const AVATARS_REFRESH_MS = 60000;
@@ -177,6 +178,8 @@ setInterval(() => { if (socket.connected) chat.refreshRooms().catch(() => {}); }
 setInterval(() => { if (chat.isLoggedIn()) checkAvatars(state.users); }, AVATARS_REFRESH_MS);
 
 // ---- start ----
+
+loadLimits();
 
 const saved = restoreLogin();
 if (saved) resumeSavedLogin(saved);

@@ -22,7 +22,7 @@ use tower_http::services::ServeDir;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
-pub use api::{Api, ApiError, MAX_AVATAR_BYTES};
+pub use api::{Api, ApiError, Limits, MAX_AVATAR_BYTES};
 pub use edge::{ClientAddr, Edge};
 pub use health::Readiness;
 

@@ -7,9 +7,12 @@ mod bearer;
 mod error;
 mod files;
 
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Serialize;
 
 pub use avatars::MAX_AVATAR_BYTES;
 pub use bearer::Bearer;
@@ -26,13 +29,41 @@ const MAX_JSON_BYTES: usize = 16 * 1024;
 pub struct Api {
     auth: Auth,
     stores: Stores,
+    limits: Arc<Limits>,
+}
+
+/// The limits clients may want to check before sending (`GET /api/config`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    /// Whether `add user` (a guest login) is allowed.
+    pub allow_guests: bool,
+    /// Largest file a message may carry, in bytes.
+    pub max_file_bytes: usize,
+    /// Largest avatar, in bytes.
+    pub max_avatar_bytes: usize,
+    /// Longest message text, in characters.
+    pub max_text_chars: usize,
+    /// Longest username, in characters.
+    pub max_username_chars: usize,
+    /// Longest room name, in characters.
+    pub max_room_chars: usize,
+    /// Most recipients of one message.
+    pub max_recipients: usize,
+    /// Largest history page.
+    pub history_limit: usize,
 }
 
 impl Api {
-    /// The API over these accounts and stores.
-    pub fn new(auth: Auth, stores: Stores) -> Self {
-        Self { auth, stores }
+    /// The API over these accounts and stores, publishing `limits`.
+    pub fn new(auth: Auth, stores: Stores, limits: Limits) -> Self {
+        Self { auth, stores, limits: Arc::new(limits) }
     }
+}
+
+/// `GET /api/config` → the deployment's [`Limits`].
+async fn config(State(api): State<Api>) -> Json<Limits> {
+    Json(api.limits.as_ref().clone())
 }
 
 /// The `/api` routes.
@@ -43,5 +74,6 @@ pub fn routes(api: Api) -> Router {
         .route("/api/me/avatar", put(avatars::upload).layer(DefaultBodyLimit::max(MAX_AVATAR_BYTES)))
         .route("/api/users/{name}/avatar", get(avatars::fetch))
         .route("/api/files/{id}", get(files::fetch))
+        .route("/api/config", get(config))
         .with_state(api)
 }
