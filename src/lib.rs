@@ -11,7 +11,8 @@
 //! - [`chat`] — the socket.io events, one handler per event
 //! - [`domain`] — validated values (usernames, rooms, texts, messages)
 //! - [`store`] — shared state (presence, rooms, history) behind one trait
-//! - [`telemetry`], [`shutdown`] — logging, and the stop signal
+//! - [`telemetry`], [`shutdown`], [`metrics`] — logging, the stop signal, Prometheus metrics
+//! - [`tls`] — direct TLS with certificate reload
 
 pub mod app;
 pub mod auth;
@@ -20,6 +21,7 @@ pub mod cluster;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde::de::{DeserializeOwned, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{AckSender, SocketRef, TryData};
+use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::{FromConnectParts, FromDisconnectParts, FromMessageParts, Value};
 use socketioxide::socket::{DisconnectReason, Socket};
 use tokio::sync::oneshot;
@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use super::ChatError;
 use super::limits::Admission;
 use super::socket_state::SocketState;
+use crate::metrics::metrics;
 
 /// The event's first argument, or why it could not be read. Unlike
 /// socketioxide's `Data`, a bad payload still reaches the handler, which
@@ -192,6 +193,9 @@ pub struct RateLimited;
 impl<A: Adapter> FromMessageParts<A> for InOrder {
     type Error = RateLimited;
     fn from_message_parts(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> Result<Self, RateLimited> {
+        if let Ok(Event(event)) = Event::from_message_parts(s, v, ack) {
+            metrics().event_in(&event);
+        }
         let state = SocketState::of_socket(s);
         let admission = state.admit();
         if admission == Admission::Admit {
@@ -200,6 +204,7 @@ impl<A: Adapter> FromMessageParts<A> for InOrder {
             place.in_flight = Some(InFlight(state));
             return Ok(place);
         }
+        metrics().rate_limited();
         let Ok(reply) = Reply::from_message_parts(s, v, ack);
         reply.send::<()>(Err(ChatError::RateLimited));
         if admission == Admission::Disconnect {

@@ -7,11 +7,14 @@ use super::extract::{InOrder, Payload, Reply};
 use super::rooms::ensure_member;
 use super::socket_state::SocketState;
 use super::wire::{DemoMessage, Done, FileUpload, HistoryPageBody, HistoryRequest, Names, SendMessage, Sent};
+use std::time::Instant;
+
 use super::{Chat, ChatError, channels, log_emit};
 use crate::domain::{
     Attachment, Conversation, FileName, MediaType, Message, MessageId, RoomName, Target, Text, Username,
     ValidationError,
 };
+use crate::metrics::metrics;
 use crate::store::{HistoryPage, StoreError, StoredFile};
 use bytes::Bytes;
 
@@ -59,11 +62,14 @@ async fn send<A: Adapter>(
     // The recipients see `message` (with the file's bytes) before the sender's
     // ack; history and the file are stored alongside delivery, not before it.
     let channels = delivery_channels(&message);
-    let (delivered, stored, kept) = tokio::join!(
-        socket.to(channels).emit("message", &message),
-        chat.store().append_message(&record),
-        keep_file(chat, &message),
-    );
+    let deliver = async {
+        let started = Instant::now();
+        let delivered = socket.to(channels).emit("message", &message).await;
+        metrics().emit_latency(started.elapsed());
+        delivered
+    };
+    let (delivered, stored, kept) =
+        tokio::join!(deliver, chat.store().append_message(&record), keep_file(chat, &message),);
     log_emit("message", delivered);
     if let Err(err) = stored {
         tracing::warn!(id = %message.id, error = %err, "message delivered but not saved to history");

@@ -46,6 +46,7 @@ pub use rooms::{JOIN_HISTORY, announce_member_joined};
 use crate::auth::Auth;
 use crate::domain::{IdGenerator, MessageId};
 use crate::http::ClientAddr;
+use crate::metrics::metrics;
 use crate::store::{FileStore, SocketKey, Store, Stores};
 use extract::InOrder;
 use limits::{ConnectionsPerAddress, EventLimiter};
@@ -212,6 +213,7 @@ async fn on_unknown_event(_turn: InOrder) {}
 /// Logs a failed emit. The request that caused it still succeeded: a
 /// recipient that vanished mid-send is not the sender's problem.
 fn log_emit<E: Display>(event: &str, result: Result<(), E>) {
+    metrics().event_out(event);
     if let Err(err) = result {
         tracing::warn!(event, error = %err, "emit failed");
     }

@@ -12,6 +12,7 @@ use super::ChatError;
 use super::limits::{AddressSlot, Admission, EventLimiter};
 use crate::auth::Identity;
 use crate::domain::Username;
+use crate::metrics::SocketGauge;
 
 /// Per-socket state, stored in the socket's extensions when it connects.
 pub struct SocketState {
@@ -30,6 +31,8 @@ pub struct SocketState {
     limiter: Mutex<EventLimiter>,
     /// Its place in the per-address connection count, freed with the socket.
     address_slot: OnceLock<AddressSlot>,
+    /// Counts the socket in `/metrics` while it exists.
+    _gauge: SocketGauge,
 }
 
 impl Default for SocketState {
@@ -48,6 +51,7 @@ impl SocketState {
             queued: AtomicUsize::new(0),
             limiter: Mutex::new(limiter),
             address_slot: OnceLock::new(),
+            _gauge: SocketGauge::new(),
         }
     }
 

@@ -52,7 +52,10 @@ pub fn spawn_maintenance<A: Adapter>(
         loop {
             tokio::select! {
                 _ = checks.tick() => {}
-                _ = reconnects.recv() => last_round = None,
+                _ = reconnects.recv() => {
+                    crate::metrics::metrics().redis_reconnect();
+                    last_round = None;
+                }
             }
             let up = cluster.is_connected();
             readiness.set_ready(up);

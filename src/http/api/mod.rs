@@ -61,6 +61,16 @@ impl Api {
     }
 }
 
+/// `GET /metrics`: the Prometheus exposition. The deployment-wide gauges
+/// (users online, rooms) are read from the store and left out while it is
+/// unreachable; the per-instance counters are always there.
+async fn prometheus(State(api): State<Api>) -> impl axum::response::IntoResponse {
+    let store = api.stores.state.as_ref();
+    let (users, rooms) = tokio::join!(store.online_users(), store.rooms());
+    let body = crate::metrics::metrics().render(users.ok().map(|u| u.len()), rooms.ok().map(|r| r.len()));
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+}
+
 /// `GET /api/config` → the deployment's [`Limits`].
 async fn config(State(api): State<Api>) -> Json<Limits> {
     Json(api.limits.as_ref().clone())
@@ -75,5 +85,6 @@ pub fn routes(api: Api) -> Router {
         .route("/api/users/{name}/avatar", get(avatars::fetch))
         .route("/api/files/{id}", get(files::fetch))
         .route("/api/config", get(config))
+        .route("/metrics", get(prometheus))
         .with_state(api)
 }

@@ -113,11 +113,13 @@ impl RedisStore {
         if !self.client.is_connected() {
             return Err(StoreError::Unavailable("Redis is not connected".into()));
         }
-        match tokio::time::timeout(TIMEOUT, call).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(StoreError::Unavailable(format!("{what}: {err}"))),
-            Err(_) => Err(StoreError::Unavailable(format!("{what}: no answer within {TIMEOUT:?}"))),
-        }
+        let result = match tokio::time::timeout(TIMEOUT, call).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(err)) => StoreError::Unavailable(format!("{what}: {err}")),
+            Err(_) => StoreError::Unavailable(format!("{what}: no answer within {TIMEOUT:?}")),
+        };
+        crate::metrics::metrics().redis_error();
+        Err(result)
     }
 
     /// Notes that a presence change reached only the mirror.

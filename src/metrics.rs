@@ -1,0 +1,238 @@
+//! Prometheus metrics of this process, served at `/metrics`: sockets,
+//! events in and out by name, flood refusals, Redis errors and reconnects,
+//! and how long broadcasting a message takes.
+//!
+//! Metrics describe the process, so there is one registry per process
+//! ([`metrics`]), as with any Prometheus client; counting is a relaxed
+//! atomic add on paths that already do far more work. Event names come from
+//! fixed lists: a client inventing event names cannot grow the output.
+
+use std::fmt::Write;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Client → server events counted by name; anything else is `other`.
+const EVENTS_IN: &[&str] = &[
+    "add user",
+    "users",
+    "new message",
+    "message",
+    "history",
+    "join",
+    "leave",
+    "rooms",
+    "typing",
+    "stop typing",
+];
+
+/// Server → client events counted by name; anything else is `other`.
+const EVENTS_OUT: &[&str] = &[
+    "login",
+    "user joined",
+    "user left",
+    "new message",
+    "message",
+    "typing",
+    "stop typing",
+    "member joined",
+    "member left",
+    "users",
+    "chat error",
+];
+
+/// Upper bounds of the emit latency buckets, in microseconds.
+const LATENCY_BUCKETS_US: &[u64] =
+    &[50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000];
+
+/// The process's counters.
+pub struct Metrics {
+    sockets: AtomicI64,
+    events_in: Vec<AtomicU64>,
+    events_out: Vec<AtomicU64>,
+    rate_limited: AtomicU64,
+    redis_errors: AtomicU64,
+    redis_reconnects: AtomicU64,
+    emit_buckets: Vec<AtomicU64>,
+    emit_sum_us: AtomicU64,
+    emit_count: AtomicU64,
+}
+
+/// The registry of this process.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let counters = |n: usize| (0..n).map(|_| AtomicU64::new(0)).collect();
+        Metrics {
+            sockets: AtomicI64::new(0),
+            events_in: counters(EVENTS_IN.len() + 1),
+            events_out: counters(EVENTS_OUT.len() + 1),
+            rate_limited: AtomicU64::new(0),
+            redis_errors: AtomicU64::new(0),
+            redis_reconnects: AtomicU64::new(0),
+            emit_buckets: counters(LATENCY_BUCKETS_US.len()),
+            emit_sum_us: AtomicU64::new(0),
+            emit_count: AtomicU64::new(0),
+        }
+    })
+}
+
+/// Writes a metric family's HELP and TYPE lines.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn slot(names: &[&str], name: &str) -> usize {
+    names.iter().position(|known| *known == name).unwrap_or(names.len())
+}
+
+/// Counts one connected socket until dropped (held in the socket's state).
+#[derive(Debug)]
+pub struct SocketGauge(());
+
+impl SocketGauge {
+    /// Counts a socket in.
+    pub fn new() -> Self {
+        metrics().sockets.fetch_add(1, Ordering::Relaxed);
+        Self(())
+    }
+}
+
+impl Default for SocketGauge {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for SocketGauge {
+    fn drop(&mut self) {
+        metrics().sockets.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Metrics {
+    /// An event arrived from a client.
+    pub fn event_in(&self, name: &str) {
+        self.events_in[slot(EVENTS_IN, name)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An event was emitted (to one socket or broadcast to a room).
+    pub fn event_out(&self, name: &str) {
+        self.events_out[slot(EVENTS_OUT, name)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An event was refused by flood control.
+    pub fn rate_limited(&self) {
+        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A Redis call failed or timed out.
+    pub fn redis_error(&self) {
+        self.redis_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Redis connection came back.
+    pub fn redis_reconnect(&self) {
+        self.redis_reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A message broadcast took `took` (local delivery and the publish).
+    pub fn emit_latency(&self, took: Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        if let Some(bucket) = LATENCY_BUCKETS_US.iter().position(|bound| us <= *bound) {
+            self.emit_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        }
+        self.emit_sum_us.fetch_add(us, Ordering::Relaxed);
+        self.emit_count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The Prometheus text exposition, with the deployment-wide gauges the
+    /// caller read from the store (`None` when it could not).
+    pub fn render(&self, users_online: Option<usize>, rooms: Option<usize>) -> String {
+        let mut out = String::with_capacity(4096);
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        family(&mut out, "chatwire_sockets", "gauge", "Sockets connected to this instance.");
+        let _ = writeln!(out, "chatwire_sockets {}", self.sockets.load(Ordering::Relaxed));
+        if let Some(users) = users_online {
+            family(&mut out, "chatwire_users_online", "gauge", "Logged-in users of the deployment.");
+            let _ = writeln!(out, "chatwire_users_online {users}");
+        }
+        if let Some(rooms) = rooms {
+            family(&mut out, "chatwire_rooms", "gauge", "Rooms of the deployment with at least one member.");
+            let _ = writeln!(out, "chatwire_rooms {rooms}");
+        }
+        for (metric, names, counters, help) in [
+            (
+                "chatwire_events_in_total",
+                EVENTS_IN,
+                &self.events_in,
+                "Events received from clients, by name.",
+            ),
+            (
+                "chatwire_events_out_total",
+                EVENTS_OUT,
+                &self.events_out,
+                "Events emitted (one per socket or broadcast), by name.",
+            ),
+        ] {
+            family(&mut out, metric, "counter", help);
+            for (i, counter) in counters.iter().enumerate() {
+                let name = names.get(i).copied().unwrap_or("other");
+                let _ = writeln!(out, "{metric}{{event=\"{name}\"}} {}", get(counter));
+            }
+        }
+        for (metric, counter, help) in [
+            (
+                "chatwire_rate_limited_total",
+                &self.rate_limited,
+                "Events refused by per-socket flood control.",
+            ),
+            ("chatwire_redis_errors_total", &self.redis_errors, "Redis calls that failed or timed out."),
+            (
+                "chatwire_redis_reconnects_total",
+                &self.redis_reconnects,
+                "Times the Redis connection came back.",
+            ),
+        ] {
+            family(&mut out, metric, "counter", help);
+            let _ = writeln!(out, "{metric} {}", get(counter));
+        }
+        family(
+            &mut out,
+            "chatwire_emit_seconds",
+            "histogram",
+            "Time to broadcast a message: local delivery and the publish.",
+        );
+        let mut cumulative = 0;
+        for (bound, bucket) in LATENCY_BUCKETS_US.iter().zip(&self.emit_buckets) {
+            cumulative += get(bucket);
+            let _ =
+                writeln!(out, "chatwire_emit_seconds_bucket{{le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
+        }
+        let count = get(&self.emit_count);
+        let _ = writeln!(out, "chatwire_emit_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(out, "chatwire_emit_seconds_sum {}", get(&self.emit_sum_us) as f64 / 1e6);
+        let _ = writeln!(out, "chatwire_emit_seconds_count {count}");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_is_prometheus_text() {
+        let m = metrics();
+        m.event_in("message");
+        m.event_in("made-up event");
+        m.emit_latency(Duration::from_micros(700));
+        let text = m.render(Some(3), None);
+        assert!(text.contains("# TYPE chatwire_events_in_total counter"));
+        assert!(text.contains("chatwire_events_in_total{event=\"other\"}"), "unknown names fold into other");
+        assert!(!text.contains("made-up"));
+        assert!(text.contains("chatwire_users_online 3"));
+        assert!(!text.contains("chatwire_rooms "), "unknown gauges are left out");
+        assert!(text.contains("chatwire_emit_seconds_bucket{le=\"+Inf\"}"));
+    }
+}
