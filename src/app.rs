@@ -271,6 +271,7 @@ pub fn services(config: &Config, instance: &Instance, stores: Stores, secret: &[
     let policy = Policy {
         allow_guests: config.allow_guests,
         max_file_bytes: config.max_file_bytes,
+        max_message_bytes: config.max_message_bytes,
         event_rate: config.event_rate,
         event_burst: config.event_burst,
         max_rooms_per_socket: config.max_rooms_per_socket,

@@ -191,3 +191,23 @@ async fn many_hostile_connections_at_once_hurt_nobody() {
     bystanders.still_chat(&app, "fifty hostile connections").await;
     bystanders.bob.expect_none("message", Duration::from_millis(200)).await;
 }
+
+#[tokio::test]
+async fn text_over_max_message_bytes_is_cut_off_even_under_the_file_frame_cap() {
+    let app = spawn_app_with(|c| c.max_message_bytes = 16 * 1024).await;
+    let mut bystanders = Bystanders::new(&app).await;
+    let attacker = mallory(&app).await;
+    // 100 KiB of text: under the 10 MiB frame cap that files need, over MAX_MESSAGE_BYTES.
+    let big = format!(r#"42["message",{{"room":"lobby","text":"{}"}}]"#, "a".repeat(100 * 1024));
+    attacker.send_raw(big).await;
+    assert!(attacker.wait_closed().await, "an oversized text message disconnects its socket");
+    assert_eq!(bystanders.alice.next("member left").await["username"], "mallory");
+    bystanders.still_chat(&app, "oversized text").await;
+    bystanders.bob.expect_none("message", Duration::from_millis(100)).await;
+
+    let stray = mallory(&app).await;
+    stray.send_raw(r#"451-["join",{"room":"lobby","x":{"_placeholder":true,"num":0}}]"#).await;
+    stray.send_frame(Frame::binary(b"junk".to_vec())).await;
+    assert!(stray.wait_closed().await, "binary attachments on anything but a message disconnect");
+    bystanders.still_chat(&app, "a stray attachment").await;
+}

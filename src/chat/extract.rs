@@ -185,7 +185,12 @@ impl InOrder {
     }
 }
 
-/// An event refused by flood control (its handler is skipped).
+/// Only `message` carries binary attachments (a file).
+fn accepts_binary<A: Adapter>(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> bool {
+    Event::from_message_parts(s, v, ack).is_ok_and(|Event(event)| event == "message")
+}
+
+/// An event refused by flood control or size limits (its handler is skipped).
 #[derive(Debug, thiserror::Error)]
 #[error("event refused: rate limited")]
 pub struct RateLimited;
@@ -197,6 +202,16 @@ impl<A: Adapter> FromMessageParts<A> for InOrder {
             metrics().event_in(&event);
         }
         let state = SocketState::of_socket(s);
+        let (text_bytes, has_binaries) = match v {
+            Value::Str(text, binaries) => (text.as_str().len(), binaries.is_some()),
+            Value::Bytes(bytes) => (bytes.len(), true),
+        };
+        if text_bytes > state.max_text_bytes() || (has_binaries && !accepts_binary(s, v, ack)) {
+            // The frame cap lets files through; other frames answer to MAX_MESSAGE_BYTES.
+            tracing::info!(sid = %s.id, bytes = text_bytes, "disconnecting a socket that sent an oversized or stray binary message");
+            let _ = s.clone().disconnect();
+            return Err(RateLimited);
+        }
         let admission = state.admit();
         if admission == Admission::Admit {
             state.event_started();

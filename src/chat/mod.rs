@@ -59,6 +59,9 @@ pub struct Policy {
     pub allow_guests: bool,
     /// Largest file a message may carry, in bytes.
     pub max_file_bytes: usize,
+    /// Largest text part of a packet (MAX_MESSAGE_BYTES); files travel as
+    /// binary attachments and answer to `max_file_bytes` instead.
+    pub max_message_bytes: usize,
     /// Events per second one socket may send, sustained.
     pub event_rate: u32,
     /// Events one socket may send in a burst.
@@ -180,7 +183,8 @@ pub async fn prepare_socket<A: Adapter>(
     TryData(auth): TryData<handshake::HandshakeAuth>,
 ) -> Result<(), handshake::Refusal> {
     let policy = chat.policy();
-    SocketState::attach(&socket, EventLimiter::new(policy.event_rate, policy.event_burst));
+    let limiter = EventLimiter::new(policy.event_rate, policy.event_burst);
+    SocketState::attach(&socket, limiter, policy.max_message_bytes);
     let client = socket.req_parts().extensions.get::<ClientAddr>().map(|ClientAddr(ip)| *ip);
     if let Some(ip) = client {
         let slot = chat.0.connections.acquire(ip).ok_or_else(|| {

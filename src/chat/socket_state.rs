@@ -31,18 +31,20 @@ pub struct SocketState {
     limiter: Mutex<EventLimiter>,
     /// Its place in the per-address connection count, freed with the socket.
     address_slot: OnceLock<AddressSlot>,
+    /// Largest text part of a packet (MAX_MESSAGE_BYTES).
+    max_text_bytes: usize,
     /// Counts the socket in `/metrics` while it exists.
     _gauge: SocketGauge,
 }
 
 impl Default for SocketState {
     fn default() -> Self {
-        Self::new(EventLimiter::new(1, 1))
+        Self::new(EventLimiter::new(1, 1), 0)
     }
 }
 
 impl SocketState {
-    fn new(limiter: EventLimiter) -> Self {
+    fn new(limiter: EventLimiter, max_text_bytes: usize) -> Self {
         Self {
             user: OnceLock::new(),
             pending: Mutex::default(),
@@ -51,13 +53,19 @@ impl SocketState {
             queued: AtomicUsize::new(0),
             limiter: Mutex::new(limiter),
             address_slot: OnceLock::new(),
+            max_text_bytes,
             _gauge: SocketGauge::new(),
         }
     }
 
     /// Attaches fresh state to a socket that is connecting.
-    pub fn attach<A: Adapter>(socket: &SocketRef<A>, limiter: EventLimiter) {
-        socket.extensions.insert(Arc::new(Self::new(limiter)));
+    pub fn attach<A: Adapter>(socket: &SocketRef<A>, limiter: EventLimiter, max_text_bytes: usize) {
+        socket.extensions.insert(Arc::new(Self::new(limiter, max_text_bytes)));
+    }
+
+    /// Largest text part of a packet this socket may send.
+    pub fn max_text_bytes(&self) -> usize {
+        self.max_text_bytes
     }
 
     /// Keeps the socket's per-address slot for as long as the socket lives.

@@ -41,9 +41,12 @@ export async function startServer(env = {}, { timeoutMs = 15000 } = {}) {
     });
   }
   const exited = once(child, "exit").then(([code, signal]) => ({ code, signal }));
-  const timer = new Promise((_, reject) => setTimeout(() => reject(new Error(`chatwire did not start in ${timeoutMs} ms:\n${logs.join("\n")}`)), timeoutMs));
+  let startTimer;
+  const timer = new Promise((_, reject) => {
+    startTimer = setTimeout(() => reject(new Error(`chatwire did not start in ${timeoutMs} ms:\n${logs.join("\n")}`)), timeoutMs);
+  });
   const early = exited.then(({ code }) => { throw new Error(`chatwire exited early (${code}):\n${logs.join("\n")}`); });
-  const hostPort = await Promise.race([address, timer, early]);
+  const hostPort = await Promise.race([address, timer, early]).finally(() => clearTimeout(startTimer));
   const port = Number(hostPort.split(":").pop());
   return {
     url: `http://127.0.0.1:${port}`,
