@@ -230,10 +230,22 @@ impl<A: Adapter> FromMessageParts<A> for InOrder {
     }
 }
 
+impl InOrder {
+    /// Reserves the socket's first place for its connect handler, from the
+    /// connect middleware. socketioxide sends the client its connect packet
+    /// before it marks the socket connected and runs the connect handler, so
+    /// a quick client's first event could otherwise run (and fail to emit)
+    /// before the socket counts as connected.
+    pub(super) fn reserve_first(state: &SocketState) {
+        state.set_connect_place(Self::enqueue(state));
+    }
+}
+
 impl<A: Adapter> FromConnectParts<A> for InOrder {
     type Error = Infallible;
     fn from_connect_parts(s: &Arc<Socket<A>>, _: &Option<Value>) -> Result<Self, Infallible> {
-        Ok(Self::enqueue(&SocketState::of_socket(s)))
+        let state = SocketState::of_socket(s);
+        Ok(state.take_connect_place().unwrap_or_else(|| Self::enqueue(&state)))
     }
 }
 

@@ -185,6 +185,7 @@ pub async fn prepare_socket<A: Adapter>(
     let policy = chat.policy();
     let limiter = EventLimiter::new(policy.event_rate, policy.event_burst);
     SocketState::attach(&socket, limiter, policy.max_message_bytes);
+    InOrder::reserve_first(&SocketState::of(&socket));
     let client = socket.req_parts().extensions.get::<ClientAddr>().map(|ClientAddr(ip)| *ip);
     if let Some(ip) = client {
         let slot = chat.0.connections.acquire(ip).ok_or_else(|| {
@@ -218,7 +219,11 @@ async fn on_unknown_event(_turn: InOrder) {}
 /// recipient that vanished mid-send is not the sender's problem.
 fn log_emit<E: Display>(event: &str, result: Result<(), E>) {
     metrics().event_out(event);
-    if let Err(err) = result {
-        tracing::warn!(event, error = %err, "emit failed");
+    let Err(err) = result else { return };
+    let err = err.to_string();
+    // A broadcast reaching a socket that is closing at that moment is routine.
+    if err.ends_with("[Closed]") {
+        return tracing::debug!(event, error = %err, "emit reached a closing socket");
     }
+    tracing::warn!(event, error = %err, "emit failed");
 }

@@ -9,6 +9,7 @@ use socketioxide::socket::Socket;
 use tokio::sync::oneshot;
 
 use super::ChatError;
+use super::extract::InOrder;
 use super::limits::{AddressSlot, Admission, EventLimiter};
 use crate::auth::Identity;
 use crate::domain::Username;
@@ -31,6 +32,9 @@ pub struct SocketState {
     limiter: Mutex<EventLimiter>,
     /// Its place in the per-address connection count, freed with the socket.
     address_slot: OnceLock<AddressSlot>,
+    /// The connect handler's place at the head of the queue, reserved by
+    /// the connect middleware (see `InOrder::reserve_first`).
+    connect_place: Mutex<Option<InOrder>>,
     /// Largest text part of a packet (MAX_MESSAGE_BYTES).
     max_text_bytes: usize,
     /// Counts the socket in `/metrics` while it exists.
@@ -53,6 +57,7 @@ impl SocketState {
             queued: AtomicUsize::new(0),
             limiter: Mutex::new(limiter),
             address_slot: OnceLock::new(),
+            connect_place: Mutex::default(),
             max_text_bytes,
             _gauge: SocketGauge::new(),
         }
@@ -61,6 +66,14 @@ impl SocketState {
     /// Attaches fresh state to a socket that is connecting.
     pub fn attach<A: Adapter>(socket: &SocketRef<A>, limiter: EventLimiter, max_text_bytes: usize) {
         socket.extensions.insert(Arc::new(Self::new(limiter, max_text_bytes)));
+    }
+
+    pub(super) fn set_connect_place(&self, place: InOrder) {
+        *self.connect_place.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(place);
+    }
+
+    pub(super) fn take_connect_place(&self) -> Option<InOrder> {
+        self.connect_place.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
     }
 
     /// Largest text part of a packet this socket may send.
