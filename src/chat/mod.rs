@@ -221,9 +221,20 @@ fn log_emit<E: Display>(event: &str, result: Result<(), E>) {
     metrics().event_out(event);
     let Err(err) = result else { return };
     let err = err.to_string();
-    // A broadcast reaching a socket that is closing at that moment is routine.
-    if err.ends_with("[Closed]") {
-        return tracing::debug!(event, error = %err, "emit reached a closing socket");
+    // A broadcast failing for some recipients lists one error per socket:
+    // count them instead of logging the list (it can hold thousands).
+    let closed = err.matches("Closed").count();
+    let full = err.matches("InternalChannelFull").count();
+    match (closed, full) {
+        (0, 0) => tracing::warn!(event, error = %err, "emit failed"),
+        (closed, 0) => tracing::debug!(event, closed, "emit reached sockets that were closing"),
+        (closed, full) => {
+            tracing::warn!(
+                event,
+                closed,
+                full,
+                "emit dropped for sockets whose send queue is full (slow clients)"
+            )
+        }
     }
-    tracing::warn!(event, error = %err, "emit failed");
 }

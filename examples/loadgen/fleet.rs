@@ -1,0 +1,189 @@
+//! A fleet of clients, one task each: connect (optionally behind a start
+//! gate and a cap on handshakes in flight), log in, maybe join a room, play
+//! a [`Role`] until the fleet shuts down, then close the socket.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::connection::{ClientError, Connection};
+use crate::counters::Counters;
+use crate::roles::Role;
+use crate::target::Target;
+
+/// How long shutdown waits for every socket to close.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(20);
+/// How often the controller checks whether clients have settled.
+const POLL: Duration = Duration::from_millis(10);
+
+/// One client: where it connects, who it is, and what it does.
+pub struct Member {
+    /// The server it connects to.
+    pub target: Target,
+    /// The name it logs in with (`add user`).
+    pub name: String,
+    /// The room it joins after logging in, if any.
+    pub room: Option<Arc<str>>,
+    /// What it does once ready.
+    pub role: Role,
+}
+
+/// How clients connect.
+#[derive(Clone)]
+pub struct Limits {
+    /// Handshakes in flight at once, shared by every fleet given this
+    /// semaphore; `None` for no cap.
+    pub concurrency: Option<Arc<Semaphore>>,
+    /// The longest one handshake (TCP connect to the last ack) may take.
+    pub handshake_timeout: Duration,
+    /// Whether clients wait for [`Fleet::open_gate`] before connecting.
+    pub gated: bool,
+}
+
+/// What every client task of a fleet shares.
+struct Shared {
+    /// How clients connect.
+    limits: Limits,
+    /// What happened to them.
+    counters: Arc<Counters>,
+}
+
+/// The controller's handle on a fleet.
+pub struct Fleet {
+    /// The client tasks.
+    tasks: JoinSet<()>,
+    /// Turns true to make every client close its socket and end.
+    shutdown: watch::Sender<bool>,
+    /// Turns true to let gated clients start.
+    gate: watch::Sender<bool>,
+    /// Shared with the tasks.
+    shared: Arc<Shared>,
+    /// Clients spawned.
+    size: usize,
+}
+
+impl Fleet {
+    /// An empty fleet.
+    pub fn new(limits: Limits, counters: Arc<Counters>) -> Self {
+        Self {
+            tasks: JoinSet::new(),
+            shutdown: watch::channel(false).0,
+            gate: watch::channel(false).0,
+            shared: Arc::new(Shared { limits, counters }),
+            size: 0,
+        }
+    }
+
+    /// The fleet's counters.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.shared.counters
+    }
+
+    /// Clients spawned so far.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Starts a client.
+    pub fn spawn(&mut self, member: Member) {
+        let shared = self.shared.clone();
+        let shutdown = self.shutdown.subscribe();
+        let gate = self.gate.subscribe();
+        self.tasks.spawn(run(shared, member, gate, shutdown));
+        self.size += 1;
+    }
+
+    /// Waits until every gated client is waiting at the gate (at most `limit`).
+    pub async fn wait_parked(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while self.counters().parked.load(Ordering::Relaxed) < self.size && Instant::now() < deadline {
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Lets gated clients start; returns when.
+    pub fn open_gate(&self) -> Instant {
+        let now = Instant::now();
+        self.gate.send_replace(true);
+        now
+    }
+
+    /// Waits until every client has either completed or failed its
+    /// handshake. Each handshake has a timeout, so this ends.
+    pub async fn wait_settled(&self) {
+        while self.counters().settled() < self.size {
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Closes every socket and waits for the tasks to end.
+    pub async fn shutdown(mut self) {
+        self.shutdown.send_replace(true);
+        // Clients still at the gate are let through, see the shutdown and end.
+        self.gate.send_replace(true);
+        let drained = tokio::time::timeout(SHUTDOWN_WAIT, async {
+            while let Some(joined) = self.tasks.join_next().await {
+                if let Err(err) = joined {
+                    eprintln!("a client task failed: {err}");
+                }
+            }
+        });
+        if drained.await.is_err() {
+            eprintln!("{} clients did not close within {SHUTDOWN_WAIT:?}; dropping them", self.tasks.len());
+            self.tasks.abort_all();
+        }
+    }
+}
+
+/// One client's life.
+async fn run(
+    shared: Arc<Shared>,
+    member: Member,
+    mut gate: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let counters = &shared.counters;
+    if shared.limits.gated {
+        counters.parked.fetch_add(1, Ordering::Relaxed);
+        // An error means the fleet is gone: go ahead, shutdown is seen later.
+        let _ = gate.wait_for(|open| *open).await;
+    }
+    if *shutdown.borrow() {
+        return;
+    }
+    let permit = match &shared.limits.concurrency {
+        Some(limiter) => limiter.clone().acquire_owned().await.ok(),
+        None => None,
+    };
+    let started = Instant::now();
+    let timeout = shared.limits.handshake_timeout;
+    let handshake = tokio::time::timeout(timeout, handshake(&member)).await;
+    drop(permit);
+    let mut connection = match handshake {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(err)) => return counters.handshake_failed(&err),
+        Err(_) => return counters.handshake_failed(&ClientError::Timeout(timeout)),
+    };
+    counters.handshake_done(started.elapsed());
+    match member.role.play(&mut connection, shutdown).await {
+        Ok(()) => {
+            counters.disconnected(None);
+            connection.close().await;
+        }
+        Err(err) => counters.disconnected(Some(&err)),
+    }
+}
+
+/// Connect, `add user`, and `join` if the member has a room.
+async fn handshake(member: &Member) -> Result<Connection, ClientError> {
+    let mut connection = Connection::open(&member.target).await?;
+    connection.log_in(&member.name).await?;
+    if let Some(room) = &member.room {
+        connection.join(room).await?;
+    }
+    Ok(connection)
+}
