@@ -1,0 +1,182 @@
+// The processes a benchmark run starts: redis-server, the two kinds of chat
+// server, and the load generator. Every child is tracked so that `stopAll`
+// can end them, whatever went wrong.
+
+import { spawn, execFileSync } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { createInterface } from "node:readline";
+import net from "node:net";
+import path from "node:path";
+import { randomBytes } from "node:crypto";
+
+const running = new Set();
+
+/** Spawns a child and tracks it until it exits. */
+function spawnTracked(command, args, options) {
+  const child = spawn(command, args, options);
+  const exited = once(child, "exit").then(([code, signal]) => ({ code, signal }));
+  const entry = { child, exited };
+  running.add(entry);
+  exited.then(() => running.delete(entry));
+  child.on("error", () => running.delete(entry));
+  return entry;
+}
+
+function isRunning(child) {
+  return child.exitCode === null && child.signalCode === null;
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the child is gone. */
+async function stopChild({ child, exited }, graceMs = 3000) {
+  if (!isRunning(child)) return;
+  child.kill("SIGTERM");
+  const killer = setTimeout(() => isRunning(child) && child.kill("SIGKILL"), graceMs);
+  await exited;
+  clearTimeout(killer);
+}
+
+/** Ends every child this run started. */
+export async function stopAll() {
+  await Promise.all([...running].map((entry) => stopChild(entry)));
+}
+
+/** A loopback port nothing listens on right now. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A redis-server on a free loopback port, without persistence. */
+export async function startRedis() {
+  const port = await freePort();
+  const dir = mkdtempSync(path.join(tmpdir(), "chatwire-bench-redis-"));
+  const entry = spawnTracked(
+    "redis-server",
+    ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir],
+    { stdio: "ignore" },
+  );
+  const cli = (...args) => execFileSync("redis-cli", ["-h", "127.0.0.1", "-p", String(port), ...args], { encoding: "utf8" }).trim();
+  for (let tries = 0; ; tries += 1) {
+    try {
+      if (cli("PING") === "PONG") break;
+    } catch {
+      // not up yet
+    }
+    if (tries > 100 || !isRunning(entry.child)) throw new Error(`redis-server did not start on port ${port}`);
+    await sleep(50);
+  }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    flushAll: () => cli("FLUSHALL"),
+    async stop() {
+      await stopChild(entry);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** How to run each kind of server, given the repository root and the Redis URL. */
+function serverCommand(kind, root, redisUrl) {
+  const env = { PATH: process.env.PATH, HOST: "127.0.0.1", PORT: "0", REDIS_URL: redisUrl };
+  if (kind === "chatwire") {
+    return {
+      command: path.join(root, "target", "release", "chatwire"),
+      args: [],
+      env: {
+        ...env,
+        SECRET: randomBytes(16).toString("hex"),
+        // The benchmark measures the server, not its flood protection.
+        EVENT_RATE: "1000000",
+        EVENT_BURST: "1000000",
+        // The address line is logged at info by chatwire::app; the rest stays quiet.
+        RUST_LOG: "warn,chatwire::app=info",
+        LOG_FORMAT: "text",
+        NO_COLOR: "1",
+      },
+    };
+  }
+  return { command: process.execPath, args: [path.join(root, "bench", "node-reference", "server.js")], env };
+}
+
+/**
+ * Starts one server of `kind` ("chatwire" or "node") sharing `redisUrl`.
+ * Resolves once it prints its address: { kind, url, pid, stop(), assertAlive() }.
+ */
+export async function startServer(kind, root, redisUrl, { timeoutMs = 20000 } = {}) {
+  const { command, args, env } = serverCommand(kind, root, redisUrl);
+  const entry = spawnTracked(command, args, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
+  const logs = [];
+  const address = new Promise((resolve) => {
+    for (const stream of [entry.child.stdout, entry.child.stderr]) {
+      createInterface({ input: stream }).on("line", (raw) => {
+        const line = raw.replace(/\x1b\[[0-9;]*m/g, "");
+        logs.push(line);
+        if (logs.length > 200) logs.shift();
+        const match = line.match(/listening on https?:\/\/[^\s:]+:(\d+)/);
+        if (match) resolve(Number(match[1]));
+      });
+    }
+  });
+  const describe = () => `${kind} (pid ${entry.child.pid}); last output:\n${logs.slice(-20).join("\n")}`;
+  const early = entry.exited.then(({ code, signal }) => {
+    throw new Error(`${kind} exited early (${code ?? signal}): ${describe()}`);
+  });
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${kind} did not print its address in ${timeoutMs} ms: ${describe()}`)), timeoutMs);
+  });
+  try {
+    const port = await Promise.race([address, early, timeout]);
+    early.catch(() => {}); // an exit after startup is reported by assertAlive
+    return {
+      kind,
+      url: `http://127.0.0.1:${port}`,
+      pid: entry.child.pid,
+      stop: () => stopChild(entry),
+      assertAlive() {
+        if (!isRunning(entry.child)) throw new Error(`${kind} died during the scenario: ${describe()}`);
+      },
+    };
+  } catch (err) {
+    early.catch(() => {});
+    await stopChild(entry);
+    throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Runs the load generator with `args`, echoing its output with a prefix.
+ * Rejects if it fails or runs longer than `timeoutMs`.
+ */
+export async function runLoadgen(binary, args, { timeoutMs }) {
+  const entry = spawnTracked(binary, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const tail = [];
+  for (const stream of [entry.child.stdout, entry.child.stderr]) {
+    createInterface({ input: stream }).on("line", (line) => {
+      console.log(`    loadgen | ${line}`);
+      tail.push(line);
+      if (tail.length > 30) tail.shift();
+    });
+  }
+  const timer = setTimeout(() => {
+    console.log(`    loadgen ran over ${Math.round(timeoutMs / 1000)} s; stopping it`);
+    stopChild(entry);
+  }, timeoutMs);
+  const { code, signal } = await entry.exited;
+  clearTimeout(timer);
+  if (code !== 0) {
+    throw new Error(`loadgen ${args[0]} failed (${code ?? signal}):\n${tail.join("\n")}`);
+  }
+}

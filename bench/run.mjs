@@ -1,0 +1,210 @@
+#!/usr/bin/env node
+// Runs the benchmark scenarios against chatwire and the Node.js socket.io
+// baseline, two instances each sharing one Redis, and writes
+// docs/BENCHMARKS.md and docs/benchmarks.svg. Raw results go to
+// bench/results/<kind>-<scenario>.json. Use scripts/bench, which builds
+// everything first; see bench/README.md.
+//
+//   node bench/run.mjs [--quick] [--kinds chatwire,node] [--background-rate R]
+
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { describeEnvironment } from "./lib/environment.mjs";
+import { latencyPlot } from "./lib/plot.mjs";
+import { startRedis, startServer, runLoadgen, stopAll } from "./lib/processes.mjs";
+import { keptWhatChanged, renderReport } from "./lib/report.mjs";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const resultsDir = path.join(root, "bench", "results");
+const loadgen = process.env.LOADGEN ?? path.join(root, "target", "release", "examples", "loadgen");
+
+const doubling = (from, to) => Array.from({ length: Math.log2(to / from) + 1 }, (_, i) => from * 2 ** i);
+
+/** The loads of a run. The full profile is what docs/BENCHMARKS.md is made from. */
+const PROFILES = {
+  full: {
+    name: "full",
+    idle: { clients: 10_000 },
+    // From 10 messages a second (10,000 deliveries): on a small machine Node
+    // falls behind within the first few steps, and the knee is what matters.
+    fanout: { clients: 1_000, rates: doubling(10, 10_240), stepSecs: 5, senders: 4, stopP99Ms: 1_000 },
+    latency: { secs: 10, rate: 20, backgroundClients: 1_000, defaultBackgroundRate: 20 },
+    storm: { clients: 2_000 },
+  },
+  quick: {
+    name: "quick",
+    idle: { clients: 500 },
+    fanout: { clients: 200, rates: doubling(50, 400), stepSecs: 3, senders: 2, stopP99Ms: 1_000 },
+    latency: { secs: 4, rate: 20, backgroundClients: 200, defaultBackgroundRate: 50 },
+    storm: { clients: 200 },
+  },
+};
+
+/** Fan-out steps offer `offered_rate` messages a second, each delivered to every other member. */
+const offeredDeliveries = (step) =>
+  step.sent > 0 && step.expected > 0 ? step.offered_rate * (step.expected / step.sent) : undefined;
+
+function parseOptions() {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: "boolean", default: false },
+      kinds: { type: "string", default: "chatwire,node" },
+      "background-rate": { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log("usage: scripts/bench [--quick] [--kinds chatwire,node] [--background-rate MSGS_PER_SEC]");
+    process.exit(0);
+  }
+  const kinds = values.kinds.split(",").map((k) => k.trim()).filter(Boolean);
+  for (const kind of kinds) if (!["chatwire", "node"].includes(kind)) throw new Error(`unknown kind ${kind}`);
+  const backgroundRate = values["background-rate"] === undefined ? undefined : Number(values["background-rate"]);
+  return { profile: values.quick ? PROFILES.quick : PROFILES.full, kinds, backgroundRate };
+}
+
+/**
+ * Runs one scenario for one kind on two fresh instances over an emptied
+ * Redis: `args(instances)` builds the loadgen arguments. Returns the parsed
+ * JSON, or undefined (recorded in `failures`) if anything went wrong.
+ */
+async function scenario(ctx, kind, name, timeoutSecs, args) {
+  const file = path.join(resultsDir, `${kind}-${name}.json`);
+  console.log(`\n== ${kind}: ${name}`);
+  const started = Date.now();
+  let instances = [];
+  try {
+    ctx.signal.throwIfAborted();
+    rmSync(file, { force: true }); // never report an earlier run's result
+    ctx.redis.flushAll();
+    instances = [await startServer(kind, root, ctx.redis.url), await startServer(kind, root, ctx.redis.url)];
+    console.log(`   instances ${instances.map((i) => `${i.url} (pid ${i.pid})`).join(", ")}`);
+    await runLoadgen(loadgen, [...args(instances), "--json", file], { timeoutMs: timeoutSecs * 1000 });
+    for (const instance of instances) instance.assertAlive();
+    const result = JSON.parse(readFileSync(file, "utf8"));
+    console.log(`   done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    return result;
+  } catch (err) {
+    ctx.signal.throwIfAborted();
+    console.error(`   FAILED: ${err.message}`);
+    ctx.failures.push({ kind, scenario: name, message: err.message });
+    return undefined;
+  } finally {
+    await Promise.all(instances.map((i) => i.stop()));
+  }
+}
+
+/**
+ * Half the highest fan-out rate at which Node kept p99 under 50 ms and lost
+ * nothing: busy, but with room for the measured traffic and the background
+ * clients' own setup (at the highest calm step itself Node is at its knee).
+ */
+function busyButNotSaturated(fanout) {
+  const calm = (fanout?.steps ?? []).filter((s) => s.p99_ms <= 50 && s.lost === 0);
+  return calm.length ? Math.max(...calm.map((s) => s.offered_rate)) / 2 : undefined;
+}
+
+async function runAll(ctx, { profile, kinds, backgroundRate }) {
+  const { idle, fanout, latency, storm } = profile;
+  const results = { chatwire: {}, node: {} };
+  // Idle and fan-out first for both kinds: the background load of the
+  // latency scenario is chosen from Node's fan-out results.
+  for (const kind of kinds) {
+    // Failed handshakes time out after 10 s each, 200 at a time: 10,000 can take 500 s.
+    results[kind].idle = await scenario(ctx, kind, "idle", 1200, ([a]) =>
+      ["idle", "--url", a.url, "--clients", String(idle.clients), "--pid", String(a.pid)]);
+    results[kind].fanout = await scenario(ctx, kind, "fanout", fanout.rates.length * fanout.stepSecs + 300, ([a, b]) => [
+      "fanout", "--url", a.url, "--url", b.url, "--clients", String(fanout.clients),
+      "--rates", fanout.rates.join(","), "--step-secs", String(fanout.stepSecs),
+      "--senders", String(fanout.senders), "--stop-p99-ms", String(fanout.stopP99Ms),
+    ]);
+  }
+  const chosen = busyButNotSaturated(results.node.fanout);
+  const background = backgroundRate ?? chosen ?? latency.defaultBackgroundRate;
+  const backgroundNote =
+    backgroundRate !== undefined ? "The background rate was given on the command line (`--background-rate`)."
+    : chosen !== undefined ? "The background rate is half the highest fan-out rate at which Node kept p99 under 50 ms and lost nothing (busy, not saturated)."
+    : "Node's fan-out results gave no calm step, so the background rate is the profile's default.";
+  console.log(`\nbackground load for the latency scenario: ${latency.backgroundClients} clients, ${background} msgs/s`);
+  for (const kind of kinds) {
+    const latencyArgs = (clients, rate) => ([a, b]) => [
+      "latency", "--from", a.url, "--to", b.url, "--secs", String(latency.secs), "--rate", String(latency.rate),
+      "--background-clients", String(clients), "--background-rate", String(rate),
+    ];
+    results[kind].latencyLow = await scenario(ctx, kind, "latency-low", latency.secs + 300, latencyArgs(0, 0));
+    results[kind].latencyHigh = await scenario(ctx, kind, "latency-high", latency.secs + 300,
+      latencyArgs(latency.backgroundClients, background));
+    results[kind].storm = await scenario(ctx, kind, "storm", 600, ([a, b]) =>
+      ["storm", "--url", a.url, "--url", b.url, "--clients", String(storm.clients)]);
+  }
+  return { results, background: { rate: background, note: backgroundNote } };
+}
+
+function writeDocs({ environment, profile, results, background, failures, minutes }) {
+  const docs = path.join(root, "docs");
+  const reportPath = path.join(docs, "BENCHMARKS.md");
+  const previous = existsSync(reportPath) ? readFileSync(reportPath, "utf8") : undefined;
+  const command = process.env.BENCH_COMMAND ?? ["node bench/run.mjs", ...process.argv.slice(2)].join(" ");
+  writeFileSync(reportPath, renderReport({
+    environment, command, profile, results, background, offeredDeliveries, failures, minutes,
+    whatChanged: keptWhatChanged(previous),
+  }));
+  const points = (fanout) => (fanout?.steps ?? []).map((s) => ({ x: offeredDeliveries(s), y: s.p99_ms }));
+  writeFileSync(path.join(docs, "benchmarks.svg"), latencyPlot({
+    title: `Fan-out: p99 latency against load (${profile.fanout.clients.toLocaleString("en-US")} receivers, 2 instances)`,
+    xLabel: "offered deliveries per second (log scale)",
+    yLabel: "p99 latency, ms (log scale)",
+    series: [
+      { name: "chatwire", color: "#d9480f", points: points(results.chatwire.fanout) },
+      { name: "Node socket.io", color: "#1c7ed6", points: points(results.node.fanout) },
+    ],
+    lines: [{ y: 50, label: "50 ms" }, { y: 10, label: "10 ms" }],
+  }));
+  console.log(`\nwrote ${path.relative(root, reportPath)} and docs/benchmarks.svg`);
+}
+
+async function main() {
+  const options = parseOptions();
+  if (!existsSync(loadgen)) throw new Error(`no load generator at ${loadgen}: run cargo build --release --example loadgen`);
+  mkdirSync(resultsDir, { recursive: true });
+  const started = Date.now();
+  const environment = describeEnvironment(root);
+  const ctx = { redis: await startRedis(), failures: [], signal: interrupted.signal };
+  try {
+    const { results, background } = await runAll(ctx, options);
+    const minutes = (Date.now() - started) / 60_000;
+    writeDocs({ environment, profile: options.profile, results, background, failures: ctx.failures, minutes });
+    console.log(`finished in ${minutes.toFixed(1)} minutes${ctx.failures.length ? `, ${ctx.failures.length} scenario(s) failed` : ""}`);
+    return ctx.failures.length ? 1 : 0;
+  } finally {
+    await ctx.redis.stop();
+  }
+}
+
+// The first Ctrl-C (or SIGTERM) stops every child and lets the run unwind
+// without starting anything new; a second one exits at once.
+const interrupted = new AbortController();
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.on(signal, () => {
+    if (interrupted.signal.aborted) process.exit(130);
+    console.error(`\n${signal}: stopping every process this run started`);
+    interrupted.abort(new Error(`interrupted by ${signal}`));
+    stopAll();
+  });
+}
+
+try {
+  process.exitCode = await main();
+} catch (err) {
+  if (interrupted.signal.aborted) {
+    console.error("interrupted: no report written");
+    process.exitCode = 130;
+  } else {
+    console.error(err.stack ?? err);
+    process.exitCode = 1;
+  }
+} finally {
+  await stopAll();
+}
