@@ -6,6 +6,7 @@
 // everything first; see bench/README.md.
 //
 //   node bench/run.mjs [--quick] [--kinds chatwire,node] [--background-rate R]
+//   node bench/run.mjs --report-only   rewrite the docs from bench/results/run.json
 
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -18,6 +19,8 @@ import { keptWhatChanged, renderReport } from "./lib/report.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const resultsDir = path.join(root, "bench", "results");
+/** Everything the report is made from, so that it can be rewritten without rerunning. */
+const runFile = path.join(resultsDir, "run.json");
 const loadgen = process.env.LOADGEN ?? path.join(root, "target", "release", "examples", "loadgen");
 
 const doubling = (from, to) => Array.from({ length: Math.log2(to / from) + 1 }, (_, i) => from * 2 ** i);
@@ -52,17 +55,18 @@ function parseOptions() {
       quick: { type: "boolean", default: false },
       kinds: { type: "string", default: "chatwire,node" },
       "background-rate": { type: "string" },
+      "report-only": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
-    console.log("usage: scripts/bench [--quick] [--kinds chatwire,node] [--background-rate MSGS_PER_SEC]");
+    console.log("usage: scripts/bench [--quick] [--kinds chatwire,node] [--background-rate MSGS_PER_SEC] [--report-only]");
     process.exit(0);
   }
   const kinds = values.kinds.split(",").map((k) => k.trim()).filter(Boolean);
   for (const kind of kinds) if (!["chatwire", "node"].includes(kind)) throw new Error(`unknown kind ${kind}`);
   const backgroundRate = values["background-rate"] === undefined ? undefined : Number(values["background-rate"]);
-  return { profile: values.quick ? PROFILES.quick : PROFILES.full, kinds, backgroundRate };
+  return { profile: values.quick ? PROFILES.quick : PROFILES.full, kinds, backgroundRate, reportOnly: values["report-only"] };
 }
 
 /**
@@ -142,11 +146,10 @@ async function runAll(ctx, { profile, kinds, backgroundRate }) {
   return { results, background: { rate: background, note: backgroundNote } };
 }
 
-function writeDocs({ environment, profile, results, background, failures, minutes }) {
+function writeDocs({ environment, command, profile, results, background, failures, minutes }) {
   const docs = path.join(root, "docs");
   const reportPath = path.join(docs, "BENCHMARKS.md");
   const previous = existsSync(reportPath) ? readFileSync(reportPath, "utf8") : undefined;
-  const command = process.env.BENCH_COMMAND ?? ["node bench/run.mjs", ...process.argv.slice(2)].join(" ");
   writeFileSync(reportPath, renderReport({
     environment, command, profile, results, background, offeredDeliveries, failures, minutes,
     whatChanged: keptWhatChanged(previous),
@@ -167,6 +170,11 @@ function writeDocs({ environment, profile, results, background, failures, minute
 
 async function main() {
   const options = parseOptions();
+  if (options.reportOnly) {
+    const run = JSON.parse(readFileSync(runFile, "utf8"));
+    writeDocs({ ...run, profile: PROFILES[run.profile] });
+    return 0;
+  }
   if (!existsSync(loadgen)) throw new Error(`no load generator at ${loadgen}: run cargo build --release --example loadgen`);
   mkdirSync(resultsDir, { recursive: true });
   const started = Date.now();
@@ -175,7 +183,10 @@ async function main() {
   try {
     const { results, background } = await runAll(ctx, options);
     const minutes = (Date.now() - started) / 60_000;
-    writeDocs({ environment, profile: options.profile, results, background, failures: ctx.failures, minutes });
+    const command = process.env.BENCH_COMMAND ?? ["node bench/run.mjs", ...process.argv.slice(2)].join(" ");
+    const run = { environment, command, profile: options.profile.name, results, background, failures: ctx.failures, minutes };
+    writeFileSync(runFile, `${JSON.stringify(run, null, 2)}\n`);
+    writeDocs({ ...run, profile: options.profile });
     console.log(`finished in ${minutes.toFixed(1)} minutes${ctx.failures.length ? `, ${ctx.failures.length} scenario(s) failed` : ""}`);
     return ctx.failures.length ? 1 : 0;
   } finally {
