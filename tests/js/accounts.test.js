@@ -7,7 +7,7 @@ import { test, describe, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { io } from "socket.io-client";
-import { startServer, TEST_SECRET } from "./lib/server.js";
+import { startServer, startPair, TEST_SECRET } from "./lib/server.js";
 import { startRedis } from "./lib/redis.js";
 import { connect, ack, next, none, closeAll, WAIT_MS } from "./lib/client.js";
 import { MAX_FILE_BYTES } from "./lib/contract.js";
@@ -18,12 +18,7 @@ let A, B; // the two instances sharing Redis
 
 before(async () => {
   redis = await startRedis();
-  const env = { REDIS_URL: redis.url, MAX_FILE_BYTES: String(MAX_FILE_BYTES) };
-  [A, B] = await Promise.all([
-    startServer({ ...env, INSTANCE_NAME: "js-accounts-a" }),
-    startServer({ ...env, INSTANCE_NAME: "js-accounts-b" }),
-  ]);
-  for (const server of [A, B]) await ready(server.url);
+  [A, B] = await startPair("js-accounts", redis.url, { MAX_FILE_BYTES: String(MAX_FILE_BYTES) });
 });
 after(async () => {
   await Promise.all([A?.stop(), B?.stop()]);
@@ -43,14 +38,6 @@ let counter = 0;
 const unique = (prefix) => `${prefix}${++counter}`;
 const PASSWORD = "correct horse battery";
 
-async function ready(url) {
-  for (let i = 0; ; i++) {
-    const status = await fetch(`${url}/readyz`).then((r) => r.status, () => 0);
-    if (status === 200) return;
-    if (i > 150) throw new Error(`${url} never became ready`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 /**
  * A socket connecting with `auth`, recording every event from the very

@@ -7,7 +7,7 @@ import { test, describe, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { createHash, randomBytes } from "node:crypto";
 import { io } from "socket.io-client";
-import { startServer } from "./lib/server.js";
+import { startPair } from "./lib/server.js";
 import { startRedis } from "./lib/redis.js";
 import { connect, ack, next, none, closeAll, WAIT_MS } from "./lib/client.js";
 import { MAX_FILE_BYTES } from "./lib/contract.js";
@@ -18,12 +18,7 @@ let A, B; // the two instances sharing Redis
 
 before(async () => {
   redis = await startRedis();
-  const env = { REDIS_URL: redis.url, MAX_FILE_BYTES: String(MAX_FILE_BYTES) };
-  [A, B] = await Promise.all([
-    startServer({ ...env, INSTANCE_NAME: "js-files-a" }),
-    startServer({ ...env, INSTANCE_NAME: "js-files-b" }),
-  ]);
-  for (const server of [A, B]) await ready(server.url);
+  [A, B] = await startPair("js-files", redis.url, { MAX_FILE_BYTES: String(MAX_FILE_BYTES) });
 });
 after(async () => {
   await Promise.all([A?.stop(), B?.stop()]);
@@ -40,14 +35,6 @@ afterEach(() => {
 let counter = 0;
 const unique = (prefix) => `${prefix}${++counter}`;
 
-async function ready(url) {
-  for (let i = 0; ; i++) {
-    const status = await fetch(`${url}/readyz`).then((r) => r.status, () => 0);
-    if (status === 200) return;
-    if (i > 150) throw new Error(`${url} never became ready`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 /** A guest logged in with `add user`; `socket.token` is its API token. */
 async function guest(server, name) {

@@ -15,7 +15,7 @@ import { io } from "socket.io-client";
 import { startServer } from "./lib/server.js";
 import { runNginx } from "./lib/nginx.js";
 import { freePort } from "./lib/ports.js";
-import { ack, next, WAIT_MS } from "./lib/client.js";
+import { connect, ack, next, closeAll, WAIT_MS } from "./lib/client.js";
 
 let dir;
 let certPem;
@@ -49,6 +49,7 @@ before(async () => {
 });
 
 after(async () => {
+  closeAll();
   for (const socket of sockets) socket.close();
   await nginx?.stop();
   await direct?.stop();
@@ -95,15 +96,7 @@ function httpsGet(url) {
 
 /** A logged-in socket.io-client, trusting the test certificate. */
 async function user(url, name) {
-  const socket = io(url, { transports: ["websocket"], forceNew: true, reconnection: false, ca: certPem });
-  sockets.push(socket);
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("connect timed out")), WAIT_MS);
-    socket.once("connect", () => { clearTimeout(timer); resolve(); });
-    socket.once("connect_error", (err) => { clearTimeout(timer); reject(err); });
-  });
-  socket.received = [];
-  socket.onAny((event, ...args) => socket.received.push({ event, args }));
+  const socket = await connect(url, { ca: certPem });
   const reply = await ack(socket, "add user", name);
   assert.equal(reply.ok, true, JSON.stringify(reply));
   return socket;

@@ -65,3 +65,26 @@ export async function startServer(env = {}, { timeoutMs = 15000 } = {}) {
     },
   };
 }
+
+/** Resolves once `url/readyz` answers 200 (connected to Redis, in cluster mode). */
+export async function waitReady(url, timeoutMs = 15000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const status = await fetch(`${url}/readyz`).then((r) => r.status, () => 0);
+    if (status === 200) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${url} not ready after ${timeoutMs} ms`);
+}
+
+/**
+ * Two ready instances named `<name>-a` / `<name>-b` sharing the Redis at
+ * `redisUrl`, with `env` added: [a, b].
+ */
+export async function startPair(name, redisUrl, env = {}) {
+  const pair = await Promise.all(
+    ["a", "b"].map((side) => startServer({ ...env, REDIS_URL: redisUrl, INSTANCE_NAME: `${name}-${side}` })),
+  );
+  await Promise.all(pair.map((server) => waitReady(server.url)));
+  return pair;
+}
