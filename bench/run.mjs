@@ -33,7 +33,7 @@ const PROFILES = {
     // From 10 messages a second (10,000 deliveries): on a small machine Node
     // falls behind within the first few steps, and the knee is what matters.
     fanout: { clients: 1_000, rates: doubling(10, 10_240), stepSecs: 5, senders: 4, stopP99Ms: 1_000 },
-    latency: { secs: 10, rate: 20, backgroundClients: 1_000, defaultBackgroundRate: 20 },
+    latency: { secs: 20, rate: 50, backgroundClients: 1_000, defaultBackgroundRate: 20 },
     storm: { clients: 2_000 },
   },
   quick: {

@@ -202,3 +202,23 @@ async fn a_burst_of_logins_gives_few_users_pushes() {
     }
     assert!(pushes < 10, "{pushes} pushes for 20 logins: presence updates should be batched");
 }
+
+#[tokio::test]
+async fn a_large_deployment_gets_join_events_instead_of_users_pushes() {
+    let app = spawn_app().await;
+    let watcher = app.user("watcher").await;
+    let mut clients: Vec<Client> = Vec::new();
+    for i in 0..chatwire::chat::PUSH_MAX_USERS {
+        clients.push(app.user(&format!("user{i:03}")).await);
+    }
+    // PUSH_MAX_USERS + 1 online now: the last pushes are still coming.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    watcher.clear();
+
+    let _late = app.user("late").await;
+    let joined = watcher.next("user joined").await;
+    assert_eq!(joined, json!({ "username": "late", "numUsers": chatwire::chat::PUSH_MAX_USERS + 2 }));
+    watcher.expect_none("users", Duration::from_millis(500)).await;
+    let listed = watcher.request_empty("users").await;
+    assert_eq!(listed["numUsers"], chatwire::chat::PUSH_MAX_USERS + 2, "the request still lists everyone");
+}

@@ -55,6 +55,10 @@ pub struct IdleArgs {
     /// Handshakes in flight at once.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
     pub concurrency: u64,
+    /// Seconds to keep the clients connected after measuring (to profile
+    /// the server by hand meanwhile).
+    #[arg(long, default_value_t = 0.0)]
+    pub hold_secs: f64,
     /// Options every scenario takes.
     #[command(flatten)]
     pub common: Common,

@@ -186,6 +186,27 @@ export function showUsers(users) {
   view.renderSidebar(actions);
 }
 
+/**
+ * `user joined`: adds the name to the online list, in the server's order
+ * (case-insensitive). Large deployments push no `users` lists, so these
+ * events keep the list current there.
+ */
+export function userJoined({ username }) {
+  if (!loggedIn || state.users.includes(username)) return;
+  const key = username.toLowerCase();
+  const at = state.users.findIndex((name) => name.toLowerCase() > key);
+  state.users.splice(at === -1 ? state.users.length : at, 0, username);
+  checkAvatars([username]);
+  view.renderSidebar(actions);
+}
+
+/** `user left`: takes the name off the online list. */
+export function userLeft({ username }) {
+  if (!state.users.includes(username)) return;
+  state.users = state.users.filter((name) => name !== username);
+  view.renderSidebar(actions);
+}
+
 export async function refreshRooms() {
   if (!loggedIn) return;
   const reply = await request("rooms");

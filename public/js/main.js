@@ -119,6 +119,8 @@ socket.on("message", chat.receive);
 socket.on("member joined", chat.memberJoined);
 socket.on("member left", chat.memberLeft);
 socket.on("users", ({ users }) => chat.showUsers(users));
+socket.on("user joined", chat.userJoined);
+socket.on("user left", chat.userLeft);
 socket.on("chat error", (error) => chat.report(error));
 listenForTyping();
 

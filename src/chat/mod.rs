@@ -40,7 +40,7 @@ use tokio::sync::Notify;
 pub use error::{ChatError, ErrorBody};
 pub use login::{announce_login, announce_logout, recheck_guests};
 pub use messages::{DEFAULT_HISTORY_PAGE, MAX_RECIPIENTS};
-pub use presence::spawn_pusher;
+pub use presence::{PUSH_MAX_USERS, spawn_pusher};
 pub use rooms::{JOIN_HISTORY, announce_member_joined};
 
 use crate::auth::Auth;

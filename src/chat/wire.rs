@@ -198,24 +198,13 @@ pub struct UsersList {
     /// How many.
     #[serde(rename = "numUsers")]
     pub num_users: usize,
-    /// True if `users` holds only the first of them (a push to a large
-    /// deployment; the `users` request always answers the whole list).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub truncated: bool,
 }
 
 impl UsersList {
     /// The list for these users.
     pub fn new(users: Vec<Username>) -> Self {
-        Self::first(users, usize::MAX)
-    }
-
-    /// The list of the first `max` of these users, with the total.
-    pub fn first(users: Vec<Username>, max: usize) -> Self {
         let num_users = users.len();
-        let users: Vec<UserEntry> =
-            users.into_iter().take(max).map(|username| UserEntry { username }).collect();
-        Self { truncated: users.len() < num_users, users, num_users }
+        Self { users: users.into_iter().map(|username| UserEntry { username }).collect(), num_users }
     }
 }
 

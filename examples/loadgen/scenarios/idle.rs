@@ -15,8 +15,14 @@ use crate::report::Outcome;
 use crate::roles::Role;
 use crate::rss;
 
-/// How long after the last login memory is read again (the value reported).
-const RSS_SETTLE: Duration = Duration::from_secs(2);
+/// The server counts as idle once it uses under [`QUIET_CPU`] of a core over
+/// a whole [`QUIET_WINDOW`]: every login and the broadcasts it caused (each
+/// `user joined` goes to everyone) have been delivered.
+const QUIET_WINDOW: Duration = Duration::from_secs(2);
+/// See [`QUIET_WINDOW`].
+const QUIET_CPU: f64 = 0.05;
+/// The longest wait for the server to go quiet; memory is read then anyway.
+const QUIET_LIMIT: Duration = Duration::from_secs(300);
 
 /// The `idle` result, as written to `--json`.
 #[derive(Serialize)]
@@ -27,7 +33,14 @@ struct IdleResult {
     connect_secs: f64,
     connect_rate: f64,
     rss_before_kb: Option<u64>,
+    /// Right after the last login, with the login broadcasts still queued.
+    rss_busy_kb: Option<u64>,
+    /// Once the server went quiet (the value per client is computed from).
     rss_after_kb: Option<u64>,
+    /// How long the server took to go quiet after the last login.
+    quiet_secs: Option<f64>,
+    /// Whether it went quiet before [`QUIET_LIMIT`].
+    quiet: bool,
     rss_per_client_bytes: Option<i64>,
     errors: usize,
 }
@@ -61,16 +74,22 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<Outcome> {
         .last_ready()
         .map_or_else(|| started.elapsed(), |last| last.saturating_duration_since(started.into_std()))
         .as_secs_f64();
-    let rss_after_kb = match rss::sample(args.pid) {
-        Some(_) => {
-            tokio::time::sleep(RSS_SETTLE).await;
-            rss::sample(args.pid)
+    let rss_busy_kb = rss::sample(args.pid);
+    let (quiet_secs, quiet) = match (args.pid, rss_busy_kb) {
+        (Some(pid), Some(_)) => {
+            let (waited, quiet) = rss::wait_quiet(pid, QUIET_WINDOW, QUIET_CPU, QUIET_LIMIT).await;
+            (Some(waited.as_secs_f64()), quiet)
         }
-        None => None,
+        _ => (None, false),
     };
+    let rss_after_kb = rss::sample(args.pid);
     let connected = counters.connected.load(Ordering::Relaxed);
     progress.finish();
     print_errors(&[&fleet]);
+    if args.hold_secs > 0.0 {
+        eprintln!("idle: holding the clients for {} s", args.hold_secs);
+        tokio::time::sleep(Duration::from_secs_f64(args.hold_secs)).await;
+    }
     fleet.shutdown().await;
 
     let rss_per_client_bytes = match (rss_before_kb, rss_after_kb) {
@@ -86,11 +105,19 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<Outcome> {
         connect_secs,
         connect_rate: connected as f64 / connect_secs.max(1e-9),
         rss_before_kb,
+        rss_busy_kb,
         rss_after_kb,
+        quiet_secs,
+        quiet,
         rss_per_client_bytes,
         errors: counters.errors(),
     };
-    let memory = rss_per_client_bytes.map_or_else(String::new, |bytes| format!(", {bytes} B/client"));
+    let memory = rss_per_client_bytes.map_or_else(String::new, |bytes| {
+        let settled = quiet_secs.map_or_else(String::new, |secs| {
+            format!(" ({} after {secs:.0} s)", if quiet { "quiet" } else { "still busy" })
+        });
+        format!(", {bytes} B/client{settled}")
+    });
     let handshake = LatencySummary::of(&counters.handshakes());
     let summary = format!(
         "idle: {connected}/{} logged in in {connect_secs:.2} s ({:.0}/s, handshake p50 {} ms, p99 {} ms){memory}, {} errors",
