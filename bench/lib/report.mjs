@@ -221,7 +221,7 @@ export function renderReport({ environment: e, command, profile, results, backgr
   out.push("");
   out.push(`## Idle connections (${count(profile.idle.clients)} clients on one instance)`);
   out.push("");
-  out.push("Clients connect and log in (200 handshakes in flight), then stay idle. Every login sends");
+  out.push(`Clients connect and log in (${profile.idle.concurrency} handshakes in flight), then stay idle. Every login sends`);
   out.push("`user joined` to everyone already online, so the logins queue work the server finishes after the");
   out.push("last one; the load generator waits until the server uses under 5 % of a core over 2 s (at most");
   out.push("300 s), then reads its RSS. Memory per connection is that RSS less the RSS before, divided by the");
