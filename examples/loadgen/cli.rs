@@ -57,8 +57,8 @@ pub struct IdleArgs {
     pub concurrency: u64,
     /// Seconds to keep the clients connected after measuring (to profile
     /// the server by hand meanwhile).
-    #[arg(long, default_value_t = 0.0)]
-    pub hold_secs: f64,
+    #[arg(long, default_value_t = 0)]
+    pub hold_secs: u64,
     /// Options every scenario takes.
     #[command(flatten)]
     pub common: Common,

@@ -50,7 +50,7 @@ pub async fn wait_quiet(pid: u32, window: Duration, busy: f64, limit: Duration) 
     while started.elapsed() < limit {
         tokio::time::sleep(window).await;
         let Ok(now) = cpu_ticks(pid) else { return (started.elapsed(), false) };
-        let used = (now - last) as f64 / TICKS_PER_SEC / window.as_secs_f64();
+        let used = now.saturating_sub(last) as f64 / TICKS_PER_SEC / window.as_secs_f64();
         if used < busy {
             return (started.elapsed(), true);
         }

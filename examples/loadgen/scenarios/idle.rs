@@ -86,9 +86,9 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<Outcome> {
     let connected = counters.connected.load(Ordering::Relaxed);
     progress.finish();
     print_errors(&[&fleet]);
-    if args.hold_secs > 0.0 {
+    if args.hold_secs > 0 {
         eprintln!("idle: holding the clients for {} s", args.hold_secs);
-        tokio::time::sleep(Duration::from_secs_f64(args.hold_secs)).await;
+        tokio::time::sleep(Duration::from_secs(args.hold_secs)).await;
     }
     fleet.shutdown().await;
 
