@@ -1,6 +1,7 @@
 //! The maintenance loop of a clustered instance: every heartbeat interval
 //! (and at once after Redis reconnects) it
-//! 1. reports readiness and logs connection changes,
+//! 1. reports readiness (Redis reachable and this instance's presence back in
+//!    it) and logs connection changes,
 //! 2. renews this instance's heartbeat,
 //! 3. resyncs this instance's presence if Redis lost it (outage, or we were
 //!    taken for dead) and tells everyone what came back,
@@ -49,6 +50,9 @@ pub fn spawn_maintenance<A: Adapter>(
         checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut was_up: Option<bool> = None;
         let mut last_round: Option<tokio::time::Instant> = None;
+        // Ready only once a round has put this instance's presence back into
+        // Redis: until then other instances would not see its users.
+        let mut in_sync = false;
         loop {
             tokio::select! {
                 _ = checks.tick() => {}
@@ -58,11 +62,11 @@ pub fn spawn_maintenance<A: Adapter>(
                 }
             }
             let up = cluster.is_connected();
-            readiness.set_ready(up);
             match (was_up, up) {
                 (Some(false) | None, true) => {
                     tracing::info!(redis = %cluster.describe(), "Redis reachable: cluster mode active");
                     last_round = None;
+                    in_sync = false;
                 }
                 (Some(true), false) => {
                     tracing::warn!(redis = %cluster.describe(), "Redis unreachable: serving this instance's clients only, retrying");
@@ -73,23 +77,32 @@ pub fn spawn_maintenance<A: Adapter>(
             was_up = Some(up);
             let due = last_round.is_none_or(|at| at.elapsed() >= timing.heartbeat);
             if due && store.is_connected() {
-                round(&io, &chat, &store, timing.ttl).await;
+                in_sync = round(&io, &chat, &store, timing.ttl).await;
                 last_round = Some(tokio::time::Instant::now());
             }
+            readiness.set_ready(up && in_sync);
         }
     })
 }
 
-/// One maintenance round; each step logs its own failure and the next round retries.
-async fn round<A: Adapter>(io: &SocketIo<A>, chat: &Chat, store: &RedisStore, ttl: Duration) {
+/// One maintenance round; each step logs its own failure and the next round
+/// retries. Returns true if this instance's heartbeat and presence are in Redis.
+async fn round<A: Adapter>(io: &SocketIo<A>, chat: &Chat, store: &RedisStore, ttl: Duration) -> bool {
     let registered = match store.heartbeat().await {
         Ok(registered) => registered,
-        Err(err) => return tracing::warn!(error = %err, "heartbeat failed"),
+        Err(err) => {
+            tracing::warn!(error = %err, "heartbeat failed");
+            return false;
+        }
     };
+    let mut in_sync = true;
     if !registered || store.needs_resync() {
         match store.resync().await {
             Ok(report) => announce_resync(io, chat, report).await,
-            Err(err) => tracing::warn!(error = %err, "resync failed; retrying next round"),
+            Err(err) => {
+                tracing::warn!(error = %err, "resync failed; retrying next round");
+                in_sync = false;
+            }
         }
     }
     let unchecked = chat::recheck_guests(io, chat).await;
@@ -103,7 +116,10 @@ async fn round<A: Adapter>(io: &SocketIo<A>, chat: &Chat, store: &RedisStore, tt
     }
     let dead = match store.dead_instances(ttl).await {
         Ok(dead) => dead,
-        Err(err) => return tracing::warn!(error = %err, "could not look for dead instances"),
+        Err(err) => {
+            tracing::warn!(error = %err, "could not look for dead instances");
+            return in_sync;
+        }
     };
     for instance in dead {
         match store.purge_instance(&instance).await {
@@ -116,6 +132,7 @@ async fn round<A: Adapter>(io: &SocketIo<A>, chat: &Chat, store: &RedisStore, tt
             Err(err) => tracing::warn!(%instance, error = %err, "could not purge a dead instance"),
         }
     }
+    in_sync
 }
 
 /// Tells the deployment what a resync re-recorded, and signs out sockets
