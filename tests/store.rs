@@ -74,7 +74,7 @@ async fn logout_frees_the_name_after_the_last_socket(new: Factory) {
     assert!(again.first_socket, "the name is free for anyone");
 }
 
-async fn online_users_are_sorted_and_found_by_any_case(new: Factory) {
+async fn online_users_are_sorted_counted_and_found_by_any_case(new: Factory) {
     let (store, _guard) = new(100).await;
     for (name, sid) in [("carol", "c"), ("Alice", "a"), ("bob", "b")] {
         store.login(&user(name), &proof(name), &socket("i", sid)).await.unwrap();
@@ -85,6 +85,10 @@ async fn online_users_are_sorted_and_found_by_any_case(new: Factory) {
     assert_eq!(found.iter().map(|u| u.as_str()).collect::<Vec<_>>(), ["carol", "Alice"]);
     let missing = store.find_online(&[user("bob"), user("ghost")]).await;
     assert_eq!(missing, Err(StoreError::UnknownUser("ghost".into())));
+    store.login(&user("alice"), &proof("Alice"), &socket("i", "a2")).await.unwrap();
+    assert_eq!(store.count_online().await.unwrap(), 3, "users are counted, not sockets");
+    store.logout(&socket("i", "b")).await.unwrap();
+    assert_eq!(store.count_online().await.unwrap(), 2);
 }
 
 async fn rooms_track_members_across_sockets(new: Factory) {
@@ -229,8 +233,8 @@ macro_rules! store_contract {
                 super::logout_frees_the_name_after_the_last_socket(NEW).await
             }
             #[tokio::test]
-            async fn online_users_are_sorted_and_found_by_any_case() {
-                super::online_users_are_sorted_and_found_by_any_case(NEW).await
+            async fn online_users_are_sorted_counted_and_found_by_any_case() {
+                super::online_users_are_sorted_counted_and_found_by_any_case(NEW).await
             }
             #[tokio::test]
             async fn rooms_track_members_across_sockets() {

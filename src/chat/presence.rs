@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 
 use super::wire::UsersList;
 use super::{Chat, channels, log_emit};
+use crate::store::StoreError;
 
 /// How long to gather changes before pushing the list, at least.
 pub const PUSH_DELAY: Duration = Duration::from_millis(100);
@@ -38,17 +39,25 @@ pub fn spawn_pusher<A: Adapter>(io: SocketIo<A>, chat: Chat) -> JoinHandle<()> {
             if !chat.take_presence_change() {
                 continue;
             }
-            match chat.store().online_users().await {
-                Ok(users) if users.len() > PUSH_MAX_USERS => {}
-                Ok(users) => {
-                    log_emit("users", io.to(channels::ONLINE).emit("users", &UsersList::new(users)).await)
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, "could not read the online list; retrying");
-                    tokio::time::sleep(RETRY_DELAY).await;
-                    chat.presence_changed();
-                }
+            if let Err(err) = push_users(&io, &chat).await {
+                tracing::warn!(error = %err, "could not read the online list; retrying");
+                tokio::time::sleep(RETRY_DELAY).await;
+                chat.presence_changed();
             }
         }
     })
+}
+
+/// Pushes the online list to everyone, if it is short enough. The count is
+/// asked first: above the limit the list itself is never read.
+async fn push_users<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> Result<(), StoreError> {
+    if chat.store().count_online().await? > PUSH_MAX_USERS {
+        return Ok(());
+    }
+    let users = chat.store().online_users().await?;
+    // Logins between the two reads can take the list past the limit.
+    if users.len() <= PUSH_MAX_USERS {
+        log_emit("users", io.to(channels::ONLINE).emit("users", &UsersList::new(users)).await);
+    }
+    Ok(())
 }

@@ -157,6 +157,10 @@ pub trait Store: Send + Sync + 'static {
     /// Online users, sorted by name.
     async fn online_users(&self) -> Result<Vec<Username>, StoreError>;
 
+    /// How many users are online, without reading the list (the presence
+    /// push and `/metrics` ask often, and the list can be long).
+    async fn count_online(&self) -> Result<usize, StoreError>;
+
     /// The online users with these names, in the same order, spelled as they
     /// logged in. Fails with [`StoreError::UnknownUser`] naming the first one
     /// not online.

@@ -66,8 +66,8 @@ impl Api {
 /// unreachable; the per-instance counters are always there.
 async fn prometheus(State(api): State<Api>) -> impl axum::response::IntoResponse {
     let store = api.stores.state.as_ref();
-    let (users, rooms) = tokio::join!(store.online_users(), store.rooms());
-    let body = crate::metrics::metrics().render(users.ok().map(|u| u.len()), rooms.ok().map(|r| r.len()));
+    let (users, rooms) = tokio::join!(store.count_online(), store.rooms());
+    let body = crate::metrics::metrics().render(users.ok(), rooms.ok().map(|r| r.len()));
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }
 

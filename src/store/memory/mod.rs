@@ -207,6 +207,10 @@ impl Store for MemoryStore {
         Ok(users)
     }
 
+    async fn count_online(&self) -> Result<usize, StoreError> {
+        Ok(self.presence().users.len())
+    }
+
     async fn find_online(&self, names: &[Username]) -> Result<Vec<Username>, StoreError> {
         let p = self.presence();
         names

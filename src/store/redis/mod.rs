@@ -201,6 +201,14 @@ impl Store for RedisStore {
         }
     }
 
+    async fn count_online(&self) -> Result<usize, StoreError> {
+        let count: Result<usize, _> = self.call("count users", self.client.hlen(&self.keys.users)).await;
+        match count {
+            Ok(count) => Ok(count),
+            Err(_) => self.local.count_online().await,
+        }
+    }
+
     async fn find_online(&self, names: &[Username]) -> Result<Vec<Username>, StoreError> {
         let fields: Vec<&str> = names.iter().map(Username::key).collect();
         let values: Result<Vec<Option<String>>, _> =
