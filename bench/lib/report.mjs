@@ -30,6 +30,11 @@ function comparison(rows) {
   ].join("\n");
 }
 
+/** Clients logged in, started (fewer if the login budget ran out) and asked for. */
+function started(r) {
+  return `${count(r.connected)} / ${count(r.attempted ?? r.clients)} / ${count(r.clients)}`;
+}
+
 /** How long a server took to go quiet after the last login ("> N" if it never did). */
 function quietTime(r) {
   if (!isNumber(r.quiet_secs)) return "—";
@@ -39,8 +44,7 @@ function quietTime(r) {
 function idleSection({ chatwire: c = {}, node: n = {} }) {
   const perClient = (r) => (isNumber(r.rss_per_client_bytes) ? r.rss_per_client_bytes / KiB : undefined);
   return comparison([
-    ["connected / attempted", `${count(c.connected)} / ${count(c.clients)}`, `${count(n.connected)} / ${count(n.clients)}`, ""],
-    ["connect time (s)", fixed(c.connect_secs, 2), fixed(n.connect_secs, 2), ratio(c.connect_secs, n.connect_secs, true)],
+X, fixed(c.connect_secs, 2), fixed(n.connect_secs, 2), ratio(c.connect_secs, n.connect_secs, true)],
     ["connect rate (/s)", count(c.connect_rate), count(n.connect_rate), ratio(c.connect_rate, n.connect_rate, false)],
     ["RSS before (MiB)", fixed(c.rss_before_kb / KiB), fixed(n.rss_before_kb / KiB), ""],
     ["RSS right after the last login (MiB)", fixed(c.rss_busy_kb / KiB), fixed(n.rss_busy_kb / KiB), ""],
@@ -139,7 +143,8 @@ export function checkTargets(results, fanoutSettings) {
   const memN = n.idle?.rss_per_client_bytes;
   rows.push({
     target: "memory per idle connection ≤ ¼ of Node's",
-    measured: `${fixed(memC / KiB, 2)} KiB vs ${fixed(memN / KiB, 2)} KiB (${ratio(memC, memN, true)})`,
+    measured: `${fixed(memC / KiB, 2)} KiB vs ${fixed(memN / KiB, 2)} KiB (${ratio(memC, memN, true)}), `
+      + `with ${count(c.idle?.connected)} and ${count(n.idle?.connected)} clients logged in`,
     pass: isNumber(memC) && isNumber(memN) && memN > 0 ? memC * 4 <= memN : undefined,
   });
 
@@ -221,7 +226,8 @@ export function renderReport({ environment: e, command, profile, results, backgr
   out.push("");
   out.push(`## Idle connections (${count(profile.idle.clients)} clients on one instance)`);
   out.push("");
-  out.push(`Clients connect and log in (${profile.idle.concurrency} handshakes in flight), then stay idle. Every login sends`);
+  out.push(`Clients connect and log in (${profile.idle.concurrency} handshakes in flight; no new one starts after`);
+  out.push(`${count(profile.idle.budgetSecs)} s), then stay idle. Every login sends`);
   out.push("`user joined` to everyone already online, so the logins queue work the server finishes after the");
   out.push("last one; the load generator waits until the server uses under 5 % of a core over 2 s (at most");
   out.push("300 s), then reads its RSS. Memory per connection is that RSS less the RSS before, divided by the");

@@ -59,6 +59,10 @@ pub struct IdleArgs {
     /// the server by hand meanwhile).
     #[arg(long, default_value_t = 0)]
     pub hold_secs: u64,
+    /// Stop starting new clients after this many seconds and measure with
+    /// those that got in (a slow server must not make the run endless).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub login_budget_secs: Option<u64>,
     /// Options every scenario takes.
     #[command(flatten)]
     pub common: Common,

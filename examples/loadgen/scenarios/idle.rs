@@ -29,6 +29,8 @@ const QUIET_LIMIT: Duration = Duration::from_secs(300);
 struct IdleResult {
     scenario: &'static str,
     clients: u64,
+    /// Clients started: fewer than `clients` if the login budget ran out.
+    attempted: usize,
     connected: usize,
     connect_secs: f64,
     connect_rate: f64,
@@ -50,6 +52,7 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<Outcome> {
     let rss_before_kb = rss::sample(args.pid);
     let token = run_token();
     let mut fleet = fleet(limits(&args.common, Some(args.concurrency), false))?;
+    let budget = args.login_budget_secs.map(Duration::from_secs);
     let counters = fleet.counters().clone();
     let total = args.clients;
     let progress = Progress::start(move || {
@@ -60,7 +63,19 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<Outcome> {
         )
     });
     let started = Instant::now();
+    // Clients are started as handshakes finish, so that none is left
+    // waiting for a permit when the budget runs out.
+    let in_flight = args.concurrency as usize;
     for i in 0..args.clients {
+        while fleet.size() - fleet.counters().settled() >= in_flight {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if let Some(budget) = budget
+            && started.elapsed() >= budget
+        {
+            eprintln!("idle: login budget of {} s spent after {i} clients", budget.as_secs());
+            break;
+        }
         fleet.spawn(Member {
             target: args.url,
             name: format!("idle-{i}-{token}"),
@@ -84,6 +99,7 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<Outcome> {
     };
     let rss_after_kb = rss::sample(args.pid);
     let connected = counters.connected.load(Ordering::Relaxed);
+    let fleet_size = fleet.size();
     progress.finish();
     print_errors(&[&fleet]);
     if args.hold_secs > 0 {
@@ -101,6 +117,7 @@ pub async fn run(args: IdleArgs) -> anyhow::Result<Outcome> {
     let result = IdleResult {
         scenario: "idle",
         clients: args.clients,
+        attempted: fleet_size,
         connected,
         connect_secs,
         connect_rate: connected as f64 / connect_secs.max(1e-9),
