@@ -44,7 +44,8 @@ function quietTime(r) {
 function idleSection({ chatwire: c = {}, node: n = {} }) {
   const perClient = (r) => (isNumber(r.rss_per_client_bytes) ? r.rss_per_client_bytes / KiB : undefined);
   return comparison([
-X, fixed(c.connect_secs, 2), fixed(n.connect_secs, 2), ratio(c.connect_secs, n.connect_secs, true)],
+    ["logged in / started / asked", started(c), started(n), ""],
+    ["connect time (s)", fixed(c.connect_secs, 2), fixed(n.connect_secs, 2), ratio(c.connect_secs, n.connect_secs, true)],
     ["connect rate (/s)", count(c.connect_rate), count(n.connect_rate), ratio(c.connect_rate, n.connect_rate, false)],
     ["RSS before (MiB)", fixed(c.rss_before_kb / KiB), fixed(n.rss_before_kb / KiB), ""],
     ["RSS right after the last login (MiB)", fixed(c.rss_busy_kb / KiB), fixed(n.rss_busy_kb / KiB), ""],
