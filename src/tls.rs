@@ -135,7 +135,7 @@ async fn accept_loop(
     let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     loop {
         let Ok(permit) = handshakes.clone().acquire_owned().await else { return };
-        let (tcp, peer) = match listener.accept().await {
+        let (mut tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(err) => {
                 // Out of file descriptors and the like: back off, keep serving.
@@ -144,6 +144,7 @@ async fn accept_loop(
                 continue;
             }
         };
+        crate::app::no_delay(&mut tcp);
         let acceptor = TlsAcceptor::from(certificate.config());
         let ready = ready.clone();
         tokio::spawn(async move {
