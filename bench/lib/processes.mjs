@@ -114,6 +114,7 @@ function serverCommand(kind, root, redisUrl) {
  */
 export async function startServer(kind, root, redisUrl, { timeoutMs = 20000 } = {}) {
   const { command, args, env } = serverCommand(kind, root, redisUrl);
+  const started = Date.now();
   const entry = spawnTracked(command, args, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
   const logs = [];
   const address = new Promise((resolve) => {
@@ -137,10 +138,14 @@ export async function startServer(kind, root, redisUrl, { timeoutMs = 20000 } = 
   });
   try {
     const port = await Promise.race([address, early, timeout]);
+    const url = `http://127.0.0.1:${port}`;
+    // The Node server connects its adapter before it listens; chatwire
+    // listens at once and reports ready once its presence is in Redis.
+    if (kind === "chatwire") await Promise.race([waitReady(url, started + timeoutMs), early, timeout]);
     early.catch(() => {}); // an exit after startup is reported by assertAlive
     return {
       kind,
-      url: `http://127.0.0.1:${port}`,
+      url,
       pid: entry.child.pid,
       stop: () => stopChild(entry),
       assertAlive() {
@@ -153,6 +158,19 @@ export async function startServer(kind, root, redisUrl, { timeoutMs = 20000 } = 
     throw err;
   } finally {
     clearTimeout(timer);
+  }
+}
+
+/** Resolves once `url`/readyz answers 200; gives up at `deadline` (ms since the epoch). */
+async function waitReady(url, deadline) {
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(`${url}/readyz`);
+      if (response.ok) return;
+    } catch {
+      // not answering yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
 
