@@ -57,6 +57,17 @@ function idleSection({ chatwire: c = {}, node: n = {} }) {
 }
 
 /**
+ * The step from which a server's p99 stays above 50 ms: a slow step
+ * followed by a calm one (a pause while the first steps warm up) is a
+ * hiccup, not the knee.
+ */
+function kneeOf(fanout) {
+  const steps = (fanout?.steps ?? []).filter((s) => isNumber(s.p99_ms));
+  const lastCalm = steps.findLastIndex((s) => s.p99_ms <= 50);
+  return steps[lastCalm + 1];
+}
+
+/**
  * The most deliveries per second a server sustained: the best step at which
  * it lost at most 1 %. A step it fell behind in is left out, because
  * deliveries arriving up to 2 s after sending stops count towards the step
@@ -159,10 +170,10 @@ export function checkTargets(results, fanoutSettings) {
     pass: isNumber(satC) && isNumber(satN) && limitN && (limitC || satC >= 4 * satN) ? satC >= 4 * satN : undefined,
   });
 
-  const knee = n.fanout?.steps?.find((s) => isNumber(s.p99_ms) && s.p99_ms > 50);
+  const knee = kneeOf(n.fanout);
   const ours = knee && c.fanout?.steps?.find((s) => s.offered_rate === knee.offered_rate);
   rows.push({
-    target: "at the rate where Node's p99 passes 50 ms, chatwire's p99 < 10 ms",
+    target: "at the rate from which Node's p99 stays over 50 ms, chatwire's p99 < 10 ms",
     measured: knee
       ? `at ${count(knee.offered_rate)} msgs/s: Node ${ms(knee.p99_ms)} ms, chatwire ${ms(ours?.p99_ms)} ms`
       : "Node's p99 stayed under 50 ms at every step",
