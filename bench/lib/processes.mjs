@@ -166,12 +166,14 @@ async function waitReady(url, deadline) {
   while (Date.now() < deadline) {
     try {
       const response = await fetch(`${url}/readyz`);
+      await response.body?.cancel();
       if (response.ok) return;
     } catch {
       // not answering yet
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
+  throw new Error(`${url}/readyz did not answer 200 in time`);
 }
 
 /**

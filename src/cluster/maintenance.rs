@@ -51,7 +51,8 @@ pub fn spawn_maintenance<A: Adapter>(
         let mut was_up: Option<bool> = None;
         let mut last_round: Option<tokio::time::Instant> = None;
         // Ready only once a round has put this instance's presence back into
-        // Redis: until then other instances would not see its users.
+        // Redis: until then other instances would not see its users. Any
+        // reconnect forces a resync (Redis may be back from an old snapshot).
         let mut in_sync = false;
         loop {
             tokio::select! {
@@ -59,6 +60,7 @@ pub fn spawn_maintenance<A: Adapter>(
                 _ = reconnects.recv() => {
                     crate::metrics::metrics().redis_reconnect();
                     last_round = None;
+                    in_sync = false;
                 }
             }
             let up = cluster.is_connected();
@@ -77,7 +79,10 @@ pub fn spawn_maintenance<A: Adapter>(
             was_up = Some(up);
             let due = last_round.is_none_or(|at| at.elapsed() >= timing.heartbeat);
             if due && store.is_connected() {
-                in_sync = round(&io, &chat, &store, timing.ttl).await;
+                // A failed heartbeat alone leaves the verdict as it was.
+                if let Some(synced) = round(&io, &chat, &store, timing.ttl, !in_sync).await {
+                    in_sync = synced;
+                }
                 last_round = Some(tokio::time::Instant::now());
             }
             readiness.set_ready(up && in_sync);
@@ -86,17 +91,25 @@ pub fn spawn_maintenance<A: Adapter>(
 }
 
 /// One maintenance round; each step logs its own failure and the next round
-/// retries. Returns true if this instance's heartbeat and presence are in Redis.
-async fn round<A: Adapter>(io: &SocketIo<A>, chat: &Chat, store: &RedisStore, ttl: Duration) -> bool {
+/// retries. `force` resyncs even if Redis seems to know this instance.
+/// Returns whether this instance's presence is in Redis, or `None` if the
+/// heartbeat failed and that could not be checked.
+async fn round<A: Adapter>(
+    io: &SocketIo<A>,
+    chat: &Chat,
+    store: &RedisStore,
+    ttl: Duration,
+    force: bool,
+) -> Option<bool> {
     let registered = match store.heartbeat().await {
         Ok(registered) => registered,
         Err(err) => {
             tracing::warn!(error = %err, "heartbeat failed");
-            return false;
+            return None;
         }
     };
     let mut in_sync = true;
-    if !registered || store.needs_resync() {
+    if force || !registered || store.needs_resync() {
         match store.resync().await {
             Ok(report) => announce_resync(io, chat, report).await,
             Err(err) => {
@@ -118,7 +131,7 @@ async fn round<A: Adapter>(io: &SocketIo<A>, chat: &Chat, store: &RedisStore, tt
         Ok(dead) => dead,
         Err(err) => {
             tracing::warn!(error = %err, "could not look for dead instances");
-            return in_sync;
+            return Some(in_sync);
         }
     };
     for instance in dead {
@@ -132,7 +145,7 @@ async fn round<A: Adapter>(io: &SocketIo<A>, chat: &Chat, store: &RedisStore, tt
             Err(err) => tracing::warn!(%instance, error = %err, "could not purge a dead instance"),
         }
     }
-    in_sync
+    Some(in_sync)
 }
 
 /// Tells the deployment what a resync re-recorded, and signs out sockets

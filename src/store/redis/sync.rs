@@ -110,7 +110,13 @@ impl RedisStore {
                         report.conflicts.push(socket.socket.clone());
                         continue;
                     }
-                    Err(refused) => return Err(refused),
+                    Err(down @ StoreError::Unavailable(_)) => return Err(down),
+                    // One socket Redis refuses must not keep the rest out
+                    // (nor keep the instance unready): skip it, loudly.
+                    Err(refused) => {
+                        tracing::error!(sid = %socket.socket.sid, error = %refused, "resync: Redis refused a socket; skipped");
+                        continue;
+                    }
                 }
             }
             let record: Option<String> =
