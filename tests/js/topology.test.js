@@ -8,7 +8,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
-import { startServer } from "./lib/server.js";
+import { startServer, waitReady } from "./lib/server.js";
 import { startRedis } from "./lib/redis.js";
 import { startNginx } from "./lib/nginx.js";
 import { ack, next, WAIT_MS } from "./lib/client.js";
@@ -34,16 +34,6 @@ after(async () => {
   for (const instance of instances) await instance.stop();
   await redis?.stop();
 });
-
-async function waitReady(url, timeoutMs = 15000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const status = await fetch(`${url}/readyz`).then((r) => r.status, () => 0);
-    if (status === 200) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${url} not ready after ${timeoutMs} ms`);
-}
 
 async function eventually(condition, timeoutMs, what) {
   const deadline = Date.now() + timeoutMs;

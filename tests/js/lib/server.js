@@ -66,7 +66,7 @@ export async function startServer(env = {}, { timeoutMs = 15000 } = {}) {
   };
 }
 
-/** Resolves once `url/readyz` answers 200 (connected to Redis, in cluster mode). */
+/** Resolves once `url/readyz` answers 200 (in cluster mode: its presence is back in Redis). */
 export async function waitReady(url, timeoutMs = 15000) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
