@@ -265,11 +265,12 @@ fn memory_mode(config: &Config, instance: &Instance) -> Result<Wiring, StartErro
     let (chat, api) = services(config, instance, Stores::of(Arc::new(store)), &secret);
     let (socketio, io) = socketio_builder(config).with_state(chat.clone()).build_svc();
     io.ns("/", chat::on_connect.with(chat::prepare_socket));
-    let pusher = chat::spawn_pusher(io.clone(), chat);
+    let pusher = chat::spawn_pusher(io.clone(), chat.clone());
+    let batcher = chat::spawn_batcher(io.clone(), chat);
     let readiness = Readiness::new(instance.name.clone(), "memory", true);
     Ok(Wiring {
         router: http::router(&config.public_dir, edge(config)?, readiness, api, socketio),
-        tasks: vec![pusher],
+        tasks: vec![pusher, batcher],
         shutdown: Box::pin(async move { io.close().await }),
     })
 }
@@ -287,6 +288,7 @@ pub fn services(config: &Config, instance: &Instance, stores: Stores, secret: &[
         max_rooms_per_socket: config.max_rooms_per_socket,
         max_sockets_per_user: config.max_sockets_per_user,
         max_connections_per_address: config.max_connections_per_address,
+        announce_max_users: config.announce_max_users,
     };
     let chat =
         Chat::new(stores.clone(), auth.clone(), policy, instance.id.clone(), config.history_limit as usize);

@@ -150,6 +150,13 @@ pub struct Config {
     #[arg(long, env = "MAX_SOCKETS_PER_USER", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_sockets_per_user: u32,
 
+    /// Most users online for which each login and logout is announced to
+    /// everyone (`user joined` / `user left`, as in the socket.io chat demo).
+    /// Each announcement goes to every socket; above this they are gathered
+    /// into one `presence` event a second. 0: announce each one, always.
+    #[arg(long, env = "ANNOUNCE_MAX_USERS", default_value_t = 1000)]
+    pub announce_max_users: u32,
+
     /// Seconds a connection may take to complete the socket.io handshake
     /// before it is closed.
     #[arg(long, env = "CONNECT_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]

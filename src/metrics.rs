@@ -38,6 +38,7 @@ const EVENTS_OUT: &[&str] = &[
     "member joined",
     "member left",
     "users",
+    "presence",
     "chat error",
 ];
 

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::redis::{RedisCluster, RedisServer};
-use common::{Client, TestApp, assert_error, spawn_clustered};
+use common::{Client, TestApp, assert_error, spawn_clustered, spawn_clustered_with};
 use serde_json::json;
 
 /// Two instances over `url`, both connected to Redis.
@@ -130,6 +130,23 @@ async fn users_are_listed_and_pushed_across_instances(url: &str, prefix: &str) {
     }
 }
 
+async fn presence_batches_cross_instances(url: &str, prefix: &str) {
+    let a = spawn_clustered_with(url, prefix, "a", |c| c.announce_max_users = 1).await;
+    let b = spawn_clustered_with(url, prefix, "b", |c| c.announce_max_users = 1).await;
+    for app in [&a, &b] {
+        app.wait_ready(200, Duration::from_secs(10)).await;
+    }
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let joined = alice.next("presence").await;
+    assert_eq!(joined, json!({ "joined": [{ "username": "bob" }], "left": [], "numUsers": 2 }));
+    bob.close().await;
+    let left = alice.next("presence").await;
+    assert_eq!(left, json!({ "joined": [], "left": [{ "username": "bob" }], "numUsers": 1 }));
+    alice.expect_none("user joined", Duration::from_millis(10)).await;
+    alice.expect_none("user left", Duration::from_millis(10)).await;
+}
+
 macro_rules! across {
     ($backend:ident, $setup:expr) => {
         mod $backend {
@@ -158,6 +175,11 @@ macro_rules! across {
             async fn users_are_listed_and_pushed_across_instances() {
                 let (_redis, url) = $setup;
                 super::users_are_listed_and_pushed_across_instances(&url, "users").await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn presence_batches_cross_instances() {
+                let (_redis, url) = $setup;
+                super::presence_batches_cross_instances(&url, "presence").await
             }
         }
     };

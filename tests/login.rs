@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, assert_error, spawn_app};
+use common::{Client, assert_error, spawn_app, spawn_app_with};
 use serde_json::json;
 
 #[tokio::test]
@@ -221,4 +221,55 @@ async fn a_large_deployment_gets_join_events_instead_of_users_pushes() {
     watcher.expect_none("users", Duration::from_millis(500)).await;
     let listed = watcher.request_empty("users").await;
     assert_eq!(listed["numUsers"], chatwire::chat::PUSH_MAX_USERS + 2, "the request still lists everyone");
+}
+
+#[tokio::test]
+async fn above_the_announce_limit_logins_and_logouts_arrive_batched_as_presence() {
+    let app = spawn_app_with(|c| c.announce_max_users = 2).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    assert_eq!(alice.next("user joined").await["username"], "bob", "up to the limit each login is announced");
+
+    let carol = app.user("carol").await;
+    let dave = app.user("dave").await;
+    let (mut joined, mut events) = (Vec::new(), 0);
+    while joined.len() < 2 {
+        let event = alice.next("presence").await;
+        events += 1;
+        assert_eq!(event["left"], json!([]));
+        joined.extend(event["joined"].as_array().unwrap().iter().map(|entry| entry["username"].clone()));
+        if joined.len() == 2 {
+            assert_eq!(event["numUsers"], 4, "the latest count");
+        }
+    }
+    joined.sort_by_key(|name| name.to_string());
+    assert_eq!(joined, [json!("carol"), json!("dave")]);
+    assert!(events <= 2, "logins within a second share an event ({events} events)");
+    alice.expect_none("user joined", Duration::from_millis(10)).await;
+
+    carol.close().await;
+    assert_eq!(
+        alice.next("presence").await,
+        json!({ "joined": [], "left": [{ "username": "carol" }], "numUsers": 3 })
+    );
+    dave.close().await;
+    assert_eq!(
+        alice.next("presence").await,
+        json!({ "joined": [], "left": [{ "username": "dave" }], "numUsers": 2 })
+    );
+    // Back at the limit: each logout is announced again.
+    bob.close().await;
+    assert_eq!(alice.next("user left").await, json!({ "username": "bob", "numUsers": 1 }));
+    alice.expect_none("presence", Duration::from_millis(1200)).await;
+}
+
+#[tokio::test]
+async fn an_announce_limit_of_zero_announces_every_login() {
+    let app = spawn_app_with(|c| c.announce_max_users = 0).await;
+    let alice = app.user("alice").await;
+    let _bob = app.user("bob").await;
+    let _carol = app.user("carol").await;
+    assert_eq!(alice.next("user joined").await["username"], "bob");
+    assert_eq!(alice.next("user joined").await["username"], "carol");
+    alice.expect_none("presence", Duration::from_millis(1200)).await;
 }

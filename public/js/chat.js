@@ -192,19 +192,42 @@ export function showUsers(users) {
  * events keep the list current there.
  */
 export function userJoined({ username }) {
-  if (!loggedIn || state.users.includes(username)) return;
-  const key = username.toLowerCase();
-  const at = state.users.findIndex((name) => name.toLowerCase() > key);
-  state.users.splice(at === -1 ? state.users.length : at, 0, username);
+  if (!loggedIn || !addOnline(username)) return;
   checkAvatars([username]);
   view.renderSidebar(actions);
 }
 
 /** `user left`: takes the name off the online list. */
 export function userLeft({ username }) {
-  if (!state.users.includes(username)) return;
+  if (removeOnline(username)) view.renderSidebar(actions);
+}
+
+/**
+ * `presence`: above the server's announce limit, logins and logouts arrive
+ * batched, about once a second.
+ */
+export function presenceChanged({ joined = [], left = [] }) {
+  if (!loggedIn) return;
+  const added = joined.map((u) => u.username).filter(addOnline);
+  const removed = left.map((u) => u.username).filter(removeOnline);
+  if (added.length) checkAvatars(added);
+  if (added.length || removed.length) view.renderSidebar(actions);
+}
+
+/** Inserts a name into the sorted online list; false if it was there. */
+function addOnline(username) {
+  if (state.users.includes(username)) return false;
+  const key = username.toLowerCase();
+  const at = state.users.findIndex((name) => name.toLowerCase() > key);
+  state.users.splice(at === -1 ? state.users.length : at, 0, username);
+  return true;
+}
+
+/** Takes a name off the online list; false if it was not there. */
+function removeOnline(username) {
+  if (!state.users.includes(username)) return false;
   state.users = state.users.filter((name) => name !== username);
-  view.renderSidebar(actions);
+  return true;
 }
 
 export async function refreshRooms() {

@@ -121,6 +121,7 @@ socket.on("member left", chat.memberLeft);
 socket.on("users", ({ users }) => chat.showUsers(users));
 socket.on("user joined", chat.userJoined);
 socket.on("user left", chat.userLeft);
+socket.on("presence", chat.presenceChanged);
 socket.on("chat error", (error) => chat.report(error));
 listenForTyping();
 

@@ -9,13 +9,13 @@ use socketioxide::socket::{DisconnectReason, Sid};
 
 use super::extract::{InOrder, Payload, Reply};
 use super::socket_state::SocketState;
-use super::wire::{AddUser, LoggedIn, LoginEvent, MemberEvent, UserEvent, UsersList};
-use super::{Chat, ChatError, channels, log_emit};
+use super::wire::{AddUser, LoggedIn, LoginEvent, MemberEvent, UsersList};
+use super::{Chat, ChatError, channels, log_emit, presence};
 use crate::auth::{Identity, IdentityKind};
 use crate::domain::Username;
 use crate::store::{Login, Logout, OwnerProof};
 
-/// `add user` (name | { username, session }) → `login` to the socket, `user joined` to everyone else.
+/// `add user` (name | { username, session }) → `login` to the socket, `user joined` (or `presence`) to everyone else.
 pub(super) async fn on_add_user<A: Adapter>(
     turn: InOrder,
     State(chat): State<Chat>,
@@ -90,9 +90,7 @@ pub(super) async fn log_in<A: Adapter>(
     socket.join([channels::ONLINE.to_owned(), channels::user(&login.user)]);
     log_emit("login", socket.emit("login", &LoginEvent { num_users: login.num_users }));
     if login.first_socket {
-        let joined = UserEvent { username: login.user.clone(), num_users: login.num_users };
-        log_emit("user joined", socket.to(channels::ONLINE).emit("user joined", &joined).await);
-        chat.presence_changed();
+        presence::user_joined(chat, socket.to(channels::ONLINE), &login.user, login.num_users).await;
     }
     tracing::info!(user = %login.user, sid = %socket.id, account = identity.is_account(), first_socket = login.first_socket, "logged in");
     Ok(login)
@@ -152,9 +150,8 @@ pub async fn announce_logout<A: Adapter>(
         );
     }
     if logout.last_socket {
-        let left = UserEvent { username: logout.user.clone(), num_users: logout.num_users };
-        log_emit("user left", io.to(channels::ONLINE).except(except).emit("user left", &left).await);
-        chat.presence_changed();
+        presence::user_left(chat, io.to(channels::ONLINE).except(except), &logout.user, logout.num_users)
+            .await;
     }
 }
 
@@ -182,11 +179,10 @@ pub async fn recheck_guests<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> usize 
     unchecked
 }
 
-/// `user joined` to every logged-in socket of the deployment: after a
-/// resync, for users the rest of the deployment had not seen.
-pub async fn announce_login<A: Adapter>(io: &SocketIo<A>, user: &Username, num_users: usize) {
-    let joined = UserEvent { username: user.clone(), num_users };
-    log_emit("user joined", io.to(channels::ONLINE).emit("user joined", &joined).await);
+/// Tells every logged-in socket of the deployment that `user` is online:
+/// after a resync, for users the rest of the deployment had not seen.
+pub async fn announce_login<A: Adapter>(chat: &Chat, io: &SocketIo<A>, user: &Username, num_users: usize) {
+    presence::user_joined(chat, io.to(channels::ONLINE), user, num_users).await;
 }
 
 /// The secret that lets a client take its name back: 128 random bits, hex.

@@ -9,7 +9,7 @@
 //! - [`rooms`]: `join`, `leave`, `rooms`
 //! - [`messages`]: `message`, `new message`, `history`
 //! - [`typing`]: `typing`, `stop typing`
-//! - [`presence`]: the coalesced `users` push
+//! - [`presence`]: `user joined` / `user left`, batched `presence`, the `users` push
 //!
 //! Handlers are generic over the socketioxide adapter, so the same code
 //! serves a single instance and a Redis-backed cluster.
@@ -29,8 +29,8 @@ mod typing;
 mod wire;
 
 use std::fmt::Display;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State, TryData};
@@ -40,7 +40,7 @@ use tokio::sync::Notify;
 pub use error::{ChatError, ErrorBody};
 pub use login::{announce_login, announce_logout, recheck_guests};
 pub use messages::{DEFAULT_HISTORY_PAGE, MAX_RECIPIENTS};
-pub use presence::{PUSH_MAX_USERS, spawn_pusher};
+pub use presence::{BATCH_MAX_NAMES, PUSH_MAX_USERS, spawn_batcher, spawn_pusher};
 pub use rooms::{JOIN_HISTORY, announce_member_joined};
 
 use crate::auth::Auth;
@@ -72,6 +72,9 @@ pub struct Policy {
     pub max_sockets_per_user: u32,
     /// Sockets one client address may have open on this instance (0: any).
     pub max_connections_per_address: u32,
+    /// Most users online for which each login and logout is announced on
+    /// its own; above it they are batched into `presence` (0: no limit).
+    pub announce_max_users: u32,
 }
 
 /// What every handler shares: the store, this instance's identity, the id
@@ -89,6 +92,8 @@ struct Inner {
     /// Set by every presence change, cleared by the pusher when it reads the list.
     presence_dirty: AtomicBool,
     presence_changes: Notify,
+    /// Changes waiting for the next `presence` event (above the announce limit).
+    presence_batch: Mutex<presence::Batch>,
     connections: Arc<ConnectionsPerAddress>,
 }
 
@@ -113,6 +118,7 @@ impl Chat {
             history_limit,
             presence_dirty: AtomicBool::new(false),
             presence_changes: Notify::new(),
+            presence_batch: Mutex::new(presence::Batch::default()),
         }))
     }
 
@@ -159,6 +165,18 @@ impl Chat {
     pub fn presence_changed(&self) {
         self.0.presence_dirty.store(true, Ordering::Release);
         self.0.presence_changes.notify_one();
+    }
+
+    /// Whether a login or logout with `num_users` online is announced on its
+    /// own rather than batched.
+    fn announces_each(&self, num_users: usize) -> bool {
+        let limit = self.0.policy.announce_max_users;
+        limit == 0 || num_users <= limit as usize
+    }
+
+    /// Runs `f` on the changes waiting for the next `presence` event.
+    fn batch<T>(&self, f: impl FnOnce(&mut presence::Batch) -> T) -> T {
+        f(&mut self.0.presence_batch.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
     /// Waits for a presence change.

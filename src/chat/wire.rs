@@ -208,6 +208,19 @@ impl UsersList {
     }
 }
 
+/// `presence`: the changes an instance gathered while too many users were
+/// online to announce each one (see `chat::presence`).
+#[derive(Debug, Serialize)]
+pub struct PresenceEvent {
+    /// Users who came online, oldest change first.
+    pub joined: Vec<UserEntry>,
+    /// Users who went offline, oldest change first.
+    pub left: Vec<UserEntry>,
+    /// Users online at the latest of these changes.
+    #[serde(rename = "numUsers")]
+    pub num_users: usize,
+}
+
 // ---- ack bodies (sent as `{ ok: true, ...body }`) ----
 
 /// An ack with nothing to add to `ok: true`.

@@ -166,7 +166,7 @@ async fn announce_resync<A: Adapter>(io: &SocketIo<A>, chat: &Chat, report: Resy
         "presence resynced with Redis"
     );
     for login in report.logins.iter().filter(|login| login.first_socket) {
-        chat::announce_login(io, &login.user, login.num_users).await;
+        chat::announce_login(chat, io, &login.user, login.num_users).await;
     }
     for (room, user) in &report.joined {
         chat::announce_member_joined(io, room, user).await;

@@ -54,6 +54,7 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
         ttl: Duration::from_millis(config.instance_ttl_ms),
     };
     tasks.push(chat::spawn_pusher(io.clone(), chat.clone()));
+    tasks.push(chat::spawn_batcher(io.clone(), chat.clone()));
     tasks.push(spawn_maintenance(
         io.clone(),
         chat,

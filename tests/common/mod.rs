@@ -54,6 +54,16 @@ pub fn test_config() -> Config {
 /// Starts an app in cluster mode against `redis_url`, with fast heartbeats
 /// and a key prefix of the test's own.
 pub async fn spawn_clustered(redis_url: &str, prefix: &str, name: &str) -> TestApp {
+    spawn_clustered_with(redis_url, prefix, name, |_| {}).await
+}
+
+/// [`spawn_clustered`], then lets the test adjust the settings.
+pub async fn spawn_clustered_with(
+    redis_url: &str,
+    prefix: &str,
+    name: &str,
+    configure: impl FnOnce(&mut Config),
+) -> TestApp {
     let (url, prefix, name) = (redis_url.to_owned(), prefix.to_owned(), name.to_owned());
     spawn_app_with(move |c| {
         c.redis_url = Some(url);
@@ -61,6 +71,7 @@ pub async fn spawn_clustered(redis_url: &str, prefix: &str, name: &str) -> TestA
         c.instance_name = Some(name);
         c.heartbeat_interval_ms = 200;
         c.instance_ttl_ms = 1_000;
+        configure(c);
     })
     .await
 }

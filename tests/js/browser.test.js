@@ -8,6 +8,7 @@ import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { startServer, repoRoot } from "./lib/server.js";
 import { launch, newPage, joinAsGuest, say, startProxy, startCspProxy } from "./lib/browser.js";
+import { user, closeAll } from "./lib/client.js";
 
 const ARTIFACTS = path.join(repoRoot, "tests", "js", "artifacts");
 let browser;
@@ -154,4 +155,25 @@ test("a taken name is refused on the login form, with a clear message", async ()
   await second.click("#guest-button");
   await second.locator("#login-error", { hasText: "taken" }).waitFor();
   assert.equal(await second.locator("#chat-view").isVisible(), false);
+});
+
+test("in a deployment over the announce limit, the online list follows batched presence", async () => {
+  const big = await startServer({ INSTANCE_NAME: "js-browser-big", ANNOUNCE_MAX_USERS: "1" });
+  const bigSite = await startCspProxy(big.port);
+  try {
+    const alice = await newPage(browser);
+    await joinAsGuest(alice, bigSite.url, "alice");
+    // Past 100 online no `users` list is pushed: only `presence` can tell alice.
+    await Promise.all(Array.from({ length: 100 }, (_, i) => user(big.url, `crowd${i}`)));
+    const bob = await user(big.url, "bob");
+    await alice.locator("#user-list button", { hasText: "bob" }).waitFor();
+    bob.disconnect();
+    await alice.locator("#user-list button", { hasText: "bob" }).waitFor({ state: "detached" });
+    assert.deepEqual(alice.errors, []);
+    await alice.context().close();
+  } finally {
+    closeAll();
+    await bigSite.close();
+    await big.stop();
+  }
 });
