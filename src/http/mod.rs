@@ -7,6 +7,7 @@ mod api;
 mod client_bundle;
 mod edge;
 mod health;
+mod own_head;
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -17,7 +18,7 @@ use axum::extract::Request;
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use tower::Service;
+use tower::{Service, ServiceExt};
 use tower_http::services::ServeDir;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
@@ -38,8 +39,8 @@ where
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/socket.io/{file}", get(client_bundle::serve))
-        .route_service("/socket.io/", socketio.clone())
-        .route_service("/socket.io", socketio)
+        .route_service("/socket.io/", socketio.clone().map_request(own_head::own_head))
+        .route_service("/socket.io", socketio.map_request(own_head::own_head))
         .with_state(readiness)
         .merge(api::routes(api))
         .fallback_service(ServeDir::new(public_dir))
