@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::Client;
 use common::process::Process;
+use common::redis::RedisServer;
 use serde_json::json;
 
 #[tokio::test]
@@ -26,6 +27,41 @@ async fn the_binary_serves_chat_and_drains_on_sigterm() {
     assert!(alice.wait_closed().await, "connected clients are closed on shutdown");
     let status = server.wait_exit(Duration::from_secs(5));
     assert!(status.success(), "exit status {status:?}");
+    assert!(!server.logs().contains("panicked"), "{}", server.logs());
+}
+
+#[tokio::test]
+async fn a_clustered_instance_leaves_cleanly_on_sigterm() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let mut server = Process::start(&[("INSTANCE_NAME", "bin-cluster"), ("REDIS_URL", &url)]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let status =
+            reqwest::get(format!("http://{}/readyz", server.addr)).await.map(|r| r.status().as_u16());
+        if status.is_ok_and(|status| status == 200) {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not ready within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut clients = Vec::new();
+    for name in ["alice", "bob", "carol"] {
+        let client = Client::connect(server.addr).await;
+        assert_eq!(client.request("add user", json!(name)).await["ok"], true);
+        assert_eq!(client.request("join", json!({ "room": "general" })).await["ok"], true);
+        clients.push(client);
+    }
+    assert_eq!(redis.cli(&["HLEN", "{chatwire}:users"]).trim(), "3");
+
+    server.terminate();
+    let status = server.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "exit status {status:?}");
+    // The disconnect handlers run after socketioxide closed the namespace:
+    // broadcasting into it would panic (once per socket).
+    assert!(!server.logs().contains("panicked"), "{}", server.logs());
+    assert!(server.logs().contains("left the cluster"), "{}", server.logs());
+    assert_eq!(redis.cli(&["HLEN", "{chatwire}:users"]).trim(), "0", "nobody is left online");
 }
 
 #[tokio::test]

@@ -141,17 +141,28 @@ pub async fn announce_logout<A: Adapter>(
     logout: &Logout,
     except: Option<Sid>,
 ) {
+    let Some(everyone) = channels::everyone(io) else { return };
     let except: Vec<String> = except.iter().map(Sid::to_string).collect();
     for room in &logout.left_rooms {
         let event = MemberEvent { room, username: &logout.user };
         log_emit(
             "member left",
-            io.to(channels::room(room)).except(except.clone()).emit("member left", &event).await,
+            everyone
+                .clone()
+                .to(channels::room(room))
+                .except(except.clone())
+                .emit("member left", &event)
+                .await,
         );
     }
     if logout.last_socket {
-        presence::user_left(chat, io.to(channels::ONLINE).except(except), &logout.user, logout.num_users)
-            .await;
+        presence::user_left(
+            chat,
+            everyone.to(channels::ONLINE).except(except),
+            &logout.user,
+            logout.num_users,
+        )
+        .await;
     }
 }
 
@@ -160,7 +171,8 @@ pub async fn announce_logout<A: Adapter>(
 /// `name_registered`). Returns how many are still unchecked.
 pub async fn recheck_guests<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> usize {
     let mut unchecked = 0;
-    for socket in io.local().sockets() {
+    let Some(everyone) = channels::everyone(io) else { return 0 };
+    for socket in everyone.local().sockets() {
         let state = SocketState::of(&socket);
         let Some(user) = state.user().filter(|_| state.is_unverified()).cloned() else { continue };
         match chat.auth().is_registered(&user).await {
@@ -182,7 +194,8 @@ pub async fn recheck_guests<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> usize 
 /// Tells every logged-in socket of the deployment that `user` is online:
 /// after a resync, for users the rest of the deployment had not seen.
 pub async fn announce_login<A: Adapter>(chat: &Chat, io: &SocketIo<A>, user: &Username, num_users: usize) {
-    presence::user_joined(chat, io.to(channels::ONLINE), user, num_users).await;
+    let Some(everyone) = channels::everyone(io) else { return };
+    presence::user_joined(chat, everyone.to(channels::ONLINE), user, num_users).await;
 }
 
 /// The secret that lets a client take its name back: 128 random bits, hex.

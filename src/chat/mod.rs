@@ -37,6 +37,7 @@ use socketioxide::extract::{SocketRef, State, TryData};
 use socketioxide::socket::Sid;
 use tokio::sync::Notify;
 
+pub use channels::everyone;
 pub use error::{ChatError, ErrorBody};
 pub use login::{announce_login, announce_logout, recheck_guests};
 pub use messages::{DEFAULT_HISTORY_PAGE, MAX_RECIPIENTS};

@@ -132,8 +132,9 @@ pub fn spawn_batcher<A: Adapter>(io: SocketIo<A>, chat: Chat) -> JoinHandle<()> 
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
+            let Some(everyone) = channels::everyone(&io) else { continue };
             if let Some(event) = chat.batch(Batch::take) {
-                log_emit("presence", io.to(channels::ONLINE).emit("presence", &event).await);
+                log_emit("presence", everyone.to(channels::ONLINE).emit("presence", &event).await);
             }
         }
     })
@@ -166,8 +167,8 @@ async fn push_users<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> Result<(), Sto
     }
     let users = chat.store().online_users().await?;
     // Logins between the two reads can take the list past the limit.
-    if users.len() <= PUSH_MAX_USERS {
-        log_emit("users", io.to(channels::ONLINE).emit("users", &UsersList::new(users)).await);
+    if let Some(everyone) = channels::everyone(io).filter(|_| users.len() <= PUSH_MAX_USERS) {
+        log_emit("users", everyone.to(channels::ONLINE).emit("users", &UsersList::new(users)).await);
     }
     Ok(())
 }

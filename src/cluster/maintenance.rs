@@ -175,7 +175,9 @@ async fn announce_resync<A: Adapter>(io: &SocketIo<A>, chat: &Chat, report: Resy
         chat::announce_logout(chat, io, logout, None).await;
     }
     for socket in &report.conflicts {
-        let Some(socket) = Sid::from_str(&socket.sid).ok().and_then(|sid| io.get_socket(sid)) else {
+        let Some(socket) =
+            Sid::from_str(&socket.sid).ok().and_then(|sid| chat::everyone(io)?.get_socket(sid))
+        else {
             continue;
         };
         let body = ChatError::NameTaken("your name".into()).body();

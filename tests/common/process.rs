@@ -15,6 +15,18 @@ pub struct Process {
     logs: Arc<Mutex<Vec<String>>>,
 }
 
+/// Appends each line of `stream` to `logs`, from a thread of its own.
+fn collect_lines(stream: impl std::io::Read + Send + 'static, logs: Arc<Mutex<Vec<String>>>) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            if std::env::var_os("TEST_LOG").is_some() {
+                eprintln!("[chatwire] {line}");
+            }
+            logs.lock().unwrap().push(line);
+        }
+    });
+}
+
 impl Process {
     /// Starts the binary on 127.0.0.1, port 0, with `env` added, and waits
     /// for the line that says where it listens.
@@ -28,7 +40,7 @@ impl Process {
             .env("SECRET", super::TEST_SECRET)
             .env("PUBLIC_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/public"))
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         for (key, value) in env {
             command.env(key, value);
         }
@@ -38,16 +50,11 @@ impl Process {
             addr: ([0, 0, 0, 0], 0).into(),
             logs: Arc::default(),
         };
+        // stderr too: that is where a panic goes.
         let stdout = process.child.stdout.take().expect("piped stdout");
-        let logs = process.logs.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if std::env::var_os("TEST_LOG").is_some() {
-                    eprintln!("[chatwire] {line}");
-                }
-                logs.lock().unwrap().push(line);
-            }
-        });
+        let stderr = process.child.stderr.take().expect("piped stderr");
+        collect_lines(stdout, process.logs.clone());
+        collect_lines(stderr, process.logs.clone());
         let line = process.wait_for_log("listening on http://", Duration::from_secs(10));
         let rest = line.split("listening on http://").nth(1).unwrap();
         process.addr = rest.split_whitespace().next().unwrap().parse().expect("address in the log line");
