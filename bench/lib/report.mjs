@@ -239,8 +239,10 @@ export function renderReport({ environment: e, command, profile, results, backgr
   out.push(`## Idle connections (${count(profile.idle.clients)} clients on one instance)`);
   out.push("");
   out.push(`Clients connect and log in (${profile.idle.concurrency} handshakes in flight; no new one starts after`);
-  out.push(`${count(profile.idle.budgetSecs)} s), then stay idle. Every login sends`);
-  out.push("`user joined` to everyone already online, so the logins queue work the server finishes after the");
+  out.push(`${count(profile.idle.budgetSecs)} s), then stay idle. Node sends each login's`);
+  out.push("`user joined` to everyone already online; chatwire does so up to 1,000 users online, then");
+  out.push("gathers logins into one `presence` event a second (`ANNOUNCE_MAX_USERS`, docs/PROTOCOL.md). The");
+  out.push("logins queue work the server finishes after the");
   out.push("last one; the load generator waits until the server uses under 5 % of a core over 2 s (at most");
   out.push("300 s), then reads its RSS. Memory per connection is that RSS less the RSS before, divided by the");
   out.push("number of connected clients.");
