@@ -37,9 +37,9 @@ async fn a_clustered_instance_leaves_cleanly_on_sigterm() {
     let mut server = Process::start(&[("INSTANCE_NAME", "bin-cluster"), ("REDIS_URL", &url)]);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let status =
-            reqwest::get(format!("http://{}/readyz", server.addr)).await.map(|r| r.status().as_u16());
-        if status.is_ok_and(|status| status == 200) {
+        let ready = reqwest::get(format!("http://{}/readyz", server.addr));
+        let answer = tokio::time::timeout(Duration::from_secs(1), ready).await;
+        if answer.is_ok_and(|response| response.is_ok_and(|r| r.status() == 200)) {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "not ready within 10 s");

@@ -143,8 +143,24 @@ async fn presence_batches_cross_instances(url: &str, prefix: &str) {
     bob.close().await;
     let left = alice.next("presence").await;
     assert_eq!(left, json!({ "joined": [], "left": [{ "username": "bob" }], "numUsers": 1 }));
+
+    // Stopping an instance sends what it noted, with the state once it left.
+    let _carol = b.user("carol").await;
+    b.stop().await.unwrap();
+    let stopped = alice.next("presence").await;
+    assert_eq!(stopped, json!({ "joined": [], "left": [{ "username": "carol" }], "numUsers": 1 }));
     alice.expect_none("user joined", Duration::from_millis(10)).await;
     alice.expect_none("user left", Duration::from_millis(10)).await;
+}
+
+async fn a_stopped_instance_announces_its_users_leaving(url: &str, prefix: &str) {
+    let (a, b) = two_instances(url, prefix).await;
+    let alice = a.user("alice").await;
+    let _bob = b.user("bob").await;
+    assert_eq!(alice.next("user joined").await["username"], "bob");
+    b.stop().await.unwrap();
+    assert_eq!(alice.next("user left").await, json!({ "username": "bob", "numUsers": 1 }));
+    assert_eq!(alice.request_empty("users").await["numUsers"], 1);
 }
 
 macro_rules! across {
@@ -180,6 +196,11 @@ macro_rules! across {
             async fn presence_batches_cross_instances() {
                 let (_redis, url) = $setup;
                 super::presence_batches_cross_instances(&url, "presence").await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_stopped_instance_announces_its_users_leaving() {
+                let (_redis, url) = $setup;
+                super::a_stopped_instance_announces_its_users_leaving(&url, "stopped").await
             }
         }
     };

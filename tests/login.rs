@@ -271,3 +271,50 @@ async fn an_announce_limit_of_zero_announces_every_login() {
     assert_eq!(alice.next("user joined").await["username"], "carol");
     alice.expect_none("presence", Duration::from_millis(1200)).await;
 }
+
+#[tokio::test]
+async fn a_batched_change_never_overrides_a_later_single_announcement() {
+    let app = spawn_app_with(|c| c.announce_max_users = 2).await;
+    let alice = app.user("alice").await;
+    let bob = app.user("bob").await;
+    let dave = app.user("dave").await; // 3 online: batched
+    alice.next("presence").await;
+
+    // Noted for the next `presence`: carol came (4 online), dave and bob
+    // left. Then carol leaves at the limit, announced at once.
+    let carol = app.user("carol").await;
+    dave.close().await;
+    bob.close().await;
+    carol.close().await;
+
+    // Replay what alice saw, in order, until bob's departure has been sent.
+    let presence = ["user joined", "user left", "presence"];
+    let names = |event: &serde_json::Value, list: &str| -> Vec<String> {
+        event[list].as_array().map_or(Vec::new(), |l| l.iter().map(|e| e["username"].to_string()).collect())
+    };
+    let (mut seen, deadline) = (Vec::new(), tokio::time::Instant::now() + common::client::WAIT);
+    while !seen
+        .iter()
+        .any(|(name, event)| name == "presence" && names(event, "left").contains(&"\"bob\"".into()))
+    {
+        assert!(tokio::time::Instant::now() < deadline, "bob's departure never came: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        seen.extend(alice.drain(&presence));
+    }
+    let mut carol_online = false;
+    for (name, event) in &seen {
+        match name.as_str() {
+            "user joined" | "user left" if event["username"] == "carol" => {
+                carol_online = name == "user joined"
+            }
+            "presence" if names(event, "joined").contains(&"\"carol\"".into()) => carol_online = true,
+            "presence" if names(event, "left").contains(&"\"carol\"".into()) => carol_online = false,
+            _ => {}
+        }
+    }
+    assert!(
+        seen.iter().any(|(_, event)| event.to_string().contains("carol")),
+        "carol was announced: {seen:?}"
+    );
+    assert!(!carol_online, "alice must not be left believing carol is online: {seen:?}");
+}

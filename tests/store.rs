@@ -85,6 +85,10 @@ async fn online_users_are_sorted_counted_and_found_by_any_case(new: Factory) {
     assert_eq!(found.iter().map(|u| u.as_str()).collect::<Vec<_>>(), ["carol", "Alice"]);
     let missing = store.find_online(&[user("bob"), user("ghost")]).await;
     assert_eq!(missing, Err(StoreError::UnknownUser("ghost".into())));
+    let states = store.presence_of(&[user("ghost"), user("ALICE")]).await.unwrap();
+    assert_eq!(states, [None, Some(user("Alice"))]);
+    assert_eq!(states[1].as_ref().map(Username::as_str), Some("Alice"), "spelled as logged in");
+    assert_eq!(store.presence_of(&[]).await.unwrap(), []);
     store.login(&user("alice"), &proof("Alice"), &socket("i", "a2")).await.unwrap();
     assert_eq!(store.count_online().await.unwrap(), 3, "users are counted, not sockets");
     store.logout(&socket("i", "b")).await.unwrap();

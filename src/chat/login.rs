@@ -10,12 +10,13 @@ use socketioxide::socket::{DisconnectReason, Sid};
 use super::extract::{InOrder, Payload, Reply};
 use super::socket_state::SocketState;
 use super::wire::{AddUser, LoggedIn, LoginEvent, MemberEvent, UsersList};
-use super::{Chat, ChatError, channels, log_emit, presence};
+use super::{Chat, ChatError, channels, log_emit, namespace, presence};
 use crate::auth::{Identity, IdentityKind};
 use crate::domain::Username;
 use crate::store::{Login, Logout, OwnerProof};
 
-/// `add user` (name | { username, session }) → `login` to the socket, `user joined` (or `presence`) to everyone else.
+/// `add user` (name | { username, session }) → `login` to the socket, and
+/// `user joined` (or `presence`) to everyone else.
 pub(super) async fn on_add_user<A: Adapter>(
     turn: InOrder,
     State(chat): State<Chat>,
@@ -127,6 +128,10 @@ pub(super) async fn on_disconnect<A: Adapter>(
             tracing::info!(%user, sid = %socket.id, ?reason, last_socket = logout.last_socket, "logged out");
             announce_logout(&chat, &io, &logout, Some(socket.id)).await;
         }
+        // At shutdown the instance has already left the cluster.
+        Ok(None) if namespace(&io).is_none() => {
+            tracing::debug!(%user, sid = %socket.id, "disconnected at shutdown")
+        }
         Ok(None) => tracing::warn!(%user, sid = %socket.id, "disconnected socket was not in presence"),
         Err(err) => tracing::warn!(%user, sid = %socket.id, error = %err, "could not record logout"),
     }
@@ -141,13 +146,13 @@ pub async fn announce_logout<A: Adapter>(
     logout: &Logout,
     except: Option<Sid>,
 ) {
-    let Some(everyone) = channels::everyone(io) else { return };
+    let Some(namespace) = namespace(io) else { return };
     let except: Vec<String> = except.iter().map(Sid::to_string).collect();
     for room in &logout.left_rooms {
         let event = MemberEvent { room, username: &logout.user };
         log_emit(
             "member left",
-            everyone
+            namespace
                 .clone()
                 .to(channels::room(room))
                 .except(except.clone())
@@ -158,7 +163,7 @@ pub async fn announce_logout<A: Adapter>(
     if logout.last_socket {
         presence::user_left(
             chat,
-            everyone.to(channels::ONLINE).except(except),
+            namespace.to(channels::ONLINE).except(except),
             &logout.user,
             logout.num_users,
         )
@@ -171,8 +176,8 @@ pub async fn announce_logout<A: Adapter>(
 /// `name_registered`). Returns how many are still unchecked.
 pub async fn recheck_guests<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> usize {
     let mut unchecked = 0;
-    let Some(everyone) = channels::everyone(io) else { return 0 };
-    for socket in everyone.local().sockets() {
+    let Some(namespace) = namespace(io) else { return 0 };
+    for socket in namespace.local().sockets() {
         let state = SocketState::of(&socket);
         let Some(user) = state.user().filter(|_| state.is_unverified()).cloned() else { continue };
         match chat.auth().is_registered(&user).await {
@@ -194,8 +199,8 @@ pub async fn recheck_guests<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> usize 
 /// Tells every logged-in socket of the deployment that `user` is online:
 /// after a resync, for users the rest of the deployment had not seen.
 pub async fn announce_login<A: Adapter>(chat: &Chat, io: &SocketIo<A>, user: &Username, num_users: usize) {
-    let Some(everyone) = channels::everyone(io) else { return };
-    presence::user_joined(chat, everyone.to(channels::ONLINE), user, num_users).await;
+    let Some(namespace) = namespace(io) else { return };
+    presence::user_joined(chat, namespace.to(channels::ONLINE), user, num_users).await;
 }
 
 /// The secret that lets a client take its name back: 128 random bits, hex.

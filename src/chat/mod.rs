@@ -32,16 +32,17 @@ use std::fmt::Display;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State, TryData};
+use socketioxide::operators::BroadcastOperators;
 use socketioxide::socket::Sid;
 use tokio::sync::Notify;
 
-pub use channels::everyone;
 pub use error::{ChatError, ErrorBody};
 pub use login::{announce_login, announce_logout, recheck_guests};
 pub use messages::{DEFAULT_HISTORY_PAGE, MAX_RECIPIENTS};
-pub use presence::{BATCH_MAX_NAMES, PUSH_MAX_USERS, spawn_batcher, spawn_pusher};
+pub use presence::{PUSH_MAX_USERS, send_all_batches, spawn_batcher, spawn_pusher};
 pub use rooms::{JOIN_HISTORY, announce_member_joined};
 
 use crate::auth::Auth;
@@ -233,6 +234,18 @@ pub use handshake::on_connect;
 /// Unknown events are ignored, but they count against the socket's
 /// allowance like any other (`InOrder` refuses and cuts off floods).
 async fn on_unknown_event(_turn: InOrder) {}
+
+/// Broadcast operators on the chat's namespace, or `None` once the server
+/// has closed it. Disconnect handlers still run during shutdown, after the
+/// namespace is gone, and socketioxide's `io.to()` panics then: every one of
+/// 10,000 sockets closed by a shutdown logged a panic.
+pub fn namespace<A: Adapter>(io: &SocketIo<A>) -> Option<BroadcastOperators<A>> {
+    let operators = io.of("/");
+    if operators.is_none() {
+        tracing::debug!("the namespace is closed (shutting down): nothing is broadcast");
+    }
+    operators
+}
 
 /// Logs a failed emit. The request that caused it still succeeded: a
 /// recipient that vanished mid-send is not the sender's problem.

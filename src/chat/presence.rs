@@ -4,9 +4,13 @@
 //! - **Announcements.** Up to [`Policy::announce_max_users`] online, each
 //!   login and logout is announced on its own (`user joined` / `user left`,
 //!   as in the socket.io chat demo). Each one goes to every logged-in socket,
-//!   so a reconnect storm of N users costs N² deliveries: above the limit the
-//!   changes are gathered into one `presence` event a second per instance,
-//!   naming at most [`BATCH_MAX_NAMES`] users (the rest wait for the next).
+//!   so a reconnect storm of N users costs N² deliveries: above the limit an
+//!   instance notes who changed, and once a second sends one `presence`
+//!   event naming at most [`BATCH_MAX_NAMES`] of them (the rest wait for the
+//!   next). Each name goes out with its state in the store *at sending
+//!   time*, not as it was noted: events from several instances, or a single
+//!   announcement after a noted change, can then arrive in any order and
+//!   still leave clients with the truth.
 //! - **The `users` push.** In a small deployment everyone gets the online
 //!   list when it changes, coalesced so that a burst of logins produces a
 //!   handful of pushes. A push lists every user, so above
@@ -16,7 +20,7 @@
 //!
 //! [`Policy::announce_max_users`]: super::Policy::announce_max_users
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use socketioxide::SocketIo;
@@ -45,46 +49,30 @@ pub const BATCH_MAX_NAMES: usize = 100;
 /// How long to wait before retrying after the store failed.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 
-/// Presence changes waiting for the next `presence` event: each user's
-/// latest state, oldest change first.
+/// Users whose presence changed since the last `presence` event, in the
+/// order they first changed. A user who changes again keeps their place, so
+/// nobody waits behind a backlog for ever.
 #[derive(Debug, Default)]
 pub(super) struct Batch {
-    /// User → (order of its latest change, online now).
-    changes: HashMap<Username, (u64, bool)>,
-    next_order: u64,
-    /// Users online at the latest change.
-    num_users: usize,
+    /// Who changed, oldest first.
+    order: VecDeque<Username>,
+    /// The same users, each with the spelling of their latest change (the
+    /// store forgets a user who left, so `left` uses this one).
+    latest: HashMap<Username, Username>,
 }
 
 impl Batch {
-    /// Records that `user` came online (or went offline), leaving `num_users`
-    /// online. A later change of the same user replaces an earlier one.
-    pub(super) fn record(&mut self, user: &Username, online: bool, num_users: usize) {
-        self.next_order += 1;
-        // Removed first: the map would keep the old key, and the latest
-        // change's spelling is the one to show.
-        self.changes.remove(user);
-        self.changes.insert(user.clone(), (self.next_order, online));
-        self.num_users = num_users;
+    /// Notes that `user` came online or went offline.
+    pub(super) fn record(&mut self, user: &Username) {
+        if self.latest.insert(user.clone(), user.clone()).is_none() {
+            self.order.push_back(user.clone());
+        }
     }
 
-    /// The oldest changes, at most [`BATCH_MAX_NAMES`], as an event; `None`
-    /// if nothing changed. The others stay for the next call.
-    pub(super) fn take(&mut self) -> Option<PresenceEvent> {
-        if self.changes.is_empty() {
-            return None;
-        }
-        let mut oldest: Vec<(u64, Username, bool)> =
-            self.changes.iter().map(|(user, &(order, online))| (order, user.clone(), online)).collect();
-        oldest.sort_unstable_by_key(|(order, _, _)| *order);
-        oldest.truncate(BATCH_MAX_NAMES);
-        let mut event = PresenceEvent { joined: Vec::new(), left: Vec::new(), num_users: self.num_users };
-        for (_, username, online) in oldest {
-            self.changes.remove(&username);
-            let list = if online { &mut event.joined } else { &mut event.left };
-            list.push(UserEntry { username });
-        }
-        Some(event)
+    /// Takes up to `max` of the oldest noted users.
+    pub(super) fn take(&mut self, max: usize) -> Vec<Username> {
+        let count = max.min(self.order.len());
+        self.order.drain(..count).filter_map(|user| self.latest.remove(&user)).collect()
     }
 }
 
@@ -101,7 +89,7 @@ pub(super) async fn user_joined<A: Adapter>(
         let joined = UserEvent { username: user.clone(), num_users };
         log_emit("user joined", everyone_else.emit("user joined", &joined).await);
     } else {
-        chat.batch(|batch| batch.record(user, true, num_users));
+        chat.batch(|batch| batch.record(user));
     }
     chat.presence_changed();
 }
@@ -114,30 +102,71 @@ pub(super) async fn user_left<A: Adapter>(
     user: &Username,
     num_users: usize,
 ) {
-    // Counted before the user left, so that a user is announced both ways or neither.
+    // Counted before the user left, so that, at the limit, a user is
+    // announced both ways or batched both ways.
     if chat.announces_each(num_users + 1) {
         let left = UserEvent { username: user.clone(), num_users };
         log_emit("user left", everyone_else.emit("user left", &left).await);
     } else {
-        chat.batch(|batch| batch.record(user, false, num_users));
+        chat.batch(|batch| batch.record(user));
     }
     chat.presence_changed();
 }
 
-/// Starts the task that sends this instance's gathered changes as
-/// `presence`, once every [`BATCH_INTERVAL`]. It runs until aborted.
+/// Starts the task that sends this instance's noted changes as `presence`,
+/// once every [`BATCH_INTERVAL`]. It runs until aborted.
 pub fn spawn_batcher<A: Adapter>(io: SocketIo<A>, chat: Chat) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(BATCH_INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
-            let Some(everyone) = channels::everyone(&io) else { continue };
-            if let Some(event) = chat.batch(Batch::take) {
-                log_emit("presence", everyone.to(channels::ONLINE).emit("presence", &event).await);
+            if let Err(err) = send_batch(&io, &chat).await {
+                tracing::warn!(error = %err, "could not read presence for the `presence` event; retrying");
             }
         }
     })
+}
+
+/// Sends everything noted, [`BATCH_MAX_NAMES`] names an event: at shutdown,
+/// before the namespace closes, so the other instances still hear of the
+/// last second's changes. Stops at the first failure.
+pub async fn send_all_batches<A: Adapter>(io: &SocketIo<A>, chat: &Chat) {
+    loop {
+        match send_batch(io, chat).await {
+            Ok(true) => continue,
+            Ok(false) => return,
+            Err(err) => return tracing::warn!(error = %err, "could not send the last `presence` events"),
+        }
+    }
+}
+
+/// Sends one `presence` event naming the oldest noted users, each with their
+/// state now, and the count now. False if nothing was noted. On a store
+/// failure the users are noted again, for the next try.
+async fn send_batch<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> Result<bool, StoreError> {
+    let users = chat.batch(|batch| batch.take(BATCH_MAX_NAMES));
+    if users.is_empty() {
+        return Ok(false);
+    }
+    let now = tokio::try_join!(chat.store().presence_of(&users), chat.store().count_online());
+    let (states, num_users) = match now {
+        Ok(now) => now,
+        Err(err) => {
+            chat.batch(|batch| users.iter().for_each(|user| batch.record(user)));
+            return Err(err);
+        }
+    };
+    let mut event = PresenceEvent { joined: Vec::new(), left: Vec::new(), num_users };
+    for (user, online) in users.into_iter().zip(states) {
+        match online {
+            Some(username) => event.joined.push(UserEntry { username }),
+            None => event.left.push(UserEntry { username: user }),
+        }
+    }
+    let Some(namespace) = super::namespace(io) else { return Ok(true) };
+    log_emit("presence", namespace.to(channels::ONLINE).emit("presence", &event).await);
+    Ok(true)
 }
 
 /// Starts the task that pushes `users` after [`Chat::presence_changed`].
@@ -167,8 +196,11 @@ async fn push_users<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> Result<(), Sto
     }
     let users = chat.store().online_users().await?;
     // Logins between the two reads can take the list past the limit.
-    if let Some(everyone) = channels::everyone(io).filter(|_| users.len() <= PUSH_MAX_USERS) {
-        log_emit("users", everyone.to(channels::ONLINE).emit("users", &UsersList::new(users)).await);
+    if users.len() > PUSH_MAX_USERS {
+        return Ok(());
+    }
+    if let Some(namespace) = super::namespace(io) {
+        log_emit("users", namespace.to(channels::ONLINE).emit("users", &UsersList::new(users)).await);
     }
     Ok(())
 }
@@ -183,44 +215,39 @@ mod tests {
         Username::parse(name).unwrap()
     }
 
-    fn names(list: &[UserEntry]) -> Vec<&str> {
-        list.iter().map(|entry| entry.username.as_str()).collect()
+    fn names(users: &[Username]) -> Vec<&str> {
+        users.iter().map(Username::as_str).collect()
     }
 
     #[test]
-    fn an_empty_batch_sends_nothing() {
-        assert!(Batch::default().take().is_none());
+    fn an_empty_batch_names_nobody() {
+        assert!(Batch::default().take(BATCH_MAX_NAMES).is_empty());
     }
 
     #[test]
-    fn a_batch_keeps_each_users_latest_change_and_the_latest_count() {
+    fn a_batch_names_each_user_once_in_first_change_order_with_the_latest_spelling() {
         let mut batch = Batch::default();
-        batch.record(&user("alice"), true, 1001);
-        batch.record(&user("bob"), true, 1002);
-        batch.record(&user("alice"), false, 1001);
-        batch.record(&user("carol"), false, 1000);
-        batch.record(&user("Carol"), true, 1001);
-        let event = batch.take().unwrap();
-        assert_eq!(names(&event.joined), ["bob", "Carol"], "oldest change first, latest spelling");
-        assert_eq!(names(&event.left), ["alice"]);
-        assert_eq!(event.num_users, 1001);
-        assert!(batch.take().is_none(), "a change is sent once");
+        batch.record(&user("alice"));
+        batch.record(&user("bob"));
+        batch.record(&user("ALICE"));
+        assert_eq!(names(&batch.take(BATCH_MAX_NAMES)), ["ALICE", "bob"]);
+        assert!(batch.take(BATCH_MAX_NAMES).is_empty(), "a user is named once");
     }
 
     #[test]
-    fn a_large_batch_is_sent_oldest_first_over_several_events() {
+    fn a_large_batch_is_taken_oldest_first_over_several_events() {
         let mut batch = Batch::default();
         let total = BATCH_MAX_NAMES + 30;
         for i in 0..total {
-            batch.record(&user(&format!("user{i:04}")), true, 2000 + i);
+            batch.record(&user(&format!("user{i:04}")));
         }
-        let first = batch.take().unwrap();
-        assert_eq!(first.joined.len(), BATCH_MAX_NAMES);
-        assert_eq!(first.joined[0].username.as_str(), "user0000");
-        let second = batch.take().unwrap();
-        assert_eq!(names(&second.joined).len(), 30);
-        assert_eq!(second.joined[0].username.as_str(), format!("user{BATCH_MAX_NAMES:04}"));
-        assert_eq!(second.num_users, 2000 + total - 1, "every event carries the latest count");
-        assert!(batch.take().is_none());
+        batch.record(&user("user0000"));
+        let first = batch.take(BATCH_MAX_NAMES);
+        assert_eq!(first.len(), BATCH_MAX_NAMES);
+        assert_eq!(first[0].as_str(), "user0000", "changing again keeps a user's place");
+        let second = batch.take(BATCH_MAX_NAMES);
+        assert_eq!(second.len(), 30);
+        assert_eq!(second[0].as_str(), format!("user{BATCH_MAX_NAMES:04}"));
+        assert!(batch.take(BATCH_MAX_NAMES).is_empty());
     }
 }

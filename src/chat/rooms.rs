@@ -106,9 +106,9 @@ pub(super) async fn on_rooms<A: Adapter>(
 /// `member joined` to a room's members: after a resync, for memberships the
 /// rest of the deployment had not seen.
 pub async fn announce_member_joined<A: Adapter>(io: &SocketIo<A>, room: &RoomName, user: &Username) {
-    let Some(everyone) = channels::everyone(io) else { return };
+    let Some(namespace) = super::namespace(io) else { return };
     let event = MemberEvent { room, username: user };
-    log_emit("member joined", everyone.to(channels::room(room)).emit("member joined", &event).await);
+    log_emit("member joined", namespace.to(channels::room(room)).emit("member joined", &event).await);
 }
 
 /// Fails with `not_in_room` unless this socket joined `room`. Answered from

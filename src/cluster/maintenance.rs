@@ -176,7 +176,7 @@ async fn announce_resync<A: Adapter>(io: &SocketIo<A>, chat: &Chat, report: Resy
     }
     for socket in &report.conflicts {
         let Some(socket) =
-            Sid::from_str(&socket.sid).ok().and_then(|sid| chat::everyone(io)?.get_socket(sid))
+            Sid::from_str(&socket.sid).ok().and_then(|sid| chat::namespace(io)?.get_socket(sid))
         else {
             continue;
         };

@@ -55,29 +55,48 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
     };
     tasks.push(chat::spawn_pusher(io.clone(), chat.clone()));
     tasks.push(chat::spawn_batcher(io.clone(), chat.clone()));
-    tasks.push(spawn_maintenance(
+    let maintenance = spawn_maintenance(
         io.clone(),
-        chat,
+        chat.clone(),
         store.clone(),
         cluster.clone(),
         readiness.clone(),
         timing,
-    ));
+    );
+    let stop_maintenance = maintenance.abort_handle();
+    tasks.push(maintenance);
     tracing::info!(redis = %cluster.describe(), prefix = %config.redis_prefix, "cluster mode: connecting to Redis in the background");
 
     let shutdown = Box::pin(async move {
+        // A maintenance round would write our sockets back after we left.
+        stop_maintenance.abort();
+        // Leave while the namespace is open: once socketioxide closes it,
+        // nothing can be broadcast, and the other instances would never hear
+        // that our users went offline (most come back through another
+        // instance within seconds, and are announced again).
+        match store.purge_instance(store.instance()).await {
+            Ok(purge) => {
+                for logout in &purge.logouts {
+                    chat::announce_logout(&chat, &io, logout, None).await;
+                }
+                chat::send_all_batches(&io, &chat).await;
+                tracing::info!(sockets = purge.logouts.len(), "left the cluster");
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "could not leave the cluster cleanly; the others will purge us")
+            }
+        }
         io.close().await;
-        // Disconnect handlers record each logout in Redis; give them a moment,
-        // then remove whatever is left so nobody waits for our heartbeat to expire.
+        // The disconnect handlers empty the local mirror; give them a moment,
+        // then remove whatever logged in meanwhile.
         let started = Instant::now();
         while store.local_sockets() > 0 && started.elapsed() < LOGOUT_GRACE {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        match store.purge_instance(store.instance()).await {
-            Ok(purge) => tracing::info!(leftover = purge.logouts.len(), "left the cluster"),
-            Err(err) => {
-                tracing::warn!(error = %err, "could not leave the cluster cleanly; the others will purge us")
-            }
+        if let Ok(late) = store.purge_instance(store.instance()).await
+            && !late.logouts.is_empty()
+        {
+            tracing::info!(sockets = late.logouts.len(), "removed sockets that logged in during shutdown");
         }
         cluster.quit().await;
     });

@@ -161,10 +161,21 @@ pub trait Store: Send + Sync + 'static {
     /// push and `/metrics` ask often, and the list can be long).
     async fn count_online(&self) -> Result<usize, StoreError>;
 
+    /// For each of these names, in the same order, the user spelled as they
+    /// logged in, or `None` if they are not online.
+    async fn presence_of(&self, names: &[Username]) -> Result<Vec<Option<Username>>, StoreError>;
+
     /// The online users with these names, in the same order, spelled as they
     /// logged in. Fails with [`StoreError::UnknownUser`] naming the first one
     /// not online.
-    async fn find_online(&self, names: &[Username]) -> Result<Vec<Username>, StoreError>;
+    async fn find_online(&self, names: &[Username]) -> Result<Vec<Username>, StoreError> {
+        let found = self.presence_of(names).await?;
+        names
+            .iter()
+            .zip(found)
+            .map(|(name, found)| found.ok_or_else(|| StoreError::UnknownUser(name.to_string())))
+            .collect()
+    }
 
     /// Adds a logged-in socket to a room, creating the room if needed.
     async fn join_room(&self, room: &RoomName, socket: &SocketKey) -> Result<RoomJoin, StoreError>;

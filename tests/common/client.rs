@@ -217,6 +217,17 @@ impl Client {
         }
     }
 
+    /// Takes every queued event named in `names`, in the order they arrived,
+    /// with its first argument.
+    pub fn drain(&self, names: &[&str]) -> Vec<(String, Value)> {
+        let mut inbox = self.inbox.lock().unwrap();
+        let (taken, kept) = std::mem::take(&mut inbox.events)
+            .into_iter()
+            .partition::<Vec<_>, _>(|(name, _)| names.contains(&name.as_str()));
+        inbox.events = kept;
+        taken.into_iter().map(|(name, args)| (name, args.into_iter().next().unwrap_or(Value::Null))).collect()
+    }
+
     /// Drops every queued event.
     pub fn clear(&self) {
         self.inbox.lock().unwrap().events.clear();

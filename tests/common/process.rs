@@ -13,10 +13,16 @@ pub struct Process {
     /// Where it listens.
     pub addr: SocketAddr,
     logs: Arc<Mutex<Vec<String>>>,
+    /// The threads reading stdout and stderr, joined once the process exits
+    /// so that its last lines are in `logs`.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 /// Appends each line of `stream` to `logs`, from a thread of its own.
-fn collect_lines(stream: impl std::io::Read + Send + 'static, logs: Arc<Mutex<Vec<String>>>) {
+fn collect_lines(
+    stream: impl std::io::Read + Send + 'static,
+    logs: Arc<Mutex<Vec<String>>>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines().map_while(Result::ok) {
             if std::env::var_os("TEST_LOG").is_some() {
@@ -24,7 +30,7 @@ fn collect_lines(stream: impl std::io::Read + Send + 'static, logs: Arc<Mutex<Ve
             }
             logs.lock().unwrap().push(line);
         }
-    });
+    })
 }
 
 impl Process {
@@ -49,12 +55,13 @@ impl Process {
             child: command.spawn().expect("start chatwire"),
             addr: ([0, 0, 0, 0], 0).into(),
             logs: Arc::default(),
+            readers: Vec::new(),
         };
         // stderr too: that is where a panic goes.
         let stdout = process.child.stdout.take().expect("piped stdout");
         let stderr = process.child.stderr.take().expect("piped stderr");
-        collect_lines(stdout, process.logs.clone());
-        collect_lines(stderr, process.logs.clone());
+        process.readers.push(collect_lines(stdout, process.logs.clone()));
+        process.readers.push(collect_lines(stderr, process.logs.clone()));
         let line = process.wait_for_log("listening on http://", Duration::from_secs(10));
         let rest = line.split("listening on http://").nth(1).unwrap();
         process.addr = rest.split_whitespace().next().unwrap().parse().expect("address in the log line");
@@ -101,6 +108,10 @@ impl Process {
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
+                // The pipes close with the process: the readers end.
+                for reader in self.readers.drain(..) {
+                    let _ = reader.join();
+                }
                 return status;
             }
             assert!(Instant::now() < deadline, "did not exit within {within:?}");

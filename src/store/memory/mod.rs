@@ -211,17 +211,9 @@ impl Store for MemoryStore {
         Ok(self.presence().users.len())
     }
 
-    async fn find_online(&self, names: &[Username]) -> Result<Vec<Username>, StoreError> {
+    async fn presence_of(&self, names: &[Username]) -> Result<Vec<Option<Username>>, StoreError> {
         let p = self.presence();
-        names
-            .iter()
-            .map(|name| {
-                p.users
-                    .get(name.key())
-                    .map(|u| u.name.clone())
-                    .ok_or_else(|| StoreError::UnknownUser(name.to_string()))
-            })
-            .collect()
+        Ok(names.iter().map(|name| p.users.get(name.key()).map(|u| u.name.clone())).collect())
     }
 
     async fn join_room(&self, room: &RoomName, socket: &SocketKey) -> Result<RoomJoin, StoreError> {
