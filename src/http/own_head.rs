@@ -6,6 +6,8 @@
 //! (`socket.req_parts()`). So every connected socket held a 16 KiB buffer for
 //! a head of a few hundred bytes: about a third of an idle connection's
 //! memory. Copying the head costs a few hundred bytes once per connection.
+//! (axum's `original-uri` feature would keep a clone of the URI, and with it
+//! the buffer, in the request's extensions: it stays off.)
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Uri};
