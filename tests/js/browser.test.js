@@ -166,9 +166,9 @@ test("in a deployment over the announce limit, the online list follows batched p
     // Past 100 online no `users` list is pushed: only `presence` can tell alice.
     await Promise.all(Array.from({ length: 100 }, (_, i) => user(big.url, `crowd${i}`)));
     const bob = await user(big.url, "bob");
-    await alice.locator("#user-list button", { hasText: "bob" }).waitFor();
+    await alice.locator("#user-list button", { hasText: "bob" }).waitFor({ timeout: 10000 });
     bob.disconnect();
-    await alice.locator("#user-list button", { hasText: "bob" }).waitFor({ state: "detached" });
+    await alice.locator("#user-list button", { hasText: "bob" }).waitFor({ state: "detached", timeout: 10000 });
     assert.deepEqual(alice.errors, []);
     await alice.context().close();
   } finally {
