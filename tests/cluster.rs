@@ -163,46 +163,22 @@ async fn a_stopped_instance_announces_its_users_leaving(url: &str, prefix: &str)
     assert_eq!(alice.request_empty("users").await["numUsers"], 1);
 }
 
+/// One test per scenario above, each against its own Redis from `$setup`.
 macro_rules! across {
     ($backend:ident, $setup:expr) => {
         mod $backend {
             use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn demo_events_cross_instances() {
-                let (_redis, url) = $setup;
-                super::demo_events_cross_instances(&url, "demo").await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn room_messages_reach_every_instance_exactly_once() {
-                let (_redis, url) = $setup;
-                super::room_messages_reach_every_instance_exactly_once(&url, "rooms").await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn private_and_multicast_messages_cross_instances() {
-                let (_redis, url) = $setup;
-                super::private_and_multicast_messages_cross_instances(&url, "private").await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn names_are_unique_across_instances() {
-                let (_redis, url) = $setup;
-                super::names_are_unique_across_instances(&url, "names").await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn users_are_listed_and_pushed_across_instances() {
-                let (_redis, url) = $setup;
-                super::users_are_listed_and_pushed_across_instances(&url, "users").await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn presence_batches_cross_instances() {
-                let (_redis, url) = $setup;
-                super::presence_batches_cross_instances(&url, "presence").await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn a_stopped_instance_announces_its_users_leaving() {
-                let (_redis, url) = $setup;
-                super::a_stopped_instance_announces_its_users_leaving(&url, "stopped").await
-            }
+            across!(@tests $setup, demo_events_cross_instances, room_messages_reach_every_instance_exactly_once, private_and_multicast_messages_cross_instances, names_are_unique_across_instances, users_are_listed_and_pushed_across_instances, presence_batches_cross_instances, a_stopped_instance_announces_its_users_leaving);
         }
+    };
+    (@tests $setup:expr, $($scenario:ident),+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                let (_redis, url) = $setup;
+                super::$scenario(&url, stringify!($scenario)).await
+            }
+        )+
     };
 }
 
