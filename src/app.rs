@@ -265,12 +265,11 @@ fn memory_mode(config: &Config, instance: &Instance) -> Result<Wiring, StartErro
     let (chat, api) = services(config, instance, Stores::of(Arc::new(store)), &secret);
     let (socketio, io) = socketio_builder(config).with_state(chat.clone()).build_svc();
     io.ns("/", chat::on_connect.with(chat::prepare_socket));
-    let pusher = chat::spawn_pusher(io.clone(), chat.clone());
-    let batcher = chat::spawn_batcher(io.clone(), chat);
+    let presence = chat::spawn_presence_tasks(&io, &chat);
     let readiness = Readiness::new(instance.name.clone(), "memory", true);
     Ok(Wiring {
         router: http::router(&config.public_dir, edge(config)?, readiness, api, socketio),
-        tasks: vec![pusher, batcher],
+        tasks: presence.into(),
         shutdown: Box::pin(async move { io.close().await }),
     })
 }

@@ -42,7 +42,8 @@ use tokio::sync::Notify;
 pub use error::{ChatError, ErrorBody};
 pub use login::{announce_login, announce_logout, recheck_guests};
 pub use messages::{DEFAULT_HISTORY_PAGE, MAX_RECIPIENTS};
-pub use presence::{PUSH_MAX_USERS, send_all_batches, spawn_batcher, spawn_pusher};
+pub use presence::spawn_tasks as spawn_presence_tasks;
+pub use presence::{PUSH_MAX_USERS, send_all_batches};
 pub use rooms::{JOIN_HISTORY, announce_member_joined};
 
 use crate::auth::Auth;

@@ -113,9 +113,15 @@ pub(super) async fn user_left<A: Adapter>(
     chat.presence_changed();
 }
 
+/// Starts presence's two background tasks, [`spawn_pusher`] and
+/// [`spawn_batcher`]; every wiring (memory or cluster) runs both.
+pub fn spawn_tasks<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> [JoinHandle<()>; 2] {
+    [spawn_pusher(io.clone(), chat.clone()), spawn_batcher(io.clone(), chat.clone())]
+}
+
 /// Starts the task that sends this instance's noted changes as `presence`,
 /// once every [`BATCH_INTERVAL`]. It runs until aborted.
-pub fn spawn_batcher<A: Adapter>(io: SocketIo<A>, chat: Chat) -> JoinHandle<()> {
+fn spawn_batcher<A: Adapter>(io: SocketIo<A>, chat: Chat) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(BATCH_INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -171,7 +177,7 @@ async fn send_batch<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> Result<bool, S
 
 /// Starts the task that pushes `users` after [`Chat::presence_changed`].
 /// It runs until aborted.
-pub fn spawn_pusher<A: Adapter>(io: SocketIo<A>, chat: Chat) -> JoinHandle<()> {
+fn spawn_pusher<A: Adapter>(io: SocketIo<A>, chat: Chat) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             chat.presence_change().await;

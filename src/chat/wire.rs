@@ -212,11 +212,11 @@ impl UsersList {
 /// online to announce each one (see `chat::presence`).
 #[derive(Debug, Serialize)]
 pub struct PresenceEvent {
-    /// Users who came online, oldest change first.
+    /// Named users online when the event is sent, oldest change first.
     pub joined: Vec<UserEntry>,
-    /// Users who went offline, oldest change first.
+    /// Named users offline when the event is sent, oldest change first.
     pub left: Vec<UserEntry>,
-    /// Users online at the latest of these changes.
+    /// Users online when the event is sent.
     #[serde(rename = "numUsers")]
     pub num_users: usize,
 }
