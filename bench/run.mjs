@@ -90,7 +90,8 @@ async function scenario(ctx, kind, name, timeoutSecs, args) {
     ctx.signal.throwIfAborted();
     rmSync(file, { force: true }); // never report an earlier run's result
     ctx.redis.flushAll();
-    instances = [await startServer(kind, root, ctx.redis.url), await startServer(kind, root, ctx.redis.url)];
+    const start = () => startServer(kind, root, ctx.redis.url, { sharing: 2 });
+    instances = [await start(), await start()];
     console.log(`   instances ${instances.map((i) => `${i.url} (pid ${i.pid})`).join(", ")}`);
     await runLoadgen(loadgen, [...args(instances), "--json", file], { timeoutMs: timeoutSecs * 1000 });
     for (const instance of instances) instance.assertAlive();

@@ -37,6 +37,13 @@ pub struct Config {
     #[arg(long, env = "PUBLIC_DIR", default_value = "public")]
     pub public_dir: PathBuf,
 
+    /// Threads running connections and events. Unset: one per core. When
+    /// several instances share a machine, give each its share of the cores
+    /// (two instances on two cores: 1 each); more threads than cores only
+    /// adds switching between them (docs/BENCHMARKS.md measures it).
+    #[arg(long, env = "WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: Option<u16>,
+
     /// This instance's name in logs, `/readyz` and shared state. Defaults to the hostname.
     #[arg(long, env = "INSTANCE_NAME")]
     pub instance_name: Option<String>,

@@ -1,4 +1,5 @@
-//! The `chatwire` binary: parse settings, set up logging, run until stopped.
+//! The `chatwire` binary: parse settings, set up logging, start the async
+//! runtime, run until stopped.
 
 use clap::Parser;
 
@@ -12,11 +13,22 @@ use chatwire::{shutdown, telemetry};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     telemetry::init(config.log_format);
-    let app = Application::build(config).await?;
-    app.run_until_stopped(shutdown::signal()).await?;
-    Ok(())
+    runtime(config.worker_threads)?.block_on(async {
+        let app = Application::build(config).await?;
+        app.run_until_stopped(shutdown::signal()).await?;
+        Ok(())
+    })
+}
+
+/// The multi-threaded runtime, with `workers` threads (tokio's default, one
+/// per core, when unset).
+fn runtime(workers: Option<u16>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
+        builder.worker_threads(usize::from(workers));
+    }
+    builder.enable_all().build()
 }

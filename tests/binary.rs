@@ -82,6 +82,34 @@ fn a_bad_setting_is_a_clear_startup_error() {
     assert!(stderr.contains("carrier-pigeon"), "{stderr}");
 }
 
+#[tokio::test]
+async fn worker_threads_sets_how_many_threads_run_the_chat() {
+    for (setting, expected) in [("1", 1), ("3", 3)] {
+        let server = Process::start(&[("WORKER_THREADS", setting)]);
+        let alice = Client::connect(server.addr).await;
+        assert_eq!(alice.request("add user", json!("alice")).await["ok"], true);
+        assert_eq!(runtime_workers(server.pid()), expected, "WORKER_THREADS={setting}");
+    }
+}
+
+#[test]
+fn a_worker_thread_count_of_zero_is_a_clear_startup_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_chatwire")).env("WORKER_THREADS", "0").output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("WORKER_THREADS") || stderr.contains("worker-threads"), "{stderr}");
+}
+
+/// Threads of process `pid` that are tokio workers (by thread name:
+/// tokio names them `tokio-rt-worker`).
+fn runtime_workers(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).ok())
+        .filter(|name| name.trim() == "tokio-rt-worker")
+        .count()
+}
+
 #[test]
 fn a_bad_redis_url_is_a_clear_startup_error() {
     let output = Command::new(env!("CARGO_BIN_EXE_chatwire"))

@@ -5,7 +5,7 @@
 import { spawn, execFileSync } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { createInterface } from "node:readline";
 import net from "node:net";
 import path from "node:path";
@@ -86,9 +86,12 @@ export async function startRedis() {
 }
 
 /** How to run each kind of server, given the repository root and the Redis URL. */
-function serverCommand(kind, root, redisUrl) {
+function serverCommand(kind, root, redisUrl, sharing) {
   const env = { PATH: process.env.PATH, HOST: "127.0.0.1", PORT: "0", REDIS_URL: redisUrl };
   if (kind === "chatwire") {
+    // Each instance gets its share of the cores, as a deployment of several
+    // instances on one machine would (a Node instance runs one event loop).
+    const workers = Math.max(1, Math.floor(availableParallelism() / sharing));
     return {
       command: path.join(root, "target", "release", "chatwire"),
       args: [],
@@ -98,6 +101,7 @@ function serverCommand(kind, root, redisUrl) {
         // The benchmark measures the server, not its flood protection.
         EVENT_RATE: "1000000",
         EVENT_BURST: "1000000",
+        WORKER_THREADS: String(workers),
         // The address line is logged at info by chatwire::app; the rest stays quiet.
         RUST_LOG: "warn,chatwire::app=info",
         LOG_FORMAT: "text",
@@ -109,11 +113,12 @@ function serverCommand(kind, root, redisUrl) {
 }
 
 /**
- * Starts one server of `kind` ("chatwire" or "node") sharing `redisUrl`.
+ * Starts one server of `kind` ("chatwire" or "node") sharing `redisUrl`, one
+ * of `sharing` instances on this machine.
  * Resolves once it prints its address: { kind, url, pid, stop(), assertAlive() }.
  */
-export async function startServer(kind, root, redisUrl, { timeoutMs = 20000 } = {}) {
-  const { command, args, env } = serverCommand(kind, root, redisUrl);
+export async function startServer(kind, root, redisUrl, { sharing = 1, timeoutMs = 20000 } = {}) {
+  const { command, args, env } = serverCommand(kind, root, redisUrl, sharing);
   const started = Date.now();
   const entry = spawnTracked(command, args, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
   const logs = [];
