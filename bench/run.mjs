@@ -23,7 +23,13 @@ const resultsDir = path.join(root, "bench", "results");
 const runFile = path.join(resultsDir, "run.json");
 const loadgen = process.env.LOADGEN ?? path.join(root, "target", "release", "examples", "loadgen");
 
-const doubling = (from, to) => Array.from({ length: Math.log2(to / from) + 1 }, (_, i) => from * 2 ** i);
+/**
+ * Rates from `from` to `to`, each √2 times the last, rounded. Doubling steps
+ * placed a saturation point only within a factor of 2, too coarse to judge a
+ * ratio between two servers by.
+ */
+const halfOctaves = (from, to) =>
+  Array.from({ length: 2 * Math.log2(to / from) + 1 }, (_, i) => Math.round(from * Math.SQRT2 ** i));
 
 /** The loads of a run. The full profile is what docs/BENCHMARKS.md is made from. */
 const PROFILES = {
@@ -39,14 +45,14 @@ const PROFILES = {
     idle: { clients: 10_000, concurrency: 20, budgetSecs: 1_200 },
     // From 10 messages a second (10,000 deliveries): on a small machine Node
     // falls behind within the first few steps, and the knee is what matters.
-    fanout: { clients: 1_000, rates: doubling(10, 10_240), stepSecs: 5, senders: 4, stopP99Ms: 1_000 },
+    fanout: { clients: 1_000, rates: halfOctaves(10, 10_240), stepSecs: 5, senders: 4, stopP99Ms: 1_000 },
     latency: { secs: 20, rate: 50, backgroundClients: 1_000, defaultBackgroundRate: 20 },
     storm: { clients: 2_000 },
   },
   quick: {
     name: "quick",
     idle: { clients: 500, concurrency: 20, budgetSecs: 60 },
-    fanout: { clients: 200, rates: doubling(50, 400), stepSecs: 3, senders: 2, stopP99Ms: 1_000 },
+    fanout: { clients: 200, rates: halfOctaves(50, 400), stepSecs: 3, senders: 2, stopP99Ms: 1_000 },
     latency: { secs: 4, rate: 20, backgroundClients: 200, defaultBackgroundRate: 50 },
     storm: { clients: 200 },
   },

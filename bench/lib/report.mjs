@@ -251,7 +251,7 @@ export function renderReport({ environment: e, command, profile, results, backgr
   out.push("");
   out.push(`## Fan-out (${count(profile.fanout.clients)} receivers in one room, split over both instances)`);
   out.push("");
-  out.push(`Senders post to the room at rising rates, ${profile.fanout.stepSecs} s per step, until p99 passes`);
+  out.push(`Senders post to the room at rising rates (each √2 times the last), ${profile.fanout.stepSecs} s per step, until p99 passes`);
   out.push(`${profile.fanout.stopP99Ms} ms or more than 1 % of deliveries are lost, or the rates run out. Saturation`);
   out.push("throughput is the most deliveries per second at a step where the server lost at most 1 % (deliveries");
   out.push("arriving up to 2 s after a step's sending stops count); \"≥\" marks a server that never fell behind.");
