@@ -265,11 +265,11 @@ fn memory_mode(config: &Config, instance: &Instance) -> Result<Wiring, StartErro
     let (chat, api) = services(config, instance, Stores::of(Arc::new(store)), &secret);
     let (socketio, io) = socketio_builder(config).with_state(chat.clone()).build_svc();
     io.ns("/", chat::on_connect.with(chat::prepare_socket));
-    let presence = chat::spawn_presence_tasks(&io, &chat);
+    let tasks = chat::spawn_tasks(&io, &chat);
     let readiness = Readiness::new(instance.name.clone(), "memory", true);
     Ok(Wiring {
         router: http::router(&config.public_dir, edge(config)?, readiness, api, socketio),
-        tasks: presence.into(),
+        tasks,
         shutdown: Box::pin(async move { io.close().await }),
     })
 }
@@ -301,7 +301,8 @@ pub fn services(config: &Config, instance: &Instance, stores: Stores, secret: &[
         max_recipients: chat::MAX_RECIPIENTS,
         history_limit: config.history_limit as usize,
     };
-    (chat, Api::new(auth, stores, limits))
+    let api = Api::new(auth, stores, limits, chat.clone());
+    (chat, api)
 }
 
 /// socket.io settings shared by every mode.

@@ -216,3 +216,21 @@ async fn accounts_set_avatars_that_anyone_can_see() {
     assert_eq!(put(png(100), Some(guest_token)).await.unwrap().status(), 403, "guests have no avatars");
     assert_eq!(reqwest::get(app.url("/api/users/nobody/avatar")).await.unwrap().status(), 404);
 }
+
+#[tokio::test]
+async fn a_new_avatar_is_announced_to_everyone_online() {
+    let app = spawn_app().await;
+    let token = app.account("lena").await;
+    let bob = app.user("bob").await;
+    let stranger = app.client().await;
+    let put = |body: Vec<u8>| {
+        reqwest::Client::new().put(app.url("/api/me/avatar")).bearer_auth(&token).body(body).send()
+    };
+
+    assert_eq!(put(png(100)).await.unwrap().status(), 204);
+    assert_eq!(bob.next("avatar changed").await, json!({ "username": "lena" }));
+    stranger.expect_none("avatar changed", Duration::from_millis(300)).await;
+
+    assert_eq!(put(b"not a picture".to_vec()).await.unwrap().status(), 415);
+    bob.expect_none("avatar changed", Duration::from_millis(300)).await;
+}

@@ -153,6 +153,16 @@ async fn presence_batches_cross_instances(url: &str, prefix: &str) {
     alice.expect_none("user left", Duration::from_millis(10)).await;
 }
 
+async fn avatar_changes_are_announced_across_instances(url: &str, prefix: &str) {
+    let (a, b) = two_instances(url, prefix).await;
+    let token = a.account("lena").await;
+    let bob = b.user("bob").await;
+    let upload =
+        reqwest::Client::new().put(a.url("/api/me/avatar")).bearer_auth(&token).body(common::png(100));
+    assert_eq!(upload.send().await.unwrap().status(), 204);
+    assert_eq!(bob.next("avatar changed").await, json!({ "username": "lena" }));
+}
+
 async fn a_stopped_instance_announces_its_users_leaving(url: &str, prefix: &str) {
     let (a, b) = two_instances(url, prefix).await;
     let alice = a.user("alice").await;
@@ -168,7 +178,7 @@ macro_rules! across {
     ($backend:ident, $setup:expr) => {
         mod $backend {
             use super::*;
-            across!(@tests $setup, demo_events_cross_instances, room_messages_reach_every_instance_exactly_once, private_and_multicast_messages_cross_instances, names_are_unique_across_instances, users_are_listed_and_pushed_across_instances, presence_batches_cross_instances, a_stopped_instance_announces_its_users_leaving);
+            across!(@tests $setup, demo_events_cross_instances, room_messages_reach_every_instance_exactly_once, private_and_multicast_messages_cross_instances, names_are_unique_across_instances, users_are_listed_and_pushed_across_instances, presence_batches_cross_instances, a_stopped_instance_announces_its_users_leaving, avatar_changes_are_announced_across_instances);
         }
     };
     (@tests $setup:expr, $($scenario:ident),+) => {

@@ -1,7 +1,8 @@
 // Avatars: each user's picture as an object URL, or their initial when they
-// have none. The server sends no notice when someone changes their picture,
-// so a user's avatar is revalidated (a conditional request, answered 304
-// while unchanged) when they come online, when they write, and every minute.
+// have none. A user's avatar is fetched when first shown, and revalidated (a
+// conditional request, answered 304 while unchanged) when the server says it
+// changed (`avatar changed`), when they come online, and when they write: a
+// change missed while disconnected shows once that user comes back or writes.
 
 import { token } from "./session.js";
 import { uploadAvatar as putAvatar, ApiError } from "./api.js";
@@ -101,9 +102,14 @@ function replace(entry, url, etag) {
   if (old) URL.revokeObjectURL(old);
 }
 
-/** Revalidates the avatars of these users (the periodic sweep). */
+/** Revalidates the avatars of these users (they came online, or wrote). */
 export function checkAvatars(names) {
   for (const name of names) checkAvatar(name);
+}
+
+/** `name` changed their picture: fetch it again if it is shown here. */
+export function avatarChanged(name) {
+  if (typeof name === "string" && known.has(keyOf(name))) checkAvatar(name);
 }
 
 /** Uploads my new avatar (an image File), then shows it. Rejects with an ApiError. */

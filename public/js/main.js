@@ -9,13 +9,12 @@ import * as chat from "./chat.js";
 import { initLoginView, showLogin } from "./login-view.js";
 import { initComposer, setComposerEnabled } from "./composer.js";
 import { typed, listenForTyping } from "./typing.js";
-import { uploadAvatar, checkAvatars } from "./avatars.js";
+import { uploadAvatar, avatarChanged } from "./avatars.js";
 import * as view from "./view.js";
 import { $ } from "./dom.js";
 import { loadLimits } from "./files.js";
 
 const ROOMS_REFRESH_MS = 15000;
-const AVATARS_REFRESH_MS = 60000;
 
 // ---- the ways in ----
 
@@ -122,6 +121,7 @@ socket.on("users", ({ users }) => chat.showUsers(users));
 socket.on("user joined", chat.userJoined);
 socket.on("user left", chat.userLeft);
 socket.on("presence", chat.presenceChanged);
+socket.on("avatar changed", ({ username }) => avatarChanged(username));
 socket.on("chat error", (error) => chat.report(error));
 listenForTyping();
 
@@ -178,7 +178,6 @@ document.addEventListener("visibilitychange", () => {
 });
 
 setInterval(() => { if (socket.connected) chat.refreshRooms().catch(() => {}); }, ROOMS_REFRESH_MS);
-setInterval(() => { if (chat.isLoggedIn()) checkAvatars(state.users); }, AVATARS_REFRESH_MS);
 
 // ---- start ----
 

@@ -10,10 +10,12 @@
 //! - [`messages`]: `message`, `new message`, `history`
 //! - [`typing`]: `typing`, `stop typing`
 //! - [`presence`]: `user joined` / `user left`, batched `presence`, the `users` push
+//! - [`avatars`]: `avatar changed`, after an upload over HTTP
 //!
 //! Handlers are generic over the socketioxide adapter, so the same code
 //! serves a single instance and a Redis-backed cluster.
 
+mod avatars;
 mod channels;
 mod error;
 mod extract;
@@ -38,16 +40,16 @@ use socketioxide::extract::{SocketRef, State, TryData};
 use socketioxide::operators::BroadcastOperators;
 use socketioxide::socket::Sid;
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
 
 pub use error::{ChatError, ErrorBody};
 pub use login::{announce_login, announce_logout, recheck_guests};
 pub use messages::{DEFAULT_HISTORY_PAGE, MAX_RECIPIENTS};
-pub use presence::spawn_tasks as spawn_presence_tasks;
 pub use presence::{PUSH_MAX_USERS, send_all_batches};
 pub use rooms::{JOIN_HISTORY, announce_member_joined};
 
 use crate::auth::Auth;
-use crate::domain::{IdGenerator, MessageId};
+use crate::domain::{IdGenerator, MessageId, Username};
 use crate::http::ClientAddr;
 use crate::metrics::metrics;
 use crate::store::{FileStore, SocketKey, Store, Stores};
@@ -97,6 +99,8 @@ struct Inner {
     presence_changes: Notify,
     /// Changes waiting for the next `presence` event (above the announce limit).
     presence_batch: Mutex<presence::Batch>,
+    /// Avatars changed, waiting to be announced.
+    avatar_changes: avatars::Changes,
     connections: Arc<ConnectionsPerAddress>,
 }
 
@@ -122,6 +126,7 @@ impl Chat {
             presence_dirty: AtomicBool::new(false),
             presence_changes: Notify::new(),
             presence_batch: Mutex::new(presence::Batch::default()),
+            avatar_changes: avatars::Changes::default(),
         }))
     }
 
@@ -170,6 +175,11 @@ impl Chat {
         self.0.presence_changes.notify_one();
     }
 
+    /// Schedules `avatar changed` for `user`, to everyone online.
+    pub fn avatar_changed(&self, user: &Username) {
+        self.0.avatar_changes.note(user);
+    }
+
     /// Whether a login or logout with `num_users` online is announced on its
     /// own rather than batched.
     fn announces_each(&self, num_users: usize) -> bool {
@@ -192,6 +202,15 @@ impl Chat {
     fn take_presence_change(&self) -> bool {
         self.0.presence_dirty.swap(false, Ordering::AcqRel)
     }
+}
+
+/// Starts the chat's background tasks (presence's pusher and batcher, the
+/// avatar announcer); every wiring (memory or cluster) runs them all and
+/// aborts them at shutdown.
+pub fn spawn_tasks<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::from(presence::spawn_tasks(io, chat));
+    tasks.push(avatars::spawn_announcer(io.clone(), chat.clone()));
+    tasks
 }
 
 /// Connect middleware: attaches per-socket state, registers every event

@@ -114,8 +114,8 @@ pub(super) async fn user_left<A: Adapter>(
 }
 
 /// Starts presence's two background tasks, [`spawn_pusher`] and
-/// [`spawn_batcher`]; every wiring (memory or cluster) runs both.
-pub fn spawn_tasks<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> [JoinHandle<()>; 2] {
+/// [`spawn_batcher`] (through [`super::spawn_tasks`]).
+pub(super) fn spawn_tasks<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> [JoinHandle<()>; 2] {
     [spawn_pusher(io.clone(), chat.clone()), spawn_batcher(io.clone(), chat.clone())]
 }
 

@@ -53,7 +53,7 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
         heartbeat: Duration::from_millis(config.heartbeat_interval_ms),
         ttl: Duration::from_millis(config.instance_ttl_ms),
     };
-    tasks.extend(chat::spawn_presence_tasks(&io, &chat));
+    tasks.extend(chat::spawn_tasks(&io, &chat));
     let maintenance = spawn_maintenance(
         io.clone(),
         chat.clone(),

@@ -200,12 +200,17 @@ test("accounts on two instances: chat, an image, a private message, an avatar; r
   await alice.setInputFiles("#avatar-input", { name: "fake.png", mimeType: "image/png", buffer: Buffer.from("%PDF-1.7\nnot a picture") });
   await alice.locator("#chat-error", { hasText: "application/pdf" }).waitFor();
 
-  // alice sets a picture; bob sees it in the online list once she writes.
+  // alice sets a picture; bob sees it in the online list at once (the
+  // server announces the change; bob is on the other instance), and beside
+  // what she writes next. Bob checks alice's avatar again after each of her
+  // messages, at most once every 2 s: those checks run out first, so that
+  // only the announcement can show him the change.
+  await new Promise((resolve) => setTimeout(resolve, 2500));
   await alice.setInputFiles("#avatar-input", { name: "me.png", mimeType: "image/png", buffer: png(40, 40, [220, 60, 60]) });
   assert.equal(await loadedImageWidth(alice.locator("#me-avatar .avatar img")), 40);
+  assert.equal(await loadedImageWidth(inUserList(bob, "alice").locator(".avatar img")), 40);
   await say(alice, "new picture");
   await bob.locator("#messages .message .text", { hasText: "new picture" }).waitFor();
-  assert.equal(await loadedImageWidth(inUserList(bob, "alice").locator(".avatar img")), 40);
   assert.equal(await loadedImageWidth(messages(bob).filter({ hasText: "new picture" }).locator(".avatar img")), 40);
 
   // A reload keeps alice logged in, in her rooms; the image comes back from

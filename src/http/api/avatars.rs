@@ -1,4 +1,5 @@
-//! `PUT /api/me/avatar` (accounts only) and `GET /api/users/{name}/avatar`.
+//! `PUT /api/me/avatar` (accounts only; everyone online then hears
+//! `avatar changed`) and `GET /api/users/{name}/avatar`.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -34,6 +35,7 @@ pub async fn upload(
     let avatar = Avatar { mime: media.mime.to_owned(), etag, bytes };
     api.stores.accounts.set_avatar(&identity.user, &avatar).await.map_err(|_| ApiError::Unavailable)?;
     tracing::info!(user = %identity.user, bytes = avatar.bytes.len(), "avatar updated");
+    api.chat.avatar_changed(&identity.user);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -19,6 +19,7 @@ pub use bearer::Bearer;
 pub use error::ApiError;
 
 use crate::auth::Auth;
+use crate::chat::Chat;
 use crate::store::Stores;
 
 /// Largest JSON body the account endpoints read.
@@ -30,6 +31,8 @@ pub struct Api {
     auth: Auth,
     stores: Stores,
     limits: Arc<Limits>,
+    /// The chat, told of changes its clients should hear about (avatars).
+    chat: Chat,
 }
 
 /// The limits clients may want to check before sending (`GET /api/config`).
@@ -55,9 +58,10 @@ pub struct Limits {
 }
 
 impl Api {
-    /// The API over these accounts and stores, publishing `limits`.
-    pub fn new(auth: Auth, stores: Stores, limits: Limits) -> Self {
-        Self { auth, stores, limits: Arc::new(limits) }
+    /// The API over these accounts and stores, publishing `limits`, telling
+    /// `chat` what its clients should hear about.
+    pub fn new(auth: Auth, stores: Stores, limits: Limits, chat: Chat) -> Self {
+        Self { auth, stores, limits: Arc::new(limits), chat }
     }
 }
 

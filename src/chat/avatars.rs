@@ -1,0 +1,63 @@
+//! `avatar changed`: tells everyone online that a user's picture changed, so
+//! clients fetch that one picture again instead of checking every avatar they
+//! show on a timer (which costs each client a request per user online).
+
+use std::sync::Mutex;
+
+use socketioxide::SocketIo;
+use socketioxide::adapter::Adapter;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::wire::UserEntry;
+use super::{Chat, channels, log_emit};
+use crate::domain::Username;
+
+/// Users whose avatar changed, waiting for the announcer.
+#[derive(Default)]
+pub(super) struct Changes {
+    names: Mutex<Vec<Username>>,
+    noted: Notify,
+}
+
+impl Changes {
+    /// Notes a change and wakes the announcer.
+    pub(super) fn note(&self, user: &Username) {
+        let mut names = self.names.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !names.contains(user) {
+            names.push(user.clone());
+        }
+        self.noted.notify_one();
+    }
+
+    /// Waits for changes and takes them all.
+    async fn next(&self) -> Vec<Username> {
+        loop {
+            let names =
+                std::mem::take(&mut *self.names.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+            if !names.is_empty() {
+                return names;
+            }
+            self.noted.notified().await;
+        }
+    }
+}
+
+/// Starts the task that sends `avatar changed` { username } to every
+/// logged-in socket of the deployment (through the adapter, so the instance
+/// that took the upload tells the others). It runs until aborted.
+pub(super) fn spawn_announcer<A: Adapter>(io: SocketIo<A>, chat: Chat) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let names = chat.0.avatar_changes.next().await;
+            for username in names {
+                let Some(namespace) = super::namespace(&io) else { break };
+                let event = UserEntry { username };
+                log_emit(
+                    "avatar changed",
+                    namespace.to(channels::ONLINE).emit("avatar changed", &event).await,
+                );
+            }
+        }
+    })
+}
