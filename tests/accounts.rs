@@ -233,4 +233,11 @@ async fn a_new_avatar_is_announced_to_everyone_online() {
 
     assert_eq!(put(b"not a picture".to_vec()).await.unwrap().status(), 415);
     bob.expect_none("avatar changed", Duration::from_millis(300)).await;
+
+    // Uploads in quick succession are announced together, once.
+    for _ in 0..5 {
+        assert_eq!(put(png(100)).await.unwrap().status(), 204);
+    }
+    assert_eq!(bob.next("avatar changed").await, json!({ "username": "lena" }));
+    bob.expect_none("avatar changed", Duration::from_millis(1500)).await;
 }

@@ -3,6 +3,7 @@
 //! show on a timer (which costs each client a request per user online).
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
@@ -12,6 +13,11 @@ use tokio::task::JoinHandle;
 use super::wire::UserEntry;
 use super::{Chat, channels, log_emit};
 use crate::domain::Username;
+
+/// Least time between two rounds of announcements: changes made meanwhile
+/// (one account uploading again and again) go out together, once per user,
+/// so uploads cannot make every client refetch faster than this.
+const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Users whose avatar changed, waiting for the announcer.
 #[derive(Default)]
@@ -45,7 +51,8 @@ impl Changes {
 
 /// Starts the task that sends `avatar changed` { username } to every
 /// logged-in socket of the deployment (through the adapter, so the instance
-/// that took the upload tells the others). It runs until aborted.
+/// that took the upload tells the others), at most one round every
+/// [`ANNOUNCE_INTERVAL`]. It runs until aborted.
 pub(super) fn spawn_announcer<A: Adapter>(io: SocketIo<A>, chat: Chat) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
@@ -58,6 +65,7 @@ pub(super) fn spawn_announcer<A: Adapter>(io: SocketIo<A>, chat: Chat) -> JoinHa
                     namespace.to(channels::ONLINE).emit("avatar changed", &event).await,
                 );
             }
+            tokio::time::sleep(ANNOUNCE_INTERVAL).await;
         }
     })
 }
