@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::wire::UserEntry;
-use super::{Chat, channels, log_emit};
+use super::{Chat, log_emit};
 use crate::domain::Username;
 
 /// Least time between two rounds of announcements: changes made meanwhile
@@ -58,12 +58,9 @@ pub(super) fn spawn_announcer<A: Adapter>(io: SocketIo<A>, chat: Chat) -> JoinHa
         loop {
             let names = chat.0.avatar_changes.next().await;
             for username in names {
-                let Some(namespace) = super::namespace(&io) else { break };
+                let Some(online) = super::online(&io) else { break };
                 let event = UserEntry { username };
-                log_emit(
-                    "avatar changed",
-                    namespace.to(channels::ONLINE).emit("avatar changed", &event).await,
-                );
+                log_emit("avatar changed", online.emit("avatar changed", &event).await);
             }
             tokio::time::sleep(ANNOUNCE_INTERVAL).await;
         }

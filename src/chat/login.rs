@@ -10,7 +10,7 @@ use socketioxide::socket::{DisconnectReason, Sid};
 use super::extract::{InOrder, Payload, Reply};
 use super::socket_state::SocketState;
 use super::wire::{AddUser, LoggedIn, LoginEvent, MemberEvent, UsersList};
-use super::{Chat, ChatError, channels, log_emit, namespace, presence};
+use super::{Chat, ChatError, channels, log_emit, namespace, online, presence};
 use crate::auth::{Identity, IdentityKind};
 use crate::domain::Username;
 use crate::store::{Login, Logout, OwnerProof};
@@ -199,8 +199,8 @@ pub async fn recheck_guests<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> usize 
 /// Tells every logged-in socket of the deployment that `user` is online:
 /// after a resync, for users the rest of the deployment had not seen.
 pub async fn announce_login<A: Adapter>(chat: &Chat, io: &SocketIo<A>, user: &Username, num_users: usize) {
-    let Some(namespace) = namespace(io) else { return };
-    presence::user_joined(chat, namespace.to(channels::ONLINE), user, num_users).await;
+    let Some(online) = online(io) else { return };
+    presence::user_joined(chat, online, user, num_users).await;
 }
 
 /// The secret that lets a client take its name back: 128 random bits, hex.

@@ -267,6 +267,12 @@ pub fn namespace<A: Adapter>(io: &SocketIo<A>) -> Option<BroadcastOperators<A>> 
     operators
 }
 
+/// Broadcast operators on every logged-in socket of the deployment, or
+/// `None` once the namespace is closed (see [`namespace`]).
+fn online<A: Adapter>(io: &SocketIo<A>) -> Option<BroadcastOperators<A>> {
+    namespace(io).map(|namespace| namespace.to(channels::ONLINE))
+}
+
 /// Logs a failed emit. The request that caused it still succeeded: a
 /// recipient that vanished mid-send is not the sender's problem.
 fn log_emit<E: Display>(event: &str, result: Result<(), E>) {

@@ -29,7 +29,7 @@ use socketioxide::operators::BroadcastOperators;
 use tokio::task::JoinHandle;
 
 use super::wire::{PresenceEvent, UserEntry, UserEvent, UsersList};
-use super::{Chat, channels, log_emit};
+use super::{Chat, log_emit};
 use crate::domain::Username;
 use crate::store::StoreError;
 
@@ -170,8 +170,8 @@ async fn send_batch<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> Result<bool, S
             None => event.left.push(UserEntry { username: user }),
         }
     }
-    let Some(namespace) = super::namespace(io) else { return Ok(true) };
-    log_emit("presence", namespace.to(channels::ONLINE).emit("presence", &event).await);
+    let Some(online) = super::online(io) else { return Ok(true) };
+    log_emit("presence", online.emit("presence", &event).await);
     Ok(true)
 }
 
@@ -205,8 +205,8 @@ async fn push_users<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> Result<(), Sto
     if users.len() > PUSH_MAX_USERS {
         return Ok(());
     }
-    if let Some(namespace) = super::namespace(io) {
-        log_emit("users", namespace.to(channels::ONLINE).emit("users", &UsersList::new(users)).await);
+    if let Some(online) = super::online(io) {
+        log_emit("users", online.emit("users", &UsersList::new(users)).await);
     }
     Ok(())
 }
