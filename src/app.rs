@@ -288,6 +288,7 @@ pub fn services(config: &Config, instance: &Instance, stores: Stores, secret: &[
         max_sockets_per_user: config.max_sockets_per_user,
         max_connections_per_address: config.max_connections_per_address,
         announce_max_users: config.announce_max_users,
+        session_check: std::time::Duration::from_millis(config.session_check_ms),
     };
     let chat =
         Chat::new(stores.clone(), auth.clone(), policy, instance.id.clone(), config.history_limit as usize);

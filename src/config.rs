@@ -82,8 +82,15 @@ pub struct Config {
     pub secret_file: Option<PathBuf>,
 
     /// How long login tokens stay valid, in seconds.
-    #[arg(long, env = "TOKEN_TTL_SECS", default_value_t = 24 * 3600, value_parser = clap::value_parser!(u64).range(60..))]
+    #[arg(long, env = "TOKEN_TTL_SECS", default_value_t = 24 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
     pub token_ttl_secs: u64,
+
+    /// How often, in milliseconds, each instance checks the tokens its
+    /// sockets stand on and disconnects those revoked (logout, password
+    /// change, deleted account) or expired. A revocation made through an
+    /// instance's API acts there at once; on the others within this time.
+    #[arg(long, env = "SESSION_CHECK_MS", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub session_check_ms: u64,
 
     /// Whether guests may chat without an account (`add user`).
     #[arg(long, env = "ALLOW_GUESTS", default_value_t = true, action = clap::ArgAction::Set)]

@@ -129,10 +129,14 @@ async fn a_token_logs_a_socket_in_at_connect() {
 async fn bad_and_expired_tokens_are_refused_at_connect() {
     let app = spawn_app().await;
     app.account("gina").await;
-    let expired = Tokens::new(TEST_SECRET.as_bytes(), Duration::ZERO)
-        .issue(&Identity { user: Username::parse("gina").unwrap(), kind: IdentityKind::Account });
-    let forged = Tokens::new(b"some other deployment's secret!!", Duration::from_secs(60))
-        .issue(&Identity { user: Username::parse("gina").unwrap(), kind: IdentityKind::Account });
+    let expired = Tokens::new(TEST_SECRET.as_bytes(), Duration::ZERO).issue(
+        &Identity { user: Username::parse("gina").unwrap(), kind: IdentityKind::Account("x".into()) },
+        0,
+    );
+    let forged = Tokens::new(b"some other deployment's secret!!", Duration::from_secs(60)).issue(
+        &Identity { user: Username::parse("gina").unwrap(), kind: IdentityKind::Account("x".into()) },
+        0,
+    );
     for token in [json!("garbage"), json!(expired), json!(forged), json!(42)] {
         let refused = Client::connect_with_auth(app.addr, Some(json!({ "token": token }))).await;
         let error = refused.err().unwrap_or_else(|| panic!("token {token} was accepted"));
@@ -143,8 +147,10 @@ async fn bad_and_expired_tokens_are_refused_at_connect() {
         );
     }
     // A token for an account that does not exist (signed with the right secret) is refused too.
-    let ghost = Tokens::new(TEST_SECRET.as_bytes(), Duration::from_secs(60))
-        .issue(&Identity { user: Username::parse("ghost").unwrap(), kind: IdentityKind::Account });
+    let ghost = Tokens::new(TEST_SECRET.as_bytes(), Duration::from_secs(60)).issue(
+        &Identity { user: Username::parse("ghost").unwrap(), kind: IdentityKind::Account("x".into()) },
+        0,
+    );
     assert!(Client::connect_with_auth(app.addr, Some(json!({ "token": ghost }))).await.is_err());
 }
 

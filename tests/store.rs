@@ -8,7 +8,7 @@ mod common;
 
 use std::sync::Arc;
 
-use chatwire::domain::{Conversation, IdGenerator, Message, RoomName, Target, Text, Username};
+use chatwire::domain::{Conversation, IdGenerator, Message, RoomName, Target, Text, UserId, Username};
 use chatwire::store::{HistoryPage, MemoryStore, OwnerProof, RedisStore, SocketKey, Store, StoreError};
 use common::redis::{RedisCluster, RedisServer};
 
@@ -82,7 +82,9 @@ async fn online_users_are_sorted_counted_and_found_by_any_case(new: Factory) {
     let names: Vec<String> = store.online_users().await.unwrap().iter().map(|u| u.to_string()).collect();
     assert_eq!(names, ["Alice", "bob", "carol"]);
     let found = store.find_online(&[user("CAROL"), user("alice")]).await.unwrap();
-    assert_eq!(found.iter().map(|u| u.as_str()).collect::<Vec<_>>(), ["carol", "Alice"]);
+    assert_eq!(found.iter().map(|(u, _)| u.as_str()).collect::<Vec<_>>(), ["carol", "Alice"]);
+    assert_eq!(found[0].1, proof("carol").user_id(), "with the identity holding the name");
+    assert_eq!(found[1].1, proof("Alice").user_id());
     let missing = store.find_online(&[user("bob"), user("ghost")]).await;
     assert_eq!(missing, Err(StoreError::UnknownUser("ghost".into())));
     let states = store.presence_of(&[user("ghost"), user("ALICE")]).await.unwrap();
@@ -153,7 +155,7 @@ async fn history_pages_and_caps(new: Factory) {
     let mut sent = Vec::new();
     for i in 0..8 {
         let m = message(&ids, "alice", Target::Room(room("general")), &format!("m{i}"));
-        store.append_message(&m).await.unwrap();
+        store.append_message(&Conversation::Room(room("general")), &m).await.unwrap();
         sent.push(m);
     }
     let conversation = Conversation::Room(room("general"));
@@ -185,21 +187,26 @@ async fn history_pages_and_caps(new: Factory) {
 async fn history_keeps_conversations_apart(new: Factory) {
     let (store, _guard) = new(100).await;
     let ids = IdGenerator::new();
+    let (alice, bob, carol) = (UserId::account("alice"), UserId::guest("bob"), UserId::guest("carol"));
+    let later_bob = UserId::guest("another bob");
     let to_bob = message(&ids, "alice", Target::User(user("bob")), "hi bob");
     let group = message(&ids, "alice", Target::Users(vec![user("bob"), user("carol")]), "hi both");
     let room_msg = message(&ids, "alice", Target::Room(room("general")), "hi room");
-    for m in [&to_bob, &group, &room_msg] {
-        store.append_message(m).await.unwrap();
+    let pair = Conversation::private(&alice, [&bob]);
+    let trio = Conversation::private(&alice, [&bob, &carol]);
+    let general = Conversation::Room(room("general"));
+    for (conversation, m) in [(&pair, &to_bob), (&trio, &group), (&general, &room_msg)] {
+        store.append_message(conversation, m).await.unwrap();
     }
     let all = HistoryPage { before: None, after: None, limit: 100 };
-    let pair = store.history(&Conversation::direct(&user("Bob"), &[user("alice")]), &all).await.unwrap();
-    assert_eq!(pair, [to_bob]);
-    let trio = store
-        .history(&Conversation::direct(&user("carol"), &[user("bob"), user("alice")]), &all)
-        .await
-        .unwrap();
-    assert_eq!(trio, [group]);
-    assert_eq!(store.history(&Conversation::Room(room("general")), &all).await.unwrap(), [room_msg]);
+    let read = async |conversation: Conversation| store.history(&conversation, &all).await.unwrap();
+    assert_eq!(read(Conversation::private(&bob, [&alice])).await, [to_bob]);
+    assert_eq!(read(Conversation::private(&carol, [&bob, &alice])).await, [group]);
+    assert_eq!(read(general).await, [room_msg]);
+    assert!(
+        read(Conversation::private(&later_bob, [&alice])).await.is_empty(),
+        "another identity under the same name reads nothing"
+    );
 }
 
 async fn concurrent_claims_of_one_name_have_one_winner(new: Factory) {

@@ -13,13 +13,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::domain::{Password, Username, ValidationError};
+use crate::domain::{Password, UserId, Username, ValidationError};
 use crate::store::{Account, AccountStore, OwnerProof, Store, StoreError};
-pub use tokens::{TokenError, Tokens};
-
-/// The proof under which every session of an account holds its name.
-/// Guest proofs are 64 hex characters, so they can never equal it.
-const ACCOUNT_PROOF: &str = "account";
+pub use tokens::{Session, TokenError, Tokens};
 
 /// Login and registration attempts one address may make per window.
 pub const ATTEMPTS_PER_ADDRESS: u64 = 30;
@@ -42,24 +38,34 @@ pub struct Identity {
 /// What kind of user an identity is.
 #[derive(Debug, Clone, PartialEq)]
 pub enum IdentityKind {
-    /// A registered account: owns its name for good.
-    Account,
+    /// A registered account (by its id): owns its name for good.
+    Account(String),
     /// A guest: holds the name only while online, under this proof.
     Guest(OwnerProof),
 }
 
 impl Identity {
+    /// The identity of an account.
+    pub fn of_account(account: &Account) -> Self {
+        Self { user: account.name.clone(), kind: IdentityKind::Account(account.id.clone()) }
+    }
+
     /// The proof this identity holds its name under in presence.
     pub fn proof(&self) -> OwnerProof {
         match &self.kind {
-            IdentityKind::Account => OwnerProof(ACCOUNT_PROOF.into()),
+            IdentityKind::Account(id) => OwnerProof::account(id),
             IdentityKind::Guest(proof) => proof.clone(),
         }
     }
 
+    /// Who this is, whatever the name: what private conversations and files belong to.
+    pub fn id(&self) -> UserId {
+        self.proof().user_id()
+    }
+
     /// True for registered accounts.
     pub fn is_account(&self) -> bool {
-        self.kind == IdentityKind::Account
+        matches!(self.kind, IdentityKind::Account(_))
     }
 }
 
@@ -84,12 +90,21 @@ pub enum AuthError {
     /// A guest token whose session is over (the name was released).
     #[error("this guest session has ended; log in again")]
     SessionEnded,
+    /// The token was revoked (a logout, a password change, a deleted account).
+    #[error("this token was revoked; log in again")]
+    Revoked,
     /// Too many attempts; try again later.
     #[error("too many attempts; try again in {} s", .0.as_secs())]
     RateLimited(Duration),
     /// The state store is unreachable.
     #[error("the account service is unavailable, try again shortly")]
     Unavailable,
+    /// Only accounts can do this (a guest token was used).
+    #[error("only registered accounts can do this")]
+    NotAnAccount,
+    /// The account changed during the request (another change won); retry.
+    #[error("the account changed meanwhile; try again")]
+    Conflict,
 }
 
 impl From<StoreError> for AuthError {
@@ -133,7 +148,9 @@ impl Auth {
             tracing::error!(error = %err, "password hashing failed");
             AuthError::Unavailable
         })?;
-        self.0.accounts.create_account(&Account { name: user.clone(), password_hash }).await?;
+        let account =
+            Account { id: ulid::Ulid::new().to_string(), name: user.clone(), password_hash, generation: 0 };
+        self.0.accounts.create_account(&account).await?;
         tracing::info!(user = %user, "account registered");
         Ok(user)
     }
@@ -154,10 +171,12 @@ impl Auth {
             return Err(AuthError::RateLimited(NAME_WINDOW));
         }
         let account = self.0.accounts.account(&user).await?;
-        let registered = account.as_ref().map(|account| account.name.clone());
-        if passwords::verify(password, account.map(|account| account.password_hash)).await {
-            let identity = Identity { user: registered.unwrap_or(user), kind: IdentityKind::Account };
-            let token = self.0.tokens.issue(&identity);
+        let hash = account.as_ref().map(|account| account.password_hash.clone());
+        if passwords::verify(password, hash).await
+            && let Some(account) = account
+        {
+            let identity = Identity::of_account(&account);
+            let token = self.0.tokens.issue(&identity, account.generation);
             return Ok((identity, token));
         }
         tracing::info!(user = %user, %from, "failed login");
@@ -172,31 +191,140 @@ impl Auth {
 
     /// A token for a guest holding `user` under `proof`.
     pub fn guest_token(&self, user: &Username, proof: &OwnerProof) -> String {
-        self.0.tokens.issue(&Identity { user: user.clone(), kind: IdentityKind::Guest(proof.clone()) })
+        self.0.tokens.issue(&Identity { user: user.clone(), kind: IdentityKind::Guest(proof.clone()) }, 0)
     }
 
-    /// The identity a token proves (signature and expiry only).
-    pub fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+    /// The session a token proves (signature and expiry only).
+    pub fn verify(&self, token: &str) -> Result<Session, AuthError> {
         self.0.tokens.verify(token).map_err(AuthError::BadToken)
     }
 
-    /// Verifies a token and that its identity still stands: an account still
-    /// exists; a guest still holds the name under the same proof.
-    pub async fn authenticate(&self, token: &str) -> Result<Identity, AuthError> {
-        let identity = self.verify(token)?;
-        match &identity.kind {
-            IdentityKind::Account => {
-                if self.0.accounts.account(&identity.user).await?.is_none() {
-                    return Err(AuthError::BadCredentials);
-                }
-            }
-            IdentityKind::Guest(proof) => {
-                if self.0.presence.owner_of(&identity.user).await?.as_ref() != Some(proof) {
-                    return Err(AuthError::SessionEnded);
-                }
-            }
+    /// Verifies a token and that its identity still stands: not revoked; an
+    /// account still exists as the same account (same id, the token's
+    /// generation); a guest still holds the name under the same proof.
+    pub async fn authenticate(&self, token: &str) -> Result<Session, AuthError> {
+        let session = self.verify(token)?;
+        self.check(&session).await?;
+        if let IdentityKind::Guest(proof) = &session.identity.kind
+            && self.0.presence.owner_of(&session.identity.user).await?.as_ref() != Some(proof)
+        {
+            return Err(AuthError::SessionEnded);
         }
-        Ok(identity)
+        Ok(session)
+    }
+
+    /// Checks what a signature cannot: that the token was not revoked and,
+    /// for an account, that the account still exists as the one the token
+    /// was issued for. A guest's name is not checked: the handshake lets a
+    /// guest token take its free name back.
+    pub async fn check(&self, session: &Session) -> Result<(), AuthError> {
+        if self.0.accounts.revoked_tokens(&[session.jti.as_str()]).await?[..] != [false] {
+            return Err(AuthError::Revoked);
+        }
+        match &session.identity.kind {
+            IdentityKind::Account(id) => {
+                let account = self.0.accounts.account(&session.identity.user).await?;
+                match account {
+                    Some(account) if account.id == *id && account.generation == session.generation => Ok(()),
+                    Some(account) if account.id == *id => Err(AuthError::Revoked),
+                    _ => Err(AuthError::BadCredentials),
+                }
+            }
+            IdentityKind::Guest(_) => Ok(()),
+        }
+    }
+
+    /// Which of these sessions no longer stand (revoked, expired, or their
+    /// account changed or gone), checked in one pass: one read of the
+    /// revocation list and one per distinct account. Store errors leave a
+    /// session standing: it is checked again next time.
+    pub async fn fallen(&self, sessions: &[&Session]) -> Vec<bool> {
+        let jtis: Vec<&str> = sessions.iter().map(|session| session.jti.as_str()).collect();
+        let revoked = self.0.accounts.revoked_tokens(&jtis).await.unwrap_or_else(|err| {
+            tracing::warn!(error = %err, "cannot read revoked tokens; checking again later");
+            vec![false; sessions.len()]
+        });
+        let mut accounts: std::collections::HashMap<&str, Option<Option<Account>>> = Default::default();
+        let mut fallen = Vec::with_capacity(sessions.len());
+        for (session, revoked) in sessions.iter().zip(revoked) {
+            let mut gone = revoked || session.is_expired();
+            if let (false, IdentityKind::Account(id)) = (gone, &session.identity.kind) {
+                let user = &session.identity.user;
+                let account = match accounts.get(user.key()) {
+                    Some(known) => known.clone(),
+                    None => {
+                        let read = self.0.accounts.account(user).await.ok();
+                        accounts.insert(user.key(), read.clone());
+                        read
+                    }
+                };
+                gone = match account {
+                    Some(Some(account)) => account.id != *id || account.generation != session.generation,
+                    Some(None) => true,
+                    None => false,
+                };
+            }
+            fallen.push(gone);
+        }
+        fallen
+    }
+
+    /// `POST /api/logout`: revokes the token, until it would have expired.
+    pub async fn log_out(&self, session: &Session) -> Result<(), AuthError> {
+        self.0.accounts.revoke_token(&session.jti, session.remaining()).await?;
+        tracing::info!(user = %session.identity.user, "token revoked by logout");
+        Ok(())
+    }
+
+    /// The account behind a session, after checking its current password.
+    async fn account_with_password(&self, session: &Session, password: &str) -> Result<Account, AuthError> {
+        let IdentityKind::Account(id) = &session.identity.kind else { return Err(AuthError::NotAnAccount) };
+        let password = Password::parse(password).map_err(|_| AuthError::BadCredentials)?;
+        let account = self.0.accounts.account(&session.identity.user).await?;
+        let account = account.filter(|account| account.id == *id).ok_or(AuthError::BadCredentials)?;
+        if !passwords::verify(password, Some(account.password_hash.clone())).await {
+            return Err(AuthError::BadCredentials);
+        }
+        Ok(account)
+    }
+
+    /// `POST /api/me/password`: checks the current password, sets the new
+    /// one and revokes every token of the account; returns a fresh token.
+    pub async fn change_password(
+        &self,
+        session: &Session,
+        current: &str,
+        new: &str,
+    ) -> Result<String, AuthError> {
+        let new = Password::parse(new).map_err(AuthError::Invalid)?;
+        let account = self.account_with_password(session, current).await?;
+        let password_hash = passwords::hash(new).await.map_err(|err| {
+            tracing::error!(error = %err, "password hashing failed");
+            AuthError::Unavailable
+        })?;
+        let changed = Account { password_hash, generation: account.generation + 1, ..account.clone() };
+        if !self.0.accounts.replace_account(&account, &changed).await? {
+            return Err(AuthError::Conflict);
+        }
+        tracing::info!(user = %account.name, "password changed; earlier tokens revoked");
+        Ok(self.0.tokens.issue(&Identity::of_account(&changed), changed.generation))
+    }
+
+    /// `DELETE /api/me`: checks the password, then deletes the account and
+    /// its avatar. Its tokens stop working at once; its private history
+    /// belongs to its id, which nobody can hold again.
+    pub async fn delete_account(&self, session: &Session, password: &str) -> Result<Username, AuthError> {
+        let account = self.account_with_password(session, password).await?;
+        if !self.0.accounts.delete_account(&account).await? {
+            return Err(AuthError::Conflict);
+        }
+        tracing::info!(user = %account.name, "account deleted");
+        Ok(account.name)
+    }
+
+    /// The account registered under `user`'s name, if any.
+    pub async fn account(&self, user: &Username) -> Result<Option<Account>, StoreError> {
+        self.0.accounts.account(user).await
     }
 
     /// True if `user` is a registered account's name.

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64;
 use hmac::{Hmac, Mac};
+use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
@@ -46,8 +47,43 @@ struct Claims {
     /// Guests: the proof their name is held under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     proof: Option<String>,
+    /// Accounts: the account's id, so a token never opens another account
+    /// registered later under the same name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aid: Option<String>,
+    /// Accounts: the account's generation when issued (a password change
+    /// raises it, revoking every earlier token).
+    #[serde(default)]
+    generation: u64,
+    /// This token's own id, for revoking it alone (logout).
+    jti: String,
     iat: u64,
     exp: u64,
+}
+
+/// A verified token: who it names, and what it takes to revoke it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    /// Who the token proves.
+    pub identity: Identity,
+    /// The token's own id (its entry in the revocation list).
+    pub jti: String,
+    /// Accounts: the account generation it was issued under.
+    pub generation: u64,
+    /// When it expires, in seconds since the Unix epoch.
+    pub expires_at: u64,
+}
+
+impl Session {
+    /// True once the token has expired.
+    pub fn is_expired(&self) -> bool {
+        self.expires_at <= now_secs()
+    }
+
+    /// How long the token has left (zero once expired).
+    pub fn remaining(&self) -> Duration {
+        Duration::from_secs(self.expires_at.saturating_sub(now_secs()))
+    }
 }
 
 #[derive(Serialize, Deserialize, PartialEq)]
@@ -80,18 +116,24 @@ impl Tokens {
         HmacSha256::new_from_slice(&self.secret).unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
     }
 
-    /// A token for `identity`, expiring after the configured time.
-    pub fn issue(&self, identity: &Identity) -> String {
+    /// A token for `identity` (for an account, issued under its
+    /// `generation`), expiring after the configured time.
+    pub fn issue(&self, identity: &Identity, generation: u64) -> String {
         let iat = now_secs();
-        let (kind, proof) = match &identity.kind {
-            IdentityKind::Account => (Kind::Account, None),
-            IdentityKind::Guest(proof) => (Kind::Guest, Some(proof.0.clone())),
+        let (kind, proof, aid) = match &identity.kind {
+            IdentityKind::Account(id) => (Kind::Account, None, Some(id.clone())),
+            IdentityKind::Guest(proof) => (Kind::Guest, Some(proof.0.clone()), None),
         };
+        let mut jti = [0u8; 16];
+        rand::rng().fill_bytes(&mut jti);
         let claims = Claims {
             sub: identity.user.key().to_owned(),
             name: identity.user.to_string(),
             kind,
             proof,
+            aid,
+            generation,
+            jti: BASE64.encode(jti),
             iat,
             exp: iat + self.ttl.as_secs(),
         };
@@ -103,8 +145,10 @@ impl Tokens {
         format!("{signing_input}.{signature}")
     }
 
-    /// The identity a token proves, if it is genuine and unexpired.
-    pub fn verify(&self, token: &str) -> Result<Identity, TokenError> {
+    /// The session a token proves, if it is genuine and unexpired. Tokens
+    /// issued before accounts had ids (no `aid`) are refused: their holders
+    /// log in again.
+    pub fn verify(&self, token: &str) -> Result<Session, TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Malformed);
         }
@@ -126,12 +170,20 @@ impl Tokens {
         if user.key() != claims.sub {
             return Err(TokenError::Malformed);
         }
-        let kind = match (claims.kind, claims.proof) {
-            (Kind::Account, None) => IdentityKind::Account,
-            (Kind::Guest, Some(proof)) => IdentityKind::Guest(OwnerProof(proof)),
+        let kind = match (claims.kind, claims.proof, claims.aid) {
+            (Kind::Account, None, Some(id)) => IdentityKind::Account(id),
+            (Kind::Guest, Some(proof), None) => IdentityKind::Guest(OwnerProof(proof)),
             _ => return Err(TokenError::Malformed),
         };
-        Ok(Identity { user, kind })
+        if claims.jti.is_empty() || claims.jti.len() > 64 {
+            return Err(TokenError::Malformed);
+        }
+        Ok(Session {
+            identity: Identity { user, kind },
+            jti: claims.jti,
+            generation: claims.generation,
+            expires_at: claims.exp,
+        })
     }
 }
 
@@ -144,29 +196,33 @@ mod tests {
     use super::*;
 
     fn alice() -> Identity {
-        Identity { user: Username::parse("Alice").unwrap(), kind: IdentityKind::Account }
+        Identity { user: Username::parse("Alice").unwrap(), kind: IdentityKind::Account("01ACCOUNT".into()) }
     }
 
     #[test]
     fn a_token_proves_who_it_was_issued_to() {
         let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
-        let identity = tokens.verify(&tokens.issue(&alice())).unwrap();
-        assert_eq!(identity.user.as_str(), "Alice");
-        assert_eq!(identity.kind, IdentityKind::Account);
+        let session = tokens.verify(&tokens.issue(&alice(), 7)).unwrap();
+        assert_eq!(session.identity, alice());
+        assert_eq!(session.generation, 7);
+        assert!(!session.is_expired());
         let guest = Identity {
             user: Username::parse("bob").unwrap(),
             kind: IdentityKind::Guest(OwnerProof("p".into())),
         };
-        assert_eq!(tokens.verify(&tokens.issue(&guest)).unwrap(), guest);
+        let first = tokens.verify(&tokens.issue(&guest, 0)).unwrap();
+        assert_eq!(first.identity, guest);
+        let second = tokens.verify(&tokens.issue(&guest, 0)).unwrap();
+        assert_ne!(first.jti, second.jti, "each token can be revoked alone");
     }
 
     #[test]
     fn forged_tampered_and_expired_tokens_are_refused() {
         let tokens = Tokens::new(b"secret one secret one secret one!", Duration::from_secs(60));
         let other = Tokens::new(b"secret two secret two secret two!", Duration::from_secs(60));
-        assert_eq!(tokens.verify(&other.issue(&alice())), Err(TokenError::BadSignature));
+        assert_eq!(tokens.verify(&other.issue(&alice(), 0)), Err(TokenError::BadSignature));
 
-        let token = tokens.issue(&alice());
+        let token = tokens.issue(&alice(), 0);
         let (head, _) = token.rsplit_once('.').unwrap();
         let (header, payload) = head.split_once('.').unwrap();
         let claims = String::from_utf8(BASE64.decode(payload).unwrap())
@@ -183,6 +239,6 @@ mod tests {
         }
 
         let expired = Tokens::new(b"secret one secret one secret one!", Duration::ZERO);
-        assert_eq!(expired.verify(&expired.issue(&alice())), Err(TokenError::Expired));
+        assert_eq!(expired.verify(&expired.issue(&alice(), 0)), Err(TokenError::Expired));
     }
 }

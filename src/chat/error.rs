@@ -49,6 +49,12 @@ pub enum ChatError {
     /// The user has as many sockets logged in as allowed.
     #[error("too many connections logged in as this user (at most {0})")]
     TooManySockets(u32),
+    /// The token the socket stood on was revoked (logout, password change,
+    /// deleted account) or expired; sent as `chat error` before disconnecting.
+    #[error(
+        "your session has ended (logged out, password changed, account deleted, or token expired): log in again"
+    )]
+    SessionEnded,
     /// The state store failed; the request may succeed if retried.
     #[error("the server cannot reach its state store, try again shortly")]
     Unavailable,
@@ -81,6 +87,7 @@ impl ChatError {
             Self::RateLimited => "rate_limited",
             Self::TooManyRooms(_) => "too_many_rooms",
             Self::TooManySockets(_) => "too_many_sockets",
+            Self::SessionEnded => "session_ended",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }

@@ -48,38 +48,39 @@ pub async fn authenticate<A: Adapter>(
             Err(Refusal(ChatError::GuestsDisabled.to_string()))
         };
     };
-    let identity =
-        chat.auth().verify(&token).map_err(|err| Refusal(format!("authentication failed: {err}")))?;
-    let still_valid = match &identity.kind {
-        IdentityKind::Account => chat.auth().is_registered(&identity.user).await,
+    let refused = |err: AuthError| Refusal(format!("authentication failed: {err}"));
+    let session = chat.auth().verify(&token).map_err(refused)?;
+    // Revoked, or an account deleted or re-registered by someone else since.
+    chat.auth().check(&session).await.map_err(refused)?;
+    if let IdentityKind::Guest(_) = &session.identity.kind {
         // A guest token may reclaim its name, unless the name was registered since.
-        IdentityKind::Guest(_) if !chat.policy().allow_guests => {
+        if !chat.policy().allow_guests {
             return Err(Refusal(ChatError::GuestsDisabled.to_string()));
         }
-        IdentityKind::Guest(_) => {
-            chat.auth().is_registered(&identity.user).await.map(|registered| !registered)
+        match chat.auth().is_registered(&session.identity.user).await {
+            Ok(false) => {}
+            Ok(true) => return Err(refused(AuthError::BadCredentials)),
+            Err(err) => return Err(refused(AuthError::from(err))),
         }
-    };
-    match still_valid {
-        Ok(true) => {
-            SocketState::of(socket).set_pending(identity);
-            Ok(())
-        }
-        Ok(false) => Err(Refusal(format!("authentication failed: {}", AuthError::BadCredentials))),
-        Err(err) => Err(Refusal(format!("authentication failed: {}", AuthError::from(err)))),
     }
+    SocketState::of(socket).set_pending(session);
+    Ok(())
 }
 
 /// Connect handler: logs in a socket that brought a token. Runs before the
 /// socket's first event (it holds the first place in the socket's queue).
 pub async fn on_connect<A: Adapter>(turn: InOrder, State(chat): State<Chat>, socket: SocketRef<A>) {
     let _turn = turn.wait().await;
-    let Some(identity) = SocketState::of(&socket).take_pending() else {
+    let state = SocketState::of(&socket);
+    let Some(session) = state.take_pending() else {
         return tracing::debug!(sid = %socket.id, "guest socket connected");
     };
-    if let Err(err) = log_in(&chat, &socket, &identity).await {
-        tracing::info!(sid = %socket.id, user = %identity.user, error = %err, "token login refused");
-        let _ = socket.emit("chat error", &err.body());
-        let _ = socket.clone().disconnect();
+    match log_in(&chat, &socket, &session.identity).await {
+        Ok(_) => state.set_session(session),
+        Err(err) => {
+            tracing::info!(sid = %socket.id, user = %session.identity.user, error = %err, "token login refused");
+            let _ = socket.emit("chat error", &err.body());
+            let _ = socket.clone().disconnect();
+        }
     }
 }

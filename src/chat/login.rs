@@ -11,7 +11,7 @@ use super::extract::{InOrder, Payload, Reply};
 use super::socket_state::SocketState;
 use super::wire::{AddUser, LoggedIn, LoginEvent, MemberEvent, UsersList};
 use super::{Chat, ChatError, channels, log_emit, namespace, online, presence};
-use crate::auth::{Identity, IdentityKind};
+use crate::auth::{Identity, IdentityKind, Session};
 use crate::domain::Username;
 use crate::store::{Login, Logout, OwnerProof};
 
@@ -67,6 +67,12 @@ async fn add_user<A: Adapter>(
         SocketState::of(socket).mark_unverified();
     }
     let token = chat.auth().guest_token(&login.user, &identity.proof());
+    match chat.auth().verify(&token) {
+        // The socket stands on its session secret, not the token: it does
+        // not expire with it, but revoking the token (logout) ends it.
+        Ok(session) => SocketState::of(socket).set_session(Session { expires_at: u64::MAX, ..session }),
+        Err(err) => tracing::error!(error = %err, "a token just issued does not verify"),
+    }
     Ok(LoggedIn { username: login.user, num_users: login.num_users, session: session.0, token })
 }
 
@@ -87,7 +93,7 @@ pub(super) async fn log_in<A: Adapter>(
         chat.store().logout(&key).await?;
         return Err(ChatError::TooManySockets(max_sockets));
     }
-    state.set_user(login.user.clone());
+    state.set_user(login.user.clone(), identity.id());
     socket.join([channels::ONLINE.to_owned(), channels::user(&login.user)]);
     log_emit("login", socket.emit("login", &LoginEvent { num_users: login.num_users }));
     if login.first_socket {

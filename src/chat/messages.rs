@@ -11,8 +11,8 @@ use std::time::Instant;
 
 use super::{Chat, ChatError, channels, log_emit};
 use crate::domain::{
-    Attachment, Conversation, FileName, MediaType, Message, MessageId, RoomName, Target, Text, Username,
-    ValidationError,
+    Attachment, Conversation, FileName, MediaType, Message, MessageId, RoomName, Target, Text, UserId,
+    Username, ValidationError,
 };
 use crate::metrics::metrics;
 use crate::store::{HistoryPage, StoreError, StoredFile};
@@ -40,9 +40,9 @@ async fn send<A: Adapter>(
     socket: &SocketRef<A>,
     request: Result<SendMessage, ChatError>,
 ) -> Result<Sent, ChatError> {
-    let from = SocketState::of(socket).logged_in()?;
+    let (from, my_id) = SocketState::of(socket).logged_in_as()?;
     let request = request?;
-    let target = resolve_target(chat, socket, request.room, request.to).await?;
+    let Resolved { target, ids } = resolve_target(chat, socket, request.room, request.to).await?;
     let text = request.text.map(|text| Text::parse(&text)).transpose()?;
     let upload = request.file.map(|file| check_upload(file, chat.policy().max_file_bytes)).transpose()?;
     if text.is_none() && upload.is_none() {
@@ -56,6 +56,10 @@ async fn send<A: Adapter>(
         url: format!("/api/files/{id}"),
         data: Some(data),
     });
+    let conversation = match &target {
+        Target::Room(room) => Conversation::Room(room.clone()),
+        Target::User(_) | Target::Users(_) => Conversation::private(&my_id, &ids),
+    };
     let message = Message::new(id, from, target, text, file);
     let record = message.without_data();
 
@@ -68,8 +72,11 @@ async fn send<A: Adapter>(
         metrics().emit_latency(started.elapsed());
         delivered
     };
-    let (delivered, stored, kept) =
-        tokio::join!(deliver, chat.store().append_message(&record), keep_file(chat, &message),);
+    let (delivered, stored, kept) = tokio::join!(
+        deliver,
+        chat.store().append_message(&conversation, &record),
+        keep_file(chat, &conversation, &message),
+    );
     log_emit("message", delivered);
     if let Err(err) = stored {
         tracing::warn!(id = %message.id, error = %err, "message delivered but not saved to history");
@@ -94,44 +101,75 @@ fn check_upload(file: FileUpload, max_bytes: usize) -> Result<(FileName, MediaTy
 }
 
 /// Stores a message's file so history's URL can serve it.
-async fn keep_file(chat: &Chat, message: &Message) -> Result<(), StoreError> {
+async fn keep_file(chat: &Chat, conversation: &Conversation, message: &Message) -> Result<(), StoreError> {
     let Some(file) = &message.file else { return Ok(()) };
     let Some(bytes) = &file.data else { return Ok(()) };
     let stored = StoredFile {
         id: message.id,
         name: file.name.as_str().to_owned(),
         mime: file.mime.clone(),
-        conversation: message.conversation(),
+        conversation: conversation.clone(),
         bytes: bytes.clone(),
     };
     chat.files().put_file(&stored).await
 }
 
+/// Where a message goes, and who its private recipients are.
+pub(super) struct Resolved {
+    /// The room or the users, as named.
+    pub target: Target,
+    /// The recipients' identities (private and multicast; empty for a room).
+    pub ids: Vec<UserId>,
+}
+
 /// Parses and checks where a message (or a typing notice) goes: a room the
-/// socket joined, or online users.
+/// socket joined, or online users (whose identities the message's
+/// conversation belongs to).
 pub(super) async fn resolve_target<A: Adapter>(
     chat: &Chat,
     socket: &SocketRef<A>,
     room: Option<String>,
     to: Option<Names>,
-) -> Result<Target, ChatError> {
+) -> Result<Resolved, ChatError> {
     match (room, to) {
         (Some(room), None) => {
             let room = RoomName::parse(&room)?;
             ensure_member(socket, &room)?;
-            Ok(Target::Room(room))
+            Ok(Resolved { target: Target::Room(room), ids: Vec::new() })
         }
         (None, Some(Names::One(name))) => {
             let online = chat.store().find_online(&[Username::parse(&name)?]).await?;
-            online.into_iter().next().map(Target::User).ok_or(ChatError::UnknownUser(name))
+            let (user, id) = online.into_iter().next().ok_or(ChatError::UnknownUser(name))?;
+            Ok(Resolved { target: Target::User(user), ids: vec![id] })
         }
         (None, Some(Names::Many(names))) => {
             let names = parse_names(&names)?;
-            Ok(Target::Users(chat.store().find_online(&names).await?))
+            let (users, ids) = chat.store().find_online(&names).await?.into_iter().unzip();
+            Ok(Resolved { target: Target::Users(users), ids })
         }
         (Some(_), Some(_)) => Err(ChatError::invalid_payload("give either `room` or `to`, not both")),
         (None, None) => Err(ChatError::invalid_payload("say where the message goes: `room` or `to`")),
     }
+}
+
+/// Who holds these names now: the online user's identity (a guest session
+/// or an account), else the account registered under the name. `None` if
+/// any name has neither: an ended guest session's conversations stay
+/// unreachable, and a name taken later starts with nothing.
+async fn identities_of(chat: &Chat, names: &[Username]) -> Result<Option<Vec<UserId>>, ChatError> {
+    let holders = chat.store().holders_of(names).await?;
+    let mut ids = Vec::with_capacity(names.len());
+    for (name, holder) in names.iter().zip(holders) {
+        let id = match holder {
+            Some((_, proof)) => proof.user_id(),
+            None => match chat.auth().account(name).await? {
+                Some(account) => UserId::account(&account.id),
+                None => return Ok(None),
+            },
+        };
+        ids.push(id);
+    }
+    Ok(Some(ids))
 }
 
 /// A recipient list: 1 to [`MAX_RECIPIENTS`] valid names, duplicates dropped.
@@ -202,16 +240,25 @@ async fn history<A: Adapter>(
     socket: &SocketRef<A>,
     request: Result<HistoryRequest, ChatError>,
 ) -> Result<HistoryPageBody, ChatError> {
-    let me = SocketState::of(socket).logged_in()?;
+    let (_, me) = SocketState::of(socket).logged_in_as()?;
     let request = request?;
-    let conversation = match (request.room, request.with) {
+    let names = match &request.with {
+        Some(Names::One(name)) => Some(vec![Username::parse(name)?]),
+        Some(Names::Many(names)) => Some(parse_names(names)?),
+        None => None,
+    };
+    let conversation = match (request.room, names) {
         (Some(room), None) => {
             let room = RoomName::parse(&room)?;
             ensure_member(socket, &room)?;
             Conversation::Room(room)
         }
-        (None, Some(Names::One(name))) => Conversation::direct(&me, &[Username::parse(&name)?]),
-        (None, Some(Names::Many(names))) => Conversation::direct(&me, &parse_names(&names)?),
+        (None, Some(names)) => match identities_of(chat, &names).await? {
+            Some(ids) => Conversation::private(&me, &ids),
+            // Someone named holds no identity now (a guest whose session
+            // ended): nothing of theirs is anyone's to read.
+            None => return Ok(HistoryPageBody { messages: Vec::new() }),
+        },
         (Some(_), Some(_)) => {
             return Err(ChatError::invalid_payload("give either `room` or `with`, not both"));
         }

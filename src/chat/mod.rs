@@ -11,6 +11,7 @@
 //! - [`typing`]: `typing`, `stop typing`
 //! - [`presence`]: `user joined` / `user left`, batched `presence`, the `users` push
 //! - [`avatars`]: `avatar changed`, after an upload over HTTP
+//! - [`sessions`]: disconnects sockets whose token was revoked or expired
 //!
 //! Handlers are generic over the socketioxide adapter, so the same code
 //! serves a single instance and a Redis-backed cluster.
@@ -26,6 +27,7 @@ mod messages;
 mod presence;
 pub mod probe;
 mod rooms;
+mod sessions;
 mod socket_state;
 mod typing;
 mod wire;
@@ -80,6 +82,9 @@ pub struct Policy {
     /// Most users online for which each login and logout is announced on
     /// its own; above it they are batched into `presence` (0: no limit).
     pub announce_max_users: u32,
+    /// How often each instance checks its sockets' tokens (revoked,
+    /// expired, account gone) and disconnects those that fell.
+    pub session_check: std::time::Duration,
 }
 
 /// What every handler shares: the store, this instance's identity, the id
@@ -101,6 +106,8 @@ struct Inner {
     presence_batch: Mutex<presence::Batch>,
     /// Avatars changed, waiting to be announced.
     avatar_changes: avatars::Changes,
+    /// Wakes the session sweeper after a revocation through this instance.
+    sessions_changes: Notify,
     connections: Arc<ConnectionsPerAddress>,
 }
 
@@ -127,6 +134,7 @@ impl Chat {
             presence_changes: Notify::new(),
             presence_batch: Mutex::new(presence::Batch::default()),
             avatar_changes: avatars::Changes::default(),
+            sessions_changes: Notify::new(),
         }))
     }
 
@@ -180,6 +188,16 @@ impl Chat {
         self.0.avatar_changes.note(user);
     }
 
+    /// Wakes the session sweeper: a token was revoked or an account changed.
+    pub fn sessions_changed(&self) {
+        self.0.sessions_changes.notify_one();
+    }
+
+    /// Waits for [`Chat::sessions_changed`].
+    async fn sessions_change(&self) {
+        self.0.sessions_changes.notified().await;
+    }
+
     /// Whether a login or logout with `num_users` online is announced on its
     /// own rather than batched.
     fn announces_each(&self, num_users: usize) -> bool {
@@ -205,11 +223,12 @@ impl Chat {
 }
 
 /// Starts the chat's background tasks (presence's pusher and batcher, the
-/// avatar announcer); every wiring (memory or cluster) runs them all and
-/// aborts them at shutdown.
+/// avatar announcer, the session sweeper); every wiring (memory or cluster)
+/// runs them all and aborts them at shutdown.
 pub fn spawn_tasks<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::from(presence::spawn_tasks(io, chat));
     tasks.push(avatars::spawn_announcer(io.clone(), chat.clone()));
+    tasks.push(sessions::spawn_sweeper(io.clone(), chat.clone()));
     tasks
 }
 

@@ -11,17 +11,21 @@ use tokio::sync::oneshot;
 use super::ChatError;
 use super::extract::InOrder;
 use super::limits::{AddressSlot, Admission, EventLimiter};
-use crate::auth::Identity;
-use crate::domain::Username;
+use crate::auth::Session;
+use crate::domain::{UserId, Username};
 use crate::metrics::SocketGauge;
 
 /// Per-socket state, stored in the socket's extensions when it connects.
 pub struct SocketState {
     /// Who the socket is logged in as; set once, by `add user` or a token.
     user: OnceLock<Username>,
-    /// Who the handshake's token says the socket is, until the connect
-    /// handler logs it in.
-    pending: Mutex<Option<Identity>>,
+    /// The identity behind that name: what private conversations belong to.
+    id: OnceLock<UserId>,
+    /// The token the socket stands on (the handshake's, or the one `add
+    /// user` issued), checked periodically: revoking it disconnects the socket.
+    session: OnceLock<Session>,
+    /// The handshake's verified token, until the connect handler logs it in.
+    pending: Mutex<Option<Session>>,
     /// A guest let in while it could not be checked against the accounts.
     unverified: AtomicBool,
     /// Completion signal of the socket's latest queued event (see `InOrder`).
@@ -51,6 +55,8 @@ impl SocketState {
     fn new(limiter: EventLimiter, max_text_bytes: usize) -> Self {
         Self {
             user: OnceLock::new(),
+            id: OnceLock::new(),
+            session: OnceLock::new(),
             pending: Mutex::default(),
             unverified: AtomicBool::new(false),
             queue_tail: Mutex::default(),
@@ -125,17 +131,27 @@ impl SocketState {
     }
 
     /// Records the login. Returns false if the socket was already logged in.
-    pub fn set_user(&self, user: Username) -> bool {
-        self.user.set(user).is_ok()
+    pub fn set_user(&self, user: Username, id: UserId) -> bool {
+        self.id.set(id).is_ok() && self.user.set(user).is_ok()
     }
 
-    /// Remembers the handshake's verified identity.
-    pub fn set_pending(&self, identity: Identity) {
-        *self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(identity);
+    /// Records the token the socket stands on.
+    pub fn set_session(&self, session: Session) {
+        let _ = self.session.set(session);
     }
 
-    /// Takes the handshake's identity, if any.
-    pub fn take_pending(&self) -> Option<Identity> {
+    /// The token the socket stands on, once logged in.
+    pub fn session(&self) -> Option<&Session> {
+        self.session.get()
+    }
+
+    /// Remembers the handshake's verified token.
+    pub fn set_pending(&self, session: Session) {
+        *self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(session);
+    }
+
+    /// Takes the handshake's token, if any.
+    pub fn take_pending(&self) -> Option<Session> {
         self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
     }
 
@@ -157,6 +173,14 @@ impl SocketState {
     /// The logged-in user, or `not_logged_in`.
     pub fn logged_in(&self) -> Result<Username, ChatError> {
         self.user.get().cloned().ok_or(ChatError::NotLoggedIn)
+    }
+
+    /// The logged-in user and identity, or `not_logged_in`.
+    pub fn logged_in_as(&self) -> Result<(Username, UserId), ChatError> {
+        match (self.user.get(), self.id.get()) {
+            (Some(user), Some(id)) => Ok((user.clone(), id.clone())),
+            _ => Err(ChatError::NotLoggedIn),
+        }
     }
 
     pub(super) fn replace_queue_tail(&self, tail: oneshot::Receiver<()>) -> Option<oneshot::Receiver<()>> {

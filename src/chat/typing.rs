@@ -46,7 +46,7 @@ async fn notify<A: Adapter>(
         log_emit(event, socket.to(channels::ONLINE).emit(event, &notice).await);
         return Ok(Done {});
     };
-    let target = resolve_target(chat, socket, request.room, request.to).await?;
+    let target = resolve_target(chat, socket, request.room, request.to).await?.target;
     let to = target.recipients();
     let (room, destination) = match &target {
         Target::Room(room) => (Some(room), vec![channels::room(room)]),

@@ -1,5 +1,7 @@
-//! Message ids: ULIDs, so an id is unique across instances and its string
-//! form sorts by creation time (`history { after }` relies on that).
+//! Ids. Message ids are ULIDs, so an id is unique across instances and its
+//! string form sorts by creation time (`history { after }` relies on that).
+//! [`UserId`]s name the identity behind a username, which names alone cannot:
+//! names are reused.
 
 use std::fmt;
 use std::sync::Mutex;
@@ -50,6 +52,46 @@ impl fmt::Debug for MessageId {
     }
 }
 
+/// Who someone is, whatever name they hold: an account (`a:<ulid>`, fixed at
+/// registration, so an account registered later under the same name is
+/// someone else) or a guest session (`g:<hash>`, from the session's secret,
+/// so it ends with the session). Private conversations and their files
+/// belong to these ids, never to names.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(String);
+
+impl UserId {
+    /// The id of the account whose own id is `account_id`.
+    pub fn account(account_id: &str) -> Self {
+        Self(format!("a:{account_id}"))
+    }
+
+    /// The id of the guest session whose secret's fingerprint is `proof`.
+    /// Hashed once more so the fingerprint itself never reaches history keys.
+    pub fn guest(proof: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(format!("guest-id:{proof}").as_bytes());
+        let hex: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
+        Self(format!("g:{hex}"))
+    }
+
+    /// The id as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl fmt::Debug for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Makes strictly increasing ids on this instance, even within one millisecond.
 #[derive(Default)]
 pub struct IdGenerator(Mutex<ulid::Generator>);
@@ -80,6 +122,14 @@ mod tests {
             assert!(pair[0] < pair[1]);
             assert!(pair[0].to_string() < pair[1].to_string());
         }
+    }
+
+    #[test]
+    fn guest_ids_differ_by_session_and_never_equal_an_account_id() {
+        assert_eq!(UserId::guest("p1"), UserId::guest("p1"));
+        assert_ne!(UserId::guest("p1"), UserId::guest("p2"));
+        assert_ne!(UserId::guest("x"), UserId::account("x"));
+        assert!(!UserId::guest("p1").as_str().contains("p1"));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::{FileName, MessageId, RoomName, Text, Username};
+use super::{FileName, MessageId, RoomName, Text, UserId, Username};
 
 /// A message as stored in history and delivered to recipients. Field names are
 /// the wire names; absent fields are omitted, not sent as `null`.
@@ -85,16 +85,6 @@ impl Message {
         }
         message
     }
-
-    /// The conversation this message belongs to.
-    pub fn conversation(&self) -> Conversation {
-        match (&self.room, &self.to) {
-            (Some(room), _) => Conversation::Room(room.clone()),
-            (None, Some(to)) => Conversation::direct(&self.from, to.names()),
-            // A message always has a target; a message without one is kept with the sender alone.
-            (None, None) => Conversation::direct(&self.from, &[]),
-        }
-    }
 }
 
 /// The recipients of a private or multicast message, as the sender named them.
@@ -140,43 +130,46 @@ impl Target {
     }
 }
 
-/// A history thread: a room, or the set of people in a private conversation.
-/// A private message to Bob and a multicast to Bob and Carol are different
-/// conversations, as group chats are.
+/// A history thread: a room, or the set of identities in a private
+/// conversation. A private message to Bob and a multicast to Bob and Carol
+/// are different conversations, as group chats are.
+///
+/// Private conversations belong to [`UserId`]s, not names: whoever takes a
+/// name later (a guest, or a new account) starts with nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Conversation {
     /// A room's messages.
     Room(RoomName),
-    /// Private and multicast messages among exactly these users (sender included).
-    Direct(BTreeSet<String>),
+    /// Private and multicast messages among exactly these identities
+    /// (sender included). Named apart from the old name-keyed `Direct`, so
+    /// that nothing stored under names is ever read as an identity's.
+    Private(BTreeSet<UserId>),
 }
 
 impl Conversation {
     /// True if `user` takes part in this private conversation (rooms: false;
     /// room membership is the presence store's business).
-    pub fn includes(&self, user: &Username) -> bool {
+    pub fn includes(&self, user: &UserId) -> bool {
         match self {
             Self::Room(_) => false,
-            Self::Direct(keys) => keys.contains(user.key()),
+            Self::Private(ids) => ids.contains(user),
         }
     }
 
     /// The conversation of `me` with `others` (order and duplicates don't matter).
-    pub fn direct(me: &Username, others: &[Username]) -> Self {
-        let mut keys: BTreeSet<String> = others.iter().map(|u| u.key().to_owned()).collect();
-        keys.insert(me.key().to_owned());
-        Self::Direct(keys)
+    pub fn private<'a>(me: &UserId, others: impl IntoIterator<Item = &'a UserId>) -> Self {
+        let mut ids: BTreeSet<UserId> = others.into_iter().cloned().collect();
+        ids.insert(me.clone());
+        Self::Private(ids)
     }
 
     /// A stable string naming the conversation, used as a storage key.
-    /// Names may contain any visible character, so participants are encoded
-    /// as a JSON array rather than joined with a separator.
     pub fn storage_key(&self) -> String {
         match self {
             Self::Room(room) => format!("room:{}", room.as_str()),
-            Self::Direct(keys) => {
-                let list: Vec<&str> = keys.iter().map(String::as_str).collect();
-                format!("dm:{}", serde_json::Value::from(list))
+            Self::Private(ids) => {
+                let list: Vec<&str> = ids.iter().map(UserId::as_str).collect();
+                format!("private:{}", list.join(","))
             }
         }
     }
@@ -192,12 +185,15 @@ mod tests {
     }
 
     #[test]
-    fn direct_conversation_ignores_order_case_and_duplicates() {
-        let a = Conversation::direct(&user("Alice"), &[user("bob"), user("carol")]);
-        let b = Conversation::direct(&user("carol"), &[user("ALICE"), user("Bob"), user("bob")]);
+    fn private_conversation_ignores_order_and_duplicates() {
+        let (alice, bob, carol) = (UserId::account("1"), UserId::account("2"), UserId::guest("3"));
+        let a = Conversation::private(&alice, [&bob, &carol]);
+        let b = Conversation::private(&carol, [&alice, &bob, &bob]);
         assert_eq!(a, b);
         assert_eq!(a.storage_key(), b.storage_key());
-        assert_ne!(a, Conversation::direct(&user("alice"), &[user("bob")]));
+        assert_ne!(a, Conversation::private(&alice, [&bob]));
+        assert!(a.includes(&carol));
+        assert!(!a.includes(&UserId::guest("4")));
     }
 
     #[test]

@@ -10,7 +10,7 @@ mod message;
 mod names;
 mod password;
 
-pub use ids::{IdGenerator, MessageId};
+pub use ids::{IdGenerator, MessageId, UserId};
 pub use media::{FileName, MAX_FILE_NAME_CHARS, MediaKind, MediaType};
 pub use message::{Attachment, Conversation, Message, Recipients, Target};
 pub use names::{MAX_ROOM_CHARS, MAX_TEXT_CHARS, MAX_USERNAME_CHARS, RoomName, Text, Username};

@@ -11,10 +11,17 @@ use crate::domain::Username;
 /// A registered account. Only a password *hash* is ever stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Account {
+    /// Fixed at registration and never reused: what the account's private
+    /// conversations, files and tokens belong to. The same name registered
+    /// again later is another account with another id.
+    pub id: String,
     /// The name, as registered.
     pub name: Username,
     /// The argon2id hash of the password (PHC string format).
     pub password_hash: String,
+    /// Tokens carry the generation they were issued under; raising it (a
+    /// password change) revokes every token issued before.
+    pub generation: u64,
 }
 
 /// A profile picture.
@@ -37,6 +44,22 @@ pub trait AccountStore: Send + Sync + 'static {
 
     /// The account registered under this name (any case).
     async fn account(&self, name: &Username) -> Result<Option<Account>, StoreError>;
+
+    /// Replaces `current` with `new` (same name), only if the stored account
+    /// is still `current` (same id and generation): two password changes
+    /// racing cannot both win. False if it changed or is gone.
+    async fn replace_account(&self, current: &Account, new: &Account) -> Result<bool, StoreError>;
+
+    /// Deletes the account and its avatar, only if the stored account is
+    /// still `current`. False if it changed or is gone.
+    async fn delete_account(&self, current: &Account) -> Result<bool, StoreError>;
+
+    /// Revokes one token (by its `jti`) until `ttl` from now, when it would
+    /// have expired anyway.
+    async fn revoke_token(&self, jti: &str, ttl: Duration) -> Result<(), StoreError>;
+
+    /// For each token id, in order, whether it was revoked.
+    async fn revoked_tokens(&self, jtis: &[&str]) -> Result<Vec<bool>, StoreError>;
 
     /// Sets (replaces) an account's avatar.
     async fn set_avatar(&self, name: &Username, avatar: &Avatar) -> Result<(), StoreError>;

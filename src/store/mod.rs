@@ -21,7 +21,7 @@ pub use files::{FileStore, StoredFile};
 pub use memory::{MemoryStore, SocketSnapshot};
 pub use redis::{Purge, RedisStore, Resync, TIMEOUT as REDIS_TIMEOUT};
 
-use crate::domain::{Conversation, Message, MessageId, RoomName, Username};
+use crate::domain::{Conversation, Message, MessageId, RoomName, UserId, Username};
 
 /// Identifies one socket in the deployment: socket ids are only unique per
 /// instance, so the instance is part of the key.
@@ -45,6 +45,26 @@ impl fmt::Display for SocketKey {
 /// anyone else gets `name_taken`. Only the fingerprint is stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnerProof(pub String);
+
+/// The prefix of the proof under which an account's sessions hold its name:
+/// `account:<account id>`. Guest proofs are 64 hex characters, so they can
+/// never take that form.
+const ACCOUNT_PROOF_PREFIX: &str = "account:";
+
+impl OwnerProof {
+    /// The proof every session of the account `account_id` holds its name under.
+    pub fn account(account_id: &str) -> Self {
+        Self(format!("{ACCOUNT_PROOF_PREFIX}{account_id}"))
+    }
+
+    /// The identity holding a name under this proof: the account, or the guest session.
+    pub fn user_id(&self) -> UserId {
+        match self.0.strip_prefix(ACCOUNT_PROOF_PREFIX) {
+            Some(account_id) => UserId::account(account_id),
+            None => UserId::guest(&self.0),
+        }
+    }
+}
 
 /// The result of a successful [`Store::login`].
 #[derive(Debug, Clone, PartialEq)]
@@ -165,15 +185,24 @@ pub trait Store: Send + Sync + 'static {
     /// logged in, or `None` if they are not online.
     async fn presence_of(&self, names: &[Username]) -> Result<Vec<Option<Username>>, StoreError>;
 
+    /// For each of these names, in the same order, the online user spelled as
+    /// they logged in and the proof they hold the name under (whose
+    /// [`OwnerProof::user_id`] says who they are), or `None` if offline.
+    async fn holders_of(&self, names: &[Username])
+    -> Result<Vec<Option<(Username, OwnerProof)>>, StoreError>;
+
     /// The online users with these names, in the same order, spelled as they
-    /// logged in. Fails with [`StoreError::UnknownUser`] naming the first one
-    /// not online.
-    async fn find_online(&self, names: &[Username]) -> Result<Vec<Username>, StoreError> {
-        let found = self.presence_of(names).await?;
+    /// logged in, with their identities. Fails with [`StoreError::UnknownUser`]
+    /// naming the first one not online.
+    async fn find_online(&self, names: &[Username]) -> Result<Vec<(Username, UserId)>, StoreError> {
+        let found = self.holders_of(names).await?;
         names
             .iter()
             .zip(found)
-            .map(|(name, found)| found.ok_or_else(|| StoreError::UnknownUser(name.to_string())))
+            .map(|(name, found)| {
+                let (user, proof) = found.ok_or_else(|| StoreError::UnknownUser(name.to_string()))?;
+                Ok((user, proof.user_id()))
+            })
             .collect()
     }
 
@@ -192,9 +221,9 @@ pub trait Store: Send + Sync + 'static {
     /// The proof an online name is held under; `None` if nobody holds it.
     async fn owner_of(&self, user: &Username) -> Result<Option<OwnerProof>, StoreError>;
 
-    /// Appends a message to its conversation's history, dropping the oldest
+    /// Appends a message to a conversation's history, dropping the oldest
     /// beyond the configured cap.
-    async fn append_message(&self, message: &Message) -> Result<(), StoreError>;
+    async fn append_message(&self, conversation: &Conversation, message: &Message) -> Result<(), StoreError>;
 
     /// Reads a page of a conversation's history, oldest first.
     async fn history(

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::session::json_body;
 use super::{Api, ApiError};
 use crate::http::ClientAddr;
 
@@ -19,17 +20,7 @@ struct Credentials {
 
 /// Reads the JSON body, whatever its Content-Type, with a clear 400 otherwise.
 fn credentials(body: &[u8]) -> Result<Credentials, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|err| ApiError::BadRequest("invalid_json", format!("malformed JSON: {err}")))?;
-    if !value.is_object() {
-        return Err(ApiError::BadRequest(
-            "invalid_payload",
-            "expected a JSON object { username, password }".into(),
-        ));
-    }
-    serde_json::from_value(value).map_err(|err| {
-        ApiError::BadRequest("invalid_payload", format!("expected {{ username, password }} (strings): {err}"))
-    })
+    json_body(body, "{ username, password } (strings)")
 }
 
 /// `POST /api/register` { username, password } → 201 { username }.

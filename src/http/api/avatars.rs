@@ -18,9 +18,10 @@ pub const MAX_AVATAR_BYTES: usize = 1024 * 1024;
 /// Stores the caller's avatar: an image of at most 1 MiB, its type read from the bytes.
 pub async fn upload(
     State(api): State<Api>,
-    Bearer(identity): Bearer,
+    Bearer(session): Bearer,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<StatusCode, ApiError> {
+    let identity = session.identity;
     if !identity.is_account() {
         return Err(ApiError::Forbidden("register an account to set an avatar".into()));
     }

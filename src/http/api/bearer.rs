@@ -5,11 +5,11 @@ use axum::http::header;
 use axum::http::request::Parts;
 
 use super::{Api, ApiError};
-use crate::auth::Identity;
+use crate::auth::Session;
 
 /// A request made with a valid token (an account's, or a guest's whose
-/// session is still on).
-pub struct Bearer(pub Identity);
+/// session is still on), not revoked.
+pub struct Bearer(pub Session);
 
 impl<S: Send + Sync> FromRequestParts<S> for Bearer
 where

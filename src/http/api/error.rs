@@ -104,6 +104,9 @@ impl From<AuthError> for ApiError {
             AuthError::BadToken(_) | AuthError::SessionEnded => {
                 Self::Unauthorized("bad_token", err.to_string())
             }
+            AuthError::Revoked => Self::Unauthorized("token_revoked", err.to_string()),
+            AuthError::NotAnAccount => Self::Forbidden(err.to_string()),
+            AuthError::Conflict => Self::Conflict("conflict", err.to_string()),
             AuthError::RateLimited(wait) => Self::RateLimited(wait),
             AuthError::Unavailable => Self::Unavailable,
         }

@@ -1,5 +1,5 @@
 //! `GET /api/files/{id}`: a file sent in a message, for the members of its
-//! room or the participants of its private conversation.
+//! room or the participants (identities, not names) of its private conversation.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
@@ -11,9 +11,10 @@ use crate::domain::{Conversation, MessageId};
 /// Serves a stored file to someone allowed to see it.
 pub async fn fetch(
     State(api): State<Api>,
-    Bearer(identity): Bearer,
+    Bearer(session): Bearer,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
+    let identity = session.identity;
     let not_found = || ApiError::NotFound("no such file (it may have expired)".into());
     let id = MessageId::parse(&id).map_err(|_| not_found())?;
     let file = api.stores.files.file(&id).await.map_err(|_| ApiError::Unavailable)?.ok_or_else(not_found)?;
@@ -21,7 +22,9 @@ pub async fn fetch(
         Conversation::Room(room) => {
             api.stores.state.is_member(room, &identity.user).await.map_err(|_| ApiError::Unavailable)?
         }
-        direct @ Conversation::Direct(_) => direct.includes(&identity.user),
+        // Private files belong to identities: a later holder of a
+        // participant's name, guest or account, is someone else.
+        private @ Conversation::Private(_) => private.includes(&identity.id()),
     };
     if !allowed {
         return Err(ApiError::Forbidden("only the conversation's members can fetch this file".into()));

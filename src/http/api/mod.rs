@@ -1,4 +1,4 @@
-//! The HTTP API under `/api`: accounts, avatars, and files sent in messages.
+//! The HTTP API under `/api`: accounts and their tokens, avatars, and files sent in messages.
 //! Errors are JSON `{ "error": { "code", "message" } }` (see [`ApiError`]).
 
 mod accounts;
@@ -6,11 +6,12 @@ mod avatars;
 mod bearer;
 mod error;
 mod files;
+mod session;
 
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::Serialize;
 
@@ -85,6 +86,12 @@ pub fn routes(api: Api) -> Router {
     Router::new()
         .route("/api/register", post(accounts::register).layer(DefaultBodyLimit::max(MAX_JSON_BYTES)))
         .route("/api/login", post(accounts::login).layer(DefaultBodyLimit::max(MAX_JSON_BYTES)))
+        .route("/api/logout", post(session::logout))
+        .route(
+            "/api/me/password",
+            post(session::change_password).layer(DefaultBodyLimit::max(MAX_JSON_BYTES)),
+        )
+        .route("/api/me", delete(session::delete_me).layer(DefaultBodyLimit::max(MAX_JSON_BYTES)))
         .route("/api/me/avatar", put(avatars::upload).layer(DefaultBodyLimit::max(MAX_AVATAR_BYTES)))
         .route("/api/users/{name}/avatar", get(avatars::fetch))
         .route("/api/files/{id}", get(files::fetch))

@@ -25,6 +25,11 @@ impl Window {
     }
 }
 
+/// True if `stored` is the version of the account `expected` was read as.
+fn same_version(stored: &Account, expected: &Account) -> bool {
+    stored.id == expected.id && stored.generation == expected.generation
+}
+
 #[async_trait]
 impl AccountStore for MemoryStore {
     async fn create_account(&self, account: &Account) -> Result<(), StoreError> {
@@ -39,6 +44,44 @@ impl AccountStore for MemoryStore {
 
     async fn account(&self, name: &Username) -> Result<Option<Account>, StoreError> {
         Ok(lock(&self.accounts).get(name.key()).cloned())
+    }
+
+    async fn replace_account(&self, current: &Account, new: &Account) -> Result<bool, StoreError> {
+        let mut accounts = lock(&self.accounts);
+        match accounts.get_mut(current.name.key()) {
+            Some(stored) if same_version(stored, current) => {
+                *stored = new.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn delete_account(&self, current: &Account) -> Result<bool, StoreError> {
+        let key = current.name.key();
+        let mut accounts = lock(&self.accounts);
+        if !accounts.get(key).is_some_and(|stored| same_version(stored, current)) {
+            return Ok(false);
+        }
+        accounts.remove(key);
+        lock(&self.avatars).remove(key);
+        Ok(true)
+    }
+
+    async fn revoke_token(&self, jti: &str, ttl: Duration) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let mut revoked = lock(&self.revoked);
+        if revoked.len() > SWEEP_ABOVE {
+            revoked.retain(|_, until| *until > now);
+        }
+        revoked.insert(jti.to_owned(), now + ttl);
+        Ok(())
+    }
+
+    async fn revoked_tokens(&self, jtis: &[&str]) -> Result<Vec<bool>, StoreError> {
+        let now = Instant::now();
+        let revoked = lock(&self.revoked);
+        Ok(jtis.iter().map(|jti| revoked.get(*jti).is_some_and(|until| *until > now)).collect())
     }
 
     async fn set_avatar(&self, name: &Username, avatar: &Avatar) -> Result<(), StoreError> {

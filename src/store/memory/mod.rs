@@ -28,6 +28,8 @@ pub struct MemoryStore {
     avatars: Mutex<HashMap<String, Avatar>>,
     /// Rate-limit windows by key.
     attempts: Mutex<HashMap<String, accounts::Window>>,
+    /// Revoked token ids, until their tokens would have expired.
+    revoked: Mutex<HashMap<String, std::time::Instant>>,
     files: Mutex<files::FileCache>,
 }
 
@@ -63,6 +65,7 @@ impl MemoryStore {
             accounts: Mutex::default(),
             avatars: Mutex::default(),
             attempts: Mutex::default(),
+            revoked: Mutex::default(),
             files: Mutex::new(files::FileCache::new(files::DEFAULT_TTL, files::DEFAULT_MAX_BYTES)),
         }
     }
@@ -216,6 +219,17 @@ impl Store for MemoryStore {
         Ok(names.iter().map(|name| p.users.get(name.key()).map(|u| u.name.clone())).collect())
     }
 
+    async fn holders_of(
+        &self,
+        names: &[Username],
+    ) -> Result<Vec<Option<(Username, OwnerProof)>>, StoreError> {
+        let p = self.presence();
+        Ok(names
+            .iter()
+            .map(|name| p.users.get(name.key()).map(|u| (u.name.clone(), u.proof.clone())))
+            .collect())
+    }
+
     async fn join_room(&self, room: &RoomName, socket: &SocketKey) -> Result<RoomJoin, StoreError> {
         let mut p = self.presence();
         let Some(entry) = p.sockets.get_mut(socket) else {
@@ -256,9 +270,9 @@ impl Store for MemoryStore {
         Ok(self.presence().users.get(user.key()).map(|online| online.proof.clone()))
     }
 
-    async fn append_message(&self, message: &Message) -> Result<(), StoreError> {
+    async fn append_message(&self, conversation: &Conversation, message: &Message) -> Result<(), StoreError> {
         let mut history = self.history_lock();
-        let thread = history.entry(message.conversation().storage_key()).or_default();
+        let thread = history.entry(conversation.storage_key()).or_default();
         thread.push_back(message.clone());
         while thread.len() > self.history_limit {
             thread.pop_front();

@@ -1,6 +1,7 @@
-//! Accounts, avatars and rate-limit counters in Redis. Accounts are JSON
-//! strings created with `SET NX`, so two instances registering one name at
-//! once see exactly one success.
+//! Accounts, avatars, revoked tokens and rate-limit counters in Redis.
+//! Accounts are JSON strings created with `SET NX`, so two instances
+//! registering one name at once see exactly one success, and changed or
+//! deleted by a compare-and-set script on (id, generation).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use fred::prelude::{HashesInterface, KeysInterface, Value};
-use fred::types::SetOptions;
+use fred::types::{Expiration, SetOptions};
 use serde::{Deserialize, Serialize};
 
 use super::RedisStore;
@@ -17,16 +18,61 @@ use crate::store::{Account, AccountStore, Avatar, StoreError};
 
 #[derive(Serialize, Deserialize)]
 struct AccountRecord {
+    /// Absent in records written before accounts had ids; such a record
+    /// gets one the first time it is read.
+    #[serde(default)]
+    id: Option<String>,
     name: String,
     password_hash: String,
+    #[serde(default)]
+    generation: u64,
+}
+
+impl AccountRecord {
+    fn of(account: &Account) -> Self {
+        Self {
+            id: Some(account.id.clone()),
+            name: account.name.to_string(),
+            password_hash: account.password_hash.clone(),
+            generation: account.generation,
+        }
+    }
+
+    fn json(&self) -> Result<String, StoreError> {
+        serde_json::to_string(self).map_err(|err| StoreError::Unavailable(err.to_string()))
+    }
+}
+
+impl RedisStore {
+    /// Runs the compare-and-set script: replaces the account read as
+    /// (`id`, `generation`) with `new`, or deletes it when `new` is `None`.
+    async fn replace_record(
+        &self,
+        name: &Username,
+        id: &str,
+        generation: u64,
+        new: Option<&AccountRecord>,
+    ) -> Result<bool, StoreError> {
+        let keys = vec![self.keys.account(name.key())];
+        let args = vec![
+            id.to_owned(),
+            generation.to_string(),
+            new.map(AccountRecord::json).transpose()?.unwrap_or_default(),
+        ];
+        let replaced: i64 = self
+            .call(
+                "replace account",
+                self.scripts.replace_account.evalsha_with_reload(&self.client, keys, args),
+            )
+            .await?;
+        Ok(replaced == 1)
+    }
 }
 
 #[async_trait]
 impl AccountStore for RedisStore {
     async fn create_account(&self, account: &Account) -> Result<(), StoreError> {
-        let record =
-            AccountRecord { name: account.name.to_string(), password_hash: account.password_hash.clone() };
-        let json = serde_json::to_string(&record).map_err(|err| StoreError::Unavailable(err.to_string()))?;
+        let json = AccountRecord::of(account).json()?;
         let key = self.keys.account(account.name.key());
         let created: Option<String> = self
             .call("create account", self.client.set(key, json, None, Some(SetOptions::NX), false))
@@ -38,14 +84,58 @@ impl AccountStore for RedisStore {
     }
 
     async fn account(&self, name: &Username) -> Result<Option<Account>, StoreError> {
-        let json: Option<String> =
-            self.call("account", self.client.get(self.keys.account(name.key()))).await?;
-        let Some(json) = json else { return Ok(None) };
-        let record: AccountRecord = serde_json::from_str(&json)
-            .map_err(|err| StoreError::Unavailable(format!("corrupt account: {err}")))?;
-        let name = Username::parse(&record.name)
-            .map_err(|err| StoreError::Unavailable(format!("corrupt account: {err}")))?;
-        Ok(Some(Account { name, password_hash: record.password_hash }))
+        // A record without an id gets one, once; a lost race reads the winner's.
+        for _ in 0..3 {
+            let json: Option<String> =
+                self.call("account", self.client.get(self.keys.account(name.key()))).await?;
+            let Some(json) = json else { return Ok(None) };
+            let mut record: AccountRecord = serde_json::from_str(&json)
+                .map_err(|err| StoreError::Unavailable(format!("corrupt account: {err}")))?;
+            let stored_name = Username::parse(&record.name)
+                .map_err(|err| StoreError::Unavailable(format!("corrupt account: {err}")))?;
+            if let Some(id) = record.id {
+                return Ok(Some(Account {
+                    id,
+                    name: stored_name,
+                    password_hash: record.password_hash,
+                    generation: record.generation,
+                }));
+            }
+            record.id = Some(ulid::Ulid::new().to_string());
+            self.replace_record(&stored_name, "", record.generation, Some(&record)).await?;
+        }
+        Err(StoreError::Unavailable("account changed during the read; try again".into()))
+    }
+
+    async fn replace_account(&self, current: &Account, new: &Account) -> Result<bool, StoreError> {
+        self.replace_record(&current.name, &current.id, current.generation, Some(&AccountRecord::of(new)))
+            .await
+    }
+
+    async fn delete_account(&self, current: &Account) -> Result<bool, StoreError> {
+        if !self.replace_record(&current.name, &current.id, current.generation, None).await? {
+            return Ok(false);
+        }
+        let _: i64 =
+            self.call("delete avatar", self.client.del(self.keys.avatar(current.name.key()))).await?;
+        Ok(true)
+    }
+
+    async fn revoke_token(&self, jti: &str, ttl: Duration) -> Result<(), StoreError> {
+        let expiry = Some(Expiration::PX(ttl.as_millis().max(1) as i64));
+        let _: Option<String> = self
+            .call("revoke token", self.client.set(self.keys.revoked(jti), "1", expiry, None, false))
+            .await?;
+        Ok(())
+    }
+
+    async fn revoked_tokens(&self, jtis: &[&str]) -> Result<Vec<bool>, StoreError> {
+        if jtis.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = jtis.iter().map(|jti| self.keys.revoked(jti)).collect();
+        let found: Vec<Option<String>> = self.call("revoked tokens", self.client.mget(keys)).await?;
+        Ok(found.iter().map(Option::is_some).collect())
     }
 
     async fn set_avatar(&self, name: &Username, avatar: &Avatar) -> Result<(), StoreError> {

@@ -11,9 +11,13 @@ use crate::domain::{Conversation, Message};
 use crate::store::{HistoryPage, StoreError};
 
 impl RedisStore {
-    pub(super) async fn redis_append(&self, message: &Message) -> Result<(), StoreError> {
+    pub(super) async fn redis_append(
+        &self,
+        conversation: &Conversation,
+        message: &Message,
+    ) -> Result<(), StoreError> {
         let json = serde_json::to_string(message).map_err(|err| StoreError::Unavailable(err.to_string()))?;
-        let keys = vec![self.keys.history(&message.conversation())];
+        let keys = vec![self.keys.history(conversation)];
         let args = vec![
             format!("{} {json}", message.id),
             self.history_limit.to_string(),
@@ -28,10 +32,10 @@ impl RedisStore {
     pub async fn flush_pending(&self) -> usize {
         let mut written = 0;
         loop {
-            let Some(message) = self.pending_lock().pop_front() else { return written };
-            if let Err(err) = self.redis_append(&message).await {
+            let Some((conversation, message)) = self.pending_lock().pop_front() else { return written };
+            if let Err(err) = self.redis_append(&conversation, &message).await {
                 tracing::warn!(error = %err, pending = self.pending_writes() + 1, "history flush interrupted");
-                self.pending_lock().push_front(message);
+                self.pending_lock().push_front((conversation, message));
                 return written;
             }
             written += 1;

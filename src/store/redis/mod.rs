@@ -58,7 +58,7 @@ pub struct RedisStore {
     /// This instance's own sockets: the truth about them, and the fallback.
     local: MemoryStore,
     /// History writes that could not be made, oldest first.
-    pending: Mutex<VecDeque<Message>>,
+    pending: Mutex<VecDeque<(Conversation, Message)>>,
     /// Presence writes take it shared; a resync takes it exclusively, so the
     /// mirror it copies cannot change under it.
     sync: tokio::sync::RwLock<()>,
@@ -154,7 +154,7 @@ impl RedisStore {
         }
     }
 
-    fn pending_lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Message>> {
+    fn pending_lock(&self) -> std::sync::MutexGuard<'_, VecDeque<(Conversation, Message)>> {
         self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
@@ -220,6 +220,29 @@ impl Store for RedisStore {
         values.into_iter().map(|raw| raw.map(|raw| user_record_name(&raw)).transpose()).collect()
     }
 
+    async fn holders_of(
+        &self,
+        names: &[Username],
+    ) -> Result<Vec<Option<(Username, OwnerProof)>>, StoreError> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let fields: Vec<&str> = names.iter().map(Username::key).collect();
+        let values: Result<Vec<Option<String>>, _> =
+            self.call("find holders", self.client.hmget(&self.keys.users, fields)).await;
+        let Ok(values) = values else { return self.local.holders_of(names).await };
+        values
+            .into_iter()
+            .map(|raw| {
+                raw.map(|raw| {
+                    let proof = raw.split('\n').nth(1).unwrap_or_default();
+                    Ok((user_record_name(&raw)?, OwnerProof(proof.to_owned())))
+                })
+                .transpose()
+            })
+            .collect()
+    }
+
     async fn join_room(&self, room: &RoomName, socket: &SocketKey) -> Result<RoomJoin, StoreError> {
         let _shared = self.sync.read().await;
         let local = self.local.join_room(room, socket).await?;
@@ -270,9 +293,9 @@ impl Store for RedisStore {
         }
     }
 
-    async fn append_message(&self, message: &Message) -> Result<(), StoreError> {
+    async fn append_message(&self, conversation: &Conversation, message: &Message) -> Result<(), StoreError> {
         if self.pending_writes() == 0 {
-            match self.redis_append(message).await {
+            match self.redis_append(conversation, message).await {
                 Ok(()) => return Ok(()),
                 Err(err) => {
                     tracing::warn!(id = %message.id, error = %err, "history write failed; buffering until Redis returns")
@@ -281,10 +304,10 @@ impl Store for RedisStore {
         }
         // Behind earlier buffered writes, or failed: keep it, in order, for the flush.
         let mut pending = self.pending_lock();
-        pending.push_back(message.clone());
+        pending.push_back((conversation.clone(), message.clone()));
         if pending.len() > PENDING_LIMIT {
             let dropped = pending.pop_front();
-            tracing::error!(id = ?dropped.map(|m| m.id), limit = PENDING_LIMIT, "history buffer full: oldest unsaved message dropped");
+            tracing::error!(id = ?dropped.map(|(_, m)| m.id), limit = PENDING_LIMIT, "history buffer full: oldest unsaved message dropped");
         }
         Ok(())
     }

@@ -29,6 +29,7 @@ pub struct Scripts {
     pub append: Script,
     pub count: Script,
     pub put_file: Script,
+    pub replace_account: Script,
 }
 
 impl Scripts {
@@ -44,6 +45,7 @@ impl Scripts {
             append: script(include_str!("append.lua")),
             count: script(include_str!("count.lua")),
             put_file: script(include_str!("put_file.lua")),
+            replace_account: script(include_str!("replace_account.lua")),
         }
     }
 }
@@ -109,6 +111,12 @@ impl Keys {
     /// A rate-limit counter.
     pub fn attempts(&self, key: &str) -> String {
         format!("{}:attempts:{key}", self.prefix)
+    }
+
+    /// A revoked token's id, until the token would have expired. Tagged like
+    /// presence, so one MGET reads many of them even on a Redis Cluster.
+    pub fn revoked(&self, jti: &str) -> String {
+        format!("{{{}}}:revoked:{jti}", self.prefix)
     }
 
     /// A stored file (hash of meta, data).
