@@ -55,6 +55,11 @@ export async function logIn(username, password) {
   return (await call("POST", "/api/login", { json: { username, password } })).json();
 }
 
+/** Revokes `token` on the server (every instance), so it opens nothing any more. */
+export async function logOut(token) {
+  await call("POST", "/api/logout", { token });
+}
+
 /** Replaces the caller's avatar with `image` (a File or Blob). */
 export async function uploadAvatar(token, image) {
   await call("PUT", "/api/me/avatar", { body: image, token, timeoutMs: UPLOAD_TIMEOUT_MS });

@@ -76,8 +76,11 @@ function loggedOut(message, login = currentLogin()) {
 }
 
 function logOut() {
+  const token = currentLogin()?.token;
   clearLogin();
   loggedOut("", { kind: "account" });
+  // Revoke the token, so a copy of it (another tab, a stolen one) opens nothing.
+  if (token) api.logOut(token).catch(() => {});
 }
 
 // ---- the connection ----
@@ -122,7 +125,17 @@ socket.on("user joined", chat.userJoined);
 socket.on("user left", chat.userLeft);
 socket.on("presence", chat.presenceChanged);
 socket.on("avatar changed", ({ username }) => avatarChanged(username));
-socket.on("chat error", (error) => chat.report(error));
+socket.on("chat error", (error) => {
+  // The token this page stood on was revoked (a logout elsewhere, a
+  // password change) or expired: logging back in needs the password.
+  if (error?.code === "session_ended" && chat.isLoggedIn()) {
+    const login = currentLogin();
+    clearLogin();
+    loggedOut(error.message, login);
+    return;
+  }
+  chat.report(error);
+});
 listenForTyping();
 
 // ---- page controls ----
