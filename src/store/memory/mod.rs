@@ -252,6 +252,10 @@ impl Store for MemoryStore {
         Ok(self.presence().rooms.get(room).is_some_and(|counts| counts.contains_key(user.key())))
     }
 
+    async fn room_size(&self, room: &RoomName) -> Result<usize, StoreError> {
+        Ok(self.presence().rooms.get(room).map_or(0, HashMap::len))
+    }
+
     async fn owner_of(&self, user: &Username) -> Result<Option<OwnerProof>, StoreError> {
         Ok(self.presence().users.get(user.key()).map(|online| online.proof.clone()))
     }

@@ -259,6 +259,14 @@ impl Store for RedisStore {
         }
     }
 
+    async fn room_size(&self, room: &RoomName) -> Result<usize, StoreError> {
+        let size: Result<usize, _> = self.call("room size", self.client.hlen(self.keys.room(room))).await;
+        match size {
+            Ok(size) => Ok(size),
+            Err(_) => self.local.room_size(room).await,
+        }
+    }
+
     async fn owner_of(&self, user: &Username) -> Result<Option<OwnerProof>, StoreError> {
         let record: Result<Option<String>, _> =
             self.call("owner", self.client.hget(&self.keys.users, user.key())).await;

@@ -28,6 +28,7 @@ pub struct Scripts {
     pub dead: Script,
     pub append: Script,
     pub count: Script,
+    pub charge: Script,
     pub put_file: Script,
 }
 
@@ -43,6 +44,7 @@ impl Scripts {
             dead: script(include_str!("dead.lua")),
             append: script(include_str!("append.lua")),
             count: script(include_str!("count.lua")),
+            charge: script(include_str!("charge.lua")),
             put_file: script(include_str!("put_file.lua")),
         }
     }
@@ -109,6 +111,11 @@ impl Keys {
     /// A rate-limit counter.
     pub fn attempts(&self, key: &str) -> String {
         format!("{}:attempts:{key}", self.prefix)
+    }
+
+    /// A quota counter (see `AccountStore::charge`).
+    pub fn quota(&self, key: &str) -> String {
+        format!("{}:quota:{key}", self.prefix)
     }
 
     /// A stored file (hash of meta, data).
