@@ -254,7 +254,9 @@ fn validate(config: &Config) -> Result<(), StartError> {
 /// Single instance: state in memory, socket.io's local adapter.
 fn memory_mode(config: &Config, instance: &Instance) -> Result<Wiring, StartError> {
     let history_limit = config.history_limit as usize;
-    let store = MemoryStore::new(history_limit).with_file_limits(config.file_ttl(), MEMORY_FILES_MAX_BYTES);
+    let store = MemoryStore::new(history_limit)
+        .with_file_limits(config.file_ttl(), MEMORY_FILES_MAX_BYTES)
+        .with_history_limits(config.history_max_bytes(), config.history_ttl());
     let secret = match config.token_secret().map_err(StartError::Config)? {
         Some(secret) => secret,
         None => {
@@ -284,6 +286,9 @@ pub fn services(config: &Config, instance: &Instance, stores: Stores, secret: &[
         max_message_bytes: config.max_message_bytes,
         event_rate: config.event_rate,
         event_burst: config.event_burst,
+        delivery_bytes_per_sec: config.delivery_bytes_per_sec,
+        delivery_burst_bytes: config.delivery_burst_bytes,
+        file_quota_bytes: config.file_quota_bytes(),
         max_rooms_per_socket: config.max_rooms_per_socket,
         max_sockets_per_user: config.max_sockets_per_user,
         max_connections_per_address: config.max_connections_per_address,

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
 
+/// Settings given in MB count mebibytes.
+const MIB: u64 = 1024 * 1024;
+
 /// chatwire's settings.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -51,6 +54,18 @@ pub struct Config {
     /// Messages kept per room and per private conversation; also the largest history page.
     #[arg(long, env = "HISTORY_LIMIT", default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub history_limit: u32,
+
+    /// Embedded mode: most history kept in memory, in MiB (estimated). Over
+    /// it, the conversations used least recently lose their oldest messages
+    /// first. With REDIS_URL, Redis's own `maxmemory` bounds history instead.
+    #[arg(long, env = "HISTORY_MAX_MB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub history_max_mb: u64,
+
+    /// Days a conversation's history outlives its last message (embedded
+    /// mode: its last message or history read); then it is deleted. Rooms
+    /// and private conversations alike.
+    #[arg(long, env = "HISTORY_TTL_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=36_500))]
+    pub history_ttl_days: u64,
 
     /// Largest websocket message (or polling request) a client may send, in
     /// bytes. A client sending more is disconnected.
@@ -152,6 +167,24 @@ pub struct Config {
     #[arg(long, env = "EVENT_BURST", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
     pub event_burst: u32,
 
+    /// Bytes one socket may have delivered per second, sustained: a message
+    /// costs its size times its recipients (a room message with a file: the
+    /// room's members). Over it, `message` answers `rate_limited`.
+    #[arg(long, env = "DELIVERY_BYTES_PER_SEC", default_value_t = 2 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub delivery_bytes_per_sec: u64,
+
+    /// Bytes one socket may have delivered at once, above
+    /// DELIVERY_BYTES_PER_SEC. A message costing more passes only when the
+    /// allowance is full, and empties it.
+    #[arg(long, env = "DELIVERY_BURST_BYTES", default_value_t = 32 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    pub delivery_burst_bytes: u64,
+
+    /// MiB of files one user may send per day (a window of 24 hours from
+    /// their first file), across all instances; 0 = unlimited. Over it,
+    /// `message` with a file answers `quota_exceeded`.
+    #[arg(long, env = "FILE_QUOTA_MB_PER_DAY", default_value_t = 100)]
+    pub file_quota_mb_per_day: u64,
+
     /// Open connections per client address (after TRUST_PROXY); 0 = no limit.
     #[arg(long, env = "MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 0)]
     pub max_connections_per_address: u32,
@@ -216,6 +249,21 @@ impl Config {
     /// How long files are kept.
     pub fn file_ttl(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.file_ttl_hours * 3600)
+    }
+
+    /// How long a conversation's history outlives its last use.
+    pub fn history_ttl(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.history_ttl_days * 24 * 3600)
+    }
+
+    /// The in-memory history budget, in bytes.
+    pub fn history_max_bytes(&self) -> usize {
+        usize::try_from(self.history_max_mb * MIB).unwrap_or(usize::MAX)
+    }
+
+    /// Bytes of files one user may send per day; 0 = unlimited.
+    pub fn file_quota_bytes(&self) -> u64 {
+        self.file_quota_mb_per_day.saturating_mul(MIB)
     }
 
     /// The token secret from SECRET or SECRET_FILE, if configured.

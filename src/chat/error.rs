@@ -2,6 +2,8 @@
 //! snake_case code clients match on. Mapped to the wire in one place,
 //! [`ChatError::body`].
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use crate::domain::ValidationError;
@@ -43,6 +45,29 @@ pub enum ChatError {
     /// The socket sends events faster than its allowance (EVENT_RATE / EVENT_BURST).
     #[error("too many events: slow down")]
     RateLimited,
+    /// The socket has more bytes delivered than its allowance
+    /// (DELIVERY_BYTES_PER_SEC / DELIVERY_BURST_BYTES); wire code `rate_limited`.
+    #[error(
+        "too much data sent to too many people at once (a file counts once per recipient): try again in {}",
+        wait(.retry_in)
+    )]
+    DeliveryLimited {
+        /// How long until the same message would pass.
+        retry_in: Duration,
+    },
+    /// The sender's files of the day would go over FILE_QUOTA_MB_PER_DAY.
+    #[error(
+        "this file would take you over your quota of {} of files a day ({} used): it resets in {}",
+        size(*.limit), size(*.used), wait(.resets_in)
+    )]
+    QuotaExceeded {
+        /// The quota, in bytes.
+        limit: u64,
+        /// Bytes sent in the current window.
+        used: u64,
+        /// How long until the window ends and the count starts again.
+        resets_in: Duration,
+    },
     /// The socket is in as many rooms as it may be.
     #[error("a socket can be in at most {0} rooms")]
     TooManyRooms(u32),
@@ -84,7 +109,8 @@ impl ChatError {
             Self::TooManyRecipients(_) => "too_many_recipients",
             Self::NameRegistered(_) => "name_registered",
             Self::GuestsDisabled => "guests_disabled",
-            Self::RateLimited => "rate_limited",
+            Self::RateLimited | Self::DeliveryLimited { .. } => "rate_limited",
+            Self::QuotaExceeded { .. } => "quota_exceeded",
             Self::TooManyRooms(_) => "too_many_rooms",
             Self::TooManySockets(_) => "too_many_sockets",
             Self::SessionEnded => "session_ended",
@@ -113,6 +139,32 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+/// A byte count as people read it: "1.5 MiB", "300 KiB", "12 bytes".
+fn size(bytes: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let b = bytes as f64;
+    if b >= KIB * KIB {
+        format!("{:.1} MiB", b / (KIB * KIB)).replace(".0 ", " ")
+    } else if b >= KIB {
+        format!("{:.0} KiB", b / KIB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+/// A wait as people read it, rounded up: "3 h 5 min", "12 min", "4 s".
+fn wait(duration: &Duration) -> String {
+    let secs = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    match secs {
+        0..60 => format!("{} s", secs.max(1)),
+        60..3600 => format!("{} min", secs.div_ceil(60)),
+        _ => {
+            let minutes = secs.div_ceil(60);
+            format!("{} h {} min", minutes / 60, minutes % 60)
+        }
+    }
+}
+
 impl From<ValidationError> for ChatError {
     fn from(err: ValidationError) -> Self {
         Self::Invalid(err)
@@ -136,5 +188,29 @@ impl From<StoreError> for ChatError {
                 Self::Internal
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quota_refusal_says_the_limit_and_when_it_resets() {
+        let err = ChatError::QuotaExceeded {
+            limit: 100 * 1024 * 1024,
+            used: 99 * 1024 * 1024 + 512 * 1024,
+            resets_in: Duration::from_secs(5 * 3600 + 59),
+        };
+        assert_eq!(err.code(), "quota_exceeded");
+        assert_eq!(
+            err.to_string(),
+            "this file would take you over your quota of 100 MiB of files a day (99.5 MiB used): it resets in 5 h 1 min"
+        );
+        let limited = ChatError::DeliveryLimited { retry_in: Duration::from_millis(1500) };
+        assert_eq!(limited.code(), "rate_limited");
+        assert!(limited.to_string().ends_with("try again in 2 s"), "{limited}");
+        assert_eq!(wait(&Duration::from_secs(61)), "2 min");
+        assert_eq!(size(300 * 1024), "300 KiB");
     }
 }

@@ -2,6 +2,8 @@
 //! waiting for their turn, and disconnection of a socket that keeps
 //! flooding. Checked synchronously when a packet arrives, before any store
 //! call, so a flooding socket costs little and other users do not notice.
+//! A second bucket counts bytes delivered (a message's size times its
+//! recipients), so that one event cannot fan a file out to everyone.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -37,6 +39,34 @@ pub struct EventLimiter {
     window_start: Instant,
     max_refusals: u32,
     max_queued: usize,
+    /// Bytes the socket may have delivered; `None`: unlimited.
+    delivery: Option<ByteBucket>,
+}
+
+/// A token bucket counted in bytes.
+#[derive(Debug)]
+struct ByteBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl ByteBucket {
+    /// Takes `cost` bytes if they are there, or says how long until they
+    /// are. A cost above the burst could never be paid in full: it passes
+    /// when the bucket is full, and empties it.
+    fn take(&mut self, now: Instant, cost: u64) -> Result<(), Duration> {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.refilled = now;
+        let cost = (cost as f64).min(self.burst);
+        if self.tokens < cost {
+            return Err(Duration::from_secs_f64((cost - self.tokens) / self.rate));
+        }
+        self.tokens -= cost;
+        Ok(())
+    }
 }
 
 impl EventLimiter {
@@ -54,6 +84,25 @@ impl EventLimiter {
             window_start: now,
             max_refusals: burst.max(1).saturating_mul(4),
             max_queued: MAX_QUEUED_EVENTS.max(burst as usize),
+            delivery: None,
+        }
+    }
+
+    /// Adds a delivery allowance: `bytes_per_sec` sustained, `burst` at once.
+    pub fn with_delivery_allowance(self, bytes_per_sec: u64, burst: u64) -> Self {
+        let burst = burst.max(1) as f64;
+        let bucket =
+            ByteBucket { rate: bytes_per_sec.max(1) as f64, burst, tokens: burst, refilled: Instant::now() };
+        Self { delivery: Some(bucket), ..self }
+    }
+
+    /// Charges a delivery costing `cost` bytes (see [`delivery_cost`]). Over
+    /// the allowance nothing is charged, and the error says how long until
+    /// the cost would pass.
+    pub fn charge_delivery(&mut self, cost: u64) -> Result<(), Duration> {
+        match &mut self.delivery {
+            Some(bucket) => bucket.take(Instant::now(), cost),
+            None => Ok(()),
         }
     }
 
@@ -78,6 +127,12 @@ impl EventLimiter {
         self.refusals += 1;
         if self.refusals > self.max_refusals { Admission::Disconnect } else { Admission::Refuse }
     }
+}
+
+/// What a message costs against the delivery allowance: each recipient
+/// gets its bytes.
+pub fn delivery_cost(bytes: usize, recipients: usize) -> u64 {
+    (bytes as u64).saturating_mul(recipients.max(1) as u64)
 }
 
 /// Open sockets per client address on this instance, capped.
@@ -152,6 +207,26 @@ mod tests {
             assert_eq!(limiter.admit_at(later, 0), Admission::Admit, "refills up to the burst, not beyond");
         }
         assert_eq!(limiter.admit_at(later, 0), Admission::Refuse);
+    }
+
+    #[test]
+    fn bytes_times_recipients_are_counted_against_the_delivery_allowance() {
+        const MIB: u64 = 1024 * 1024;
+        let start = Instant::now();
+        let (rate, burst) = ((2 * MIB) as f64, (32 * MIB) as f64);
+        let mut bucket = ByteBucket { rate, burst, tokens: burst, refilled: start };
+        assert!(bucket.take(start, delivery_cost(5 * MIB as usize, 1)).is_ok(), "a 5 MiB file to one person");
+        let fan_out: Vec<_> = (0..10).map(|_| bucket.take(start, delivery_cost(MIB as usize, 10))).collect();
+        let passed = fan_out.iter().filter(|outcome| outcome.is_ok()).count();
+        assert_eq!(passed, 2, "27 MiB left: two of ten 10 MiB fan-outs pass");
+        assert_eq!(fan_out[9], Err(Duration::from_millis(1500)), "3 MiB short at 2 MiB/s");
+        assert!(bucket.take(start, delivery_cost(100, 10)).is_ok(), "small messages still pass");
+        let later = start + Duration::from_secs(5);
+        assert!(bucket.take(later, 10 * MIB).is_ok(), "refilled at 2 MiB/s");
+        let much_later = start + Duration::from_secs(60);
+        assert!(bucket.take(much_later, 500 * MIB).is_ok(), "more than the burst passes on a full bucket...");
+        assert!(bucket.take(much_later, 1).is_err(), "...and empties it");
+        assert!(EventLimiter::new(1, 1).charge_delivery(u64::MAX).is_ok(), "no allowance set: unlimited");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::socket_state::SocketState;
 use super::wire::{DemoMessage, Done, FileUpload, HistoryPageBody, HistoryRequest, Names, SendMessage, Sent};
 use std::time::Instant;
 
-use super::{Chat, ChatError, channels, log_emit};
+use super::{Chat, ChatError, channels, log_emit, quota};
 use crate::domain::{
     Attachment, Conversation, FileName, MediaType, Message, MessageId, RoomName, Target, Text, UserId,
     Username, ValidationError,
@@ -48,6 +48,8 @@ async fn send<A: Adapter>(
     if text.is_none() && upload.is_none() {
         return Err(ChatError::invalid_payload("a message needs a `text`, a `file`, or both"));
     }
+    let file_bytes = upload.as_ref().map_or(0, |(_, _, data)| data.len());
+    quota::charge_message(chat, socket, &target, text.as_ref(), file_bytes, &quota_key(&my_id)).await?;
     let id = chat.next_id();
     let file = upload.map(|(name, media, data)| Attachment {
         name,
@@ -85,6 +87,14 @@ async fn send<A: Adapter>(
         tracing::warn!(id = %message.id, error = %err, "file delivered but not kept for history");
     }
     Ok(Sent { message: record })
+}
+
+/// The key a sender's file quota is counted under: the one place that says
+/// whose quota a message is charged to. An identity's, not a name's: a
+/// name's next holder does not inherit it, nor can its holder shed it by
+/// giving the name up.
+fn quota_key(id: &UserId) -> String {
+    format!("files:{id}")
 }
 
 /// Checks a file: its size, its name, and its type as read from the bytes.

@@ -7,7 +7,7 @@
 //! - [`handshake`]: `auth: { token }` at connect, guest policy
 //! - [`login`]: `add user`, `users`, disconnection
 //! - [`rooms`]: `join`, `leave`, `rooms`
-//! - [`messages`]: `message`, `new message`, `history`
+//! - [`messages`]: `message`, `new message`, `history`; [`quota`]: what a message may cost
 //! - [`typing`]: `typing`, `stop typing`
 //! - [`presence`]: `user joined` / `user left`, batched `presence`, the `users` push
 //! - [`avatars`]: `avatar changed`, after an upload over HTTP
@@ -26,6 +26,7 @@ mod login;
 mod messages;
 mod presence;
 pub mod probe;
+mod quota;
 mod rooms;
 mod sessions;
 mod socket_state;
@@ -54,7 +55,7 @@ use crate::auth::Auth;
 use crate::domain::{IdGenerator, MessageId, Username};
 use crate::http::ClientAddr;
 use crate::metrics::metrics;
-use crate::store::{FileStore, SocketKey, Store, Stores};
+use crate::store::{AccountStore, FileStore, SocketKey, Store, Stores};
 use extract::InOrder;
 use limits::{ConnectionsPerAddress, EventLimiter};
 use socket_state::SocketState;
@@ -73,6 +74,12 @@ pub struct Policy {
     pub event_rate: u32,
     /// Events one socket may send in a burst.
     pub event_burst: u32,
+    /// Bytes one socket may have delivered per second (size × recipients).
+    pub delivery_bytes_per_sec: u64,
+    /// Bytes one socket may have delivered at once.
+    pub delivery_burst_bytes: u64,
+    /// Bytes of files one user may send per day (0: unlimited).
+    pub file_quota_bytes: u64,
     /// Rooms one socket may be in.
     pub max_rooms_per_socket: u32,
     /// Sockets one user may have logged in.
@@ -146,6 +153,11 @@ impl Chat {
     /// Where files sent in messages are kept.
     pub fn files(&self) -> &dyn FileStore {
         self.0.stores.files.as_ref()
+    }
+
+    /// Accounts, avatars and counters (the file quota's among them).
+    pub fn accounts(&self) -> &dyn AccountStore {
+        self.0.stores.accounts.as_ref()
     }
 
     /// Accounts and tokens.
@@ -242,7 +254,8 @@ pub async fn prepare_socket<A: Adapter>(
     TryData(auth): TryData<handshake::HandshakeAuth>,
 ) -> Result<(), handshake::Refusal> {
     let policy = chat.policy();
-    let limiter = EventLimiter::new(policy.event_rate, policy.event_burst);
+    let limiter = EventLimiter::new(policy.event_rate, policy.event_burst)
+        .with_delivery_allowance(policy.delivery_bytes_per_sec, policy.delivery_burst_bytes);
     SocketState::attach(&socket, limiter, policy.max_message_bytes);
     InOrder::reserve_first(&SocketState::of(&socket));
     let client = socket.req_parts().extensions.get::<ClientAddr>().map(|ClientAddr(ip)| *ip);

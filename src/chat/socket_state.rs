@@ -98,6 +98,12 @@ impl SocketState {
         self.limiter.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).admit(queued)
     }
 
+    /// Charges a message's delivery against the socket's byte allowance
+    /// (see [`EventLimiter::charge_delivery`]).
+    pub fn charge_delivery(&self, cost: u64) -> Result<(), std::time::Duration> {
+        self.limiter.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).charge_delivery(cost)
+    }
+
     /// Counts an admitted event until its handler finishes.
     pub(super) fn event_started(&self) {
         self.queued.fetch_add(1, Ordering::AcqRel);

@@ -32,7 +32,8 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
     })?;
     let store = Arc::new(
         RedisStore::new(cluster.commands(), &config.redis_prefix, instance.id.clone(), history_limit)
-            .with_file_ttl(config.file_ttl()),
+            .with_file_ttl(config.file_ttl())
+            .with_history_ttl(config.history_ttl()),
     );
     let (chat, api) = services(config, instance, Stores::of(store.clone()), &secret);
 

@@ -35,6 +35,18 @@ pub struct Avatar {
     pub bytes: Bytes,
 }
 
+/// The outcome of [`AccountStore::charge`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Charge {
+    /// True if the amount fitted under the limit and was counted; a refused
+    /// amount is not counted.
+    pub accepted: bool,
+    /// The count in the current window, after this charge.
+    pub used: u64,
+    /// When the current window ends and the count starts again from zero.
+    pub resets_in: Duration,
+}
+
 /// Where accounts live: in memory, or in Redis for a cluster.
 #[async_trait]
 pub trait AccountStore: Send + Sync + 'static {
@@ -73,4 +85,16 @@ pub trait AccountStore: Send + Sync + 'static {
 
     /// The count under `key` in its current window, without counting.
     async fn attempts(&self, key: &str) -> Result<u64, StoreError>;
+
+    /// Adds `amount` to the counter under `key`, unless that would take it
+    /// past `limit` within the current fixed window of `window` (a window
+    /// starts at the first charge). Atomic across instances: two charges
+    /// racing for the last of a quota see one of them refused.
+    async fn charge(
+        &self,
+        key: &str,
+        amount: u64,
+        limit: u64,
+        window: Duration,
+    ) -> Result<Charge, StoreError>;
 }

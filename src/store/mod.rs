@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use accounts::{Account, AccountStore, Avatar};
+pub use accounts::{Account, AccountStore, Avatar, Charge};
 pub use files::{FileStore, StoredFile};
 pub use memory::{MemoryStore, SocketSnapshot};
 pub use redis::{Purge, RedisStore, Resync, TIMEOUT as REDIS_TIMEOUT};
@@ -217,6 +217,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// True if any socket of `user` is in `room`.
     async fn is_member(&self, room: &RoomName, user: &Username) -> Result<bool, StoreError>;
+
+    /// How many users are in `room` (one read: no member list is built).
+    async fn room_size(&self, room: &RoomName) -> Result<usize, StoreError>;
 
     /// The proof an online name is held under; `None` if nobody holds it.
     async fn owner_of(&self, user: &Username) -> Result<Option<OwnerProof>, StoreError>;

@@ -1,5 +1,6 @@
 //! Accounts, avatars and rate-limit counters, in memory.
 
+use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::time::{Duration, Instant};
 
@@ -7,7 +8,7 @@ use async_trait::async_trait;
 
 use super::{MemoryStore, lock};
 use crate::domain::Username;
-use crate::store::{Account, AccountStore, Avatar, StoreError};
+use crate::store::{Account, AccountStore, Avatar, Charge, StoreError};
 
 /// Above this many counters, expired windows are swept on the next count.
 const SWEEP_ABOVE: usize = 10_000;
@@ -22,6 +23,10 @@ pub struct Window {
 impl Window {
     fn is_over(&self, now: Instant) -> bool {
         now.duration_since(self.start) >= self.length
+    }
+
+    fn resets_in(&self, now: Instant) -> Duration {
+        self.length.saturating_sub(now.duration_since(self.start))
     }
 }
 
@@ -96,14 +101,7 @@ impl AccountStore for MemoryStore {
     async fn count_attempt(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
         let now = Instant::now();
         let mut attempts = lock(&self.attempts);
-        if attempts.len() > SWEEP_ABOVE {
-            attempts.retain(|_, counter| !counter.is_over(now));
-        }
-        let counter =
-            attempts.entry(key.to_owned()).or_insert(Window { start: now, length: window, count: 0 });
-        if counter.is_over(now) {
-            *counter = Window { start: now, length: window, count: 0 };
-        }
+        let counter = current_window(&mut attempts, key, window, now);
         counter.count += 1;
         Ok(counter.count)
     }
@@ -115,4 +113,40 @@ impl AccountStore for MemoryStore {
             .filter(|counter| !counter.is_over(now))
             .map_or(0, |counter| counter.count))
     }
+
+    async fn charge(
+        &self,
+        key: &str,
+        amount: u64,
+        limit: u64,
+        window: Duration,
+    ) -> Result<Charge, StoreError> {
+        let now = Instant::now();
+        let mut counters = lock(&self.attempts);
+        let counter = current_window(&mut counters, key, window, now);
+        let after = counter.count.saturating_add(amount);
+        let accepted = after <= limit;
+        if accepted {
+            counter.count = after;
+        }
+        Ok(Charge { accepted, used: counter.count, resets_in: counter.resets_in(now) })
+    }
+}
+
+/// The counter under `key`, started afresh if its window is over (or it
+/// had none). Sweeps expired windows once there are many.
+fn current_window<'a>(
+    counters: &'a mut HashMap<String, Window>,
+    key: &str,
+    length: Duration,
+    now: Instant,
+) -> &'a mut Window {
+    if counters.len() > SWEEP_ABOVE {
+        counters.retain(|_, counter| !counter.is_over(now));
+    }
+    let counter = counters.entry(key.to_owned()).or_insert(Window { start: now, length, count: 0 });
+    if counter.is_over(now) {
+        *counter = Window { start: now, length, count: 0 };
+    }
+    counter
 }

@@ -1,12 +1,14 @@
 //! The embedded store: the whole shared state in this process, for a single
-//! instance without Redis. Presence and history here; accounts and files in
+//! instance without Redis. Presence here; history, accounts and files in
 //! the submodules.
 
 mod accounts;
 mod files;
+mod history;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
@@ -20,8 +22,7 @@ use crate::domain::{Conversation, Message, RoomName, Username};
 /// long history read never delays a login. No lock is held across an await.
 pub struct MemoryStore {
     presence: Mutex<Presence>,
-    history: Mutex<HashMap<String, VecDeque<Message>>>,
-    history_limit: usize,
+    history: Mutex<history::History>,
     /// Accounts by name key.
     accounts: Mutex<HashMap<String, Account>>,
     /// Avatars by name key.
@@ -56,12 +57,17 @@ struct OnlineSocket {
 }
 
 impl MemoryStore {
-    /// A store keeping at most `history_limit` messages per conversation.
+    /// A store keeping at most `history_limit` messages per conversation,
+    /// and 64 MiB of history for 30 days unused (see
+    /// [`MemoryStore::with_history_limits`]).
     pub fn new(history_limit: usize) -> Self {
         Self {
             presence: Mutex::default(),
-            history: Mutex::default(),
-            history_limit,
+            history: Mutex::new(history::History::new(
+                history_limit,
+                history::DEFAULT_MAX_BYTES,
+                history::DEFAULT_TTL,
+            )),
             accounts: Mutex::default(),
             avatars: Mutex::default(),
             attempts: Mutex::default(),
@@ -75,12 +81,21 @@ impl MemoryStore {
         Self { files: Mutex::new(files::FileCache::new(ttl, max_bytes)), ..self }
     }
 
-    fn presence(&self) -> MutexGuard<'_, Presence> {
-        lock(&self.presence)
+    /// Keeps at most `max_bytes` of history (estimated; the least recently
+    /// used conversations lose their oldest messages first) and drops
+    /// conversations neither written nor read for `ttl`.
+    pub fn with_history_limits(self, max_bytes: usize, ttl: Duration) -> Self {
+        let limit = lock(&self.history).limit();
+        Self { history: Mutex::new(history::History::new(limit, max_bytes, ttl)), ..self }
     }
 
-    fn history_lock(&self) -> MutexGuard<'_, HashMap<String, VecDeque<Message>>> {
-        lock(&self.history)
+    /// Estimated bytes of history held, which stays within the budget.
+    pub fn history_bytes(&self) -> usize {
+        lock(&self.history).bytes()
+    }
+
+    fn presence(&self) -> MutexGuard<'_, Presence> {
+        lock(&self.presence)
     }
 }
 
@@ -266,17 +281,16 @@ impl Store for MemoryStore {
         Ok(self.presence().rooms.get(room).is_some_and(|counts| counts.contains_key(user.key())))
     }
 
+    async fn room_size(&self, room: &RoomName) -> Result<usize, StoreError> {
+        Ok(self.presence().rooms.get(room).map_or(0, HashMap::len))
+    }
+
     async fn owner_of(&self, user: &Username) -> Result<Option<OwnerProof>, StoreError> {
         Ok(self.presence().users.get(user.key()).map(|online| online.proof.clone()))
     }
 
     async fn append_message(&self, conversation: &Conversation, message: &Message) -> Result<(), StoreError> {
-        let mut history = self.history_lock();
-        let thread = history.entry(conversation.storage_key()).or_default();
-        thread.push_back(message.clone());
-        while thread.len() > self.history_limit {
-            thread.pop_front();
-        }
+        lock(&self.history).append(conversation.storage_key(), message.clone(), Instant::now());
         Ok(())
     }
 
@@ -285,18 +299,6 @@ impl Store for MemoryStore {
         conversation: &Conversation,
         page: &HistoryPage,
     ) -> Result<Vec<Message>, StoreError> {
-        let history = self.history_lock();
-        let Some(thread) = history.get(&conversation.storage_key()) else { return Ok(Vec::new()) };
-        let in_range = |m: &&Message| {
-            page.after.is_none_or(|after| m.id > after) && page.before.is_none_or(|before| m.id < before)
-        };
-        Ok(if page.after.is_some() {
-            thread.iter().filter(in_range).take(page.limit).cloned().collect()
-        } else {
-            let mut newest: Vec<Message> =
-                thread.iter().rev().filter(in_range).take(page.limit).cloned().collect();
-            newest.reverse();
-            newest
-        })
+        Ok(lock(&self.history).read(&conversation.storage_key(), page, Instant::now()))
     }
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::RedisStore;
 use crate::domain::Username;
-use crate::store::{Account, AccountStore, Avatar, StoreError};
+use crate::store::{Account, AccountStore, Avatar, Charge, StoreError};
 
 #[derive(Serialize, Deserialize)]
 struct AccountRecord {
@@ -182,6 +182,29 @@ impl AccountStore for RedisStore {
         match count {
             Ok(count) => Ok(count.unwrap_or(0)),
             Err(_) => self.local.attempts(key).await,
+        }
+    }
+
+    async fn charge(
+        &self,
+        key: &str,
+        amount: u64,
+        limit: u64,
+        window: Duration,
+    ) -> Result<Charge, StoreError> {
+        let keys = vec![self.keys.quota(key)];
+        let args = vec![amount.to_string(), limit.to_string(), window.as_millis().max(1).to_string()];
+        let reply: Result<Vec<i64>, _> =
+            self.call("charge", self.scripts.charge.evalsha_with_reload(&self.client, keys, args)).await;
+        match reply.as_deref() {
+            Ok(&[accepted, used, resets_in_ms]) => Ok(Charge {
+                accepted: accepted == 1,
+                used: used.max(0) as u64,
+                resets_in: Duration::from_millis(resets_in_ms.max(0) as u64),
+            }),
+            Ok(other) => Err(StoreError::Unavailable(format!("charge: unexpected reply {other:?}"))),
+            // Quotas keep working through an outage, per instance.
+            Err(_) => self.local.charge(key, amount, limit, window).await,
         }
     }
 }

@@ -6,7 +6,7 @@
 use fred::prelude::SortedSetsInterface;
 use fred::types::sorted_sets::{ZRange, ZRangeBound, ZRangeKind, ZSort};
 
-use super::{HISTORY_IDLE_SECS, RedisStore};
+use super::RedisStore;
 use crate::domain::{Conversation, Message};
 use crate::store::{HistoryPage, StoreError};
 
@@ -21,7 +21,7 @@ impl RedisStore {
         let args = vec![
             format!("{} {json}", message.id),
             self.history_limit.to_string(),
-            HISTORY_IDLE_SECS.to_string(),
+            self.history_ttl.as_millis().max(1).to_string(),
         ];
         let _: i64 =
             self.call("append", self.scripts.append.evalsha_with_reload(&self.client, keys, args)).await?;

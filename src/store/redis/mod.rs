@@ -42,8 +42,8 @@ pub const TIMEOUT: Duration = Duration::from_secs(2);
 const PENDING_LIMIT: usize = 10_000;
 /// Files are kept this long by default.
 const DEFAULT_FILE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-/// A conversation's history expires this long after its last message.
-const HISTORY_IDLE_SECS: u64 = 30 * 24 * 3600;
+/// A conversation's history expires this long after its last message, by default.
+const DEFAULT_HISTORY_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// [`Store`] backed by Redis (or a Redis Cluster), with a local mirror.
 pub struct RedisStore {
@@ -55,6 +55,8 @@ pub struct RedisStore {
     history_limit: usize,
     /// How long files are kept.
     file_ttl: Duration,
+    /// How long a conversation's history outlives its last message.
+    history_ttl: Duration,
     /// This instance's own sockets: the truth about them, and the fallback.
     local: MemoryStore,
     /// History writes that could not be made, oldest first.
@@ -76,6 +78,7 @@ impl RedisStore {
             instance: instance.into(),
             history_limit,
             file_ttl: DEFAULT_FILE_TTL,
+            history_ttl: DEFAULT_HISTORY_TTL,
             local: MemoryStore::new(history_limit),
             pending: Mutex::default(),
             sync: tokio::sync::RwLock::new(()),
@@ -86,6 +89,12 @@ impl RedisStore {
     /// Keeps files for `ttl` (default: a week).
     pub fn with_file_ttl(self, ttl: Duration) -> Self {
         Self { file_ttl: ttl, ..self }
+    }
+
+    /// Lets a conversation's history expire `ttl` after its last message
+    /// (default: 30 days).
+    pub fn with_history_ttl(self, ttl: Duration) -> Self {
+        Self { history_ttl: ttl, ..self }
     }
 
     /// True while the command connection to Redis is up.
@@ -279,6 +288,14 @@ impl Store for RedisStore {
         match member {
             Ok(member) => Ok(member),
             Err(_) => self.local.is_member(room, user).await,
+        }
+    }
+
+    async fn room_size(&self, room: &RoomName) -> Result<usize, StoreError> {
+        let size: Result<usize, _> = self.call("room size", self.client.hlen(self.keys.room(room))).await;
+        match size {
+            Ok(size) => Ok(size),
+            Err(_) => self.local.room_size(room).await,
         }
     }
 

@@ -28,6 +28,7 @@ pub struct Scripts {
     pub dead: Script,
     pub append: Script,
     pub count: Script,
+    pub charge: Script,
     pub put_file: Script,
     pub replace_account: Script,
 }
@@ -44,6 +45,7 @@ impl Scripts {
             dead: script(include_str!("dead.lua")),
             append: script(include_str!("append.lua")),
             count: script(include_str!("count.lua")),
+            charge: script(include_str!("charge.lua")),
             put_file: script(include_str!("put_file.lua")),
             replace_account: script(include_str!("replace_account.lua")),
         }
@@ -117,6 +119,11 @@ impl Keys {
     /// presence, so one MGET reads many of them even on a Redis Cluster.
     pub fn revoked(&self, jti: &str) -> String {
         format!("{{{}}}:revoked:{jti}", self.prefix)
+    }
+
+    /// A quota counter (see `AccountStore::charge`).
+    pub fn quota(&self, key: &str) -> String {
+        format!("{}:quota:{key}", self.prefix)
     }
 
     /// A stored file (hash of meta, data).
