@@ -2,7 +2,8 @@
 //! guests, and the rate limits on login attempts.
 //!
 //! - [`tokens`]: issuing and verifying tokens (any instance verifies any other's)
-//! - [`passwords`]: hashing and verifying passwords off the async workers
+//! - [`passwords`]: hashing and verifying passwords off the async workers,
+//!   a bounded number at once
 //!
 //! [`Auth`] is the service the HTTP API and the socket handshake share.
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 
 use crate::domain::{Password, Username, ValidationError};
 use crate::store::{Account, AccountStore, OwnerProof, Store, StoreError};
+use passwords::{HashError, Hasher};
 pub use tokens::{TokenError, Tokens};
 
 /// The proof under which every session of an account holds its name.
@@ -84,12 +86,33 @@ pub enum AuthError {
     /// A guest token whose session is over (the name was released).
     #[error("this guest session has ended; log in again")]
     SessionEnded,
-    /// Too many attempts; try again later.
-    #[error("too many attempts; try again in {} s", .0.as_secs())]
+    /// Too many attempts; try again after this long.
+    #[error("too many attempts; try again in {} s", whole_seconds(*.0))]
     RateLimited(Duration),
+    /// Every password-hashing thread is taken and its queue is full; try
+    /// again after this long. The password was not checked.
+    #[error("the server is busy checking passwords; try again in {} s", whole_seconds(*.0))]
+    Busy(Duration),
     /// The state store is unreachable.
     #[error("the account service is unavailable, try again shortly")]
     Unavailable,
+}
+
+/// A wait in whole seconds, rounded up (a wait of 0.2 s is "1 s", not "0 s").
+pub fn whole_seconds(wait: Duration) -> u64 {
+    wait.as_millis().div_ceil(1000).try_into().unwrap_or(u64::MAX).max(1)
+}
+
+impl From<HashError> for AuthError {
+    fn from(err: HashError) -> Self {
+        match err {
+            HashError::Busy => Self::Busy(passwords::BUSY_RETRY_AFTER),
+            HashError::Failed(cause) => {
+                tracing::error!(%cause, "password hashing failed");
+                Self::Unavailable
+            }
+        }
+    }
 }
 
 impl From<StoreError> for AuthError {
@@ -112,12 +135,14 @@ struct Inner {
     tokens: Tokens,
     accounts: Arc<dyn AccountStore>,
     presence: Arc<dyn Store>,
+    /// Runs argon2, a bounded number at once.
+    hasher: Hasher,
 }
 
 impl Auth {
     /// Accounts in `accounts`, presence in `presence`, tokens signed by `tokens`.
     pub fn new(tokens: Tokens, accounts: Arc<dyn AccountStore>, presence: Arc<dyn Store>) -> Self {
-        Self(Arc::new(Inner { tokens, accounts, presence }))
+        Self(Arc::new(Inner { tokens, accounts, presence, hasher: Hasher::for_this_machine() }))
     }
 
     /// Registers an account. The name must be free: not registered, and not
@@ -129,10 +154,7 @@ impl Auth {
         if self.0.presence.owner_of(&user).await?.is_some() {
             return Err(AuthError::NameInUse(user.to_string()));
         }
-        let password_hash = passwords::hash(password).await.map_err(|err| {
-            tracing::error!(error = %err, "password hashing failed");
-            AuthError::Unavailable
-        })?;
+        let password_hash = self.0.hasher.hash(password).await?;
         self.0.accounts.create_account(&Account { name: user.clone(), password_hash }).await?;
         tracing::info!(user = %user, "account registered");
         Ok(user)
@@ -155,7 +177,7 @@ impl Auth {
         }
         let account = self.0.accounts.account(&user).await?;
         let registered = account.as_ref().map(|account| account.name.clone());
-        if passwords::verify(password, account.map(|account| account.password_hash)).await {
+        if self.0.hasher.verify(password, account.map(|account| account.password_hash)).await? {
             let identity = Identity { user: registered.unwrap_or(user), kind: IdentityKind::Account };
             let token = self.0.tokens.issue(&identity);
             return Ok((identity, token));
