@@ -4,9 +4,11 @@
 //! - [`tokens`]: issuing and verifying tokens (any instance verifies any other's)
 //! - [`passwords`]: hashing and verifying passwords off the async workers,
 //!   a bounded number at once
+//! - [`limits`]: the attempt counters a login passes before its password is checked
 //!
 //! [`Auth`] is the service the HTTP API and the socket handshake share.
 
+pub mod limits;
 pub mod passwords;
 pub mod tokens;
 
@@ -16,21 +18,13 @@ use std::time::Duration;
 
 use crate::domain::{Password, Username, ValidationError};
 use crate::store::{Account, AccountStore, OwnerProof, Store, StoreError};
+use limits::Limits;
 use passwords::{HashError, Hasher};
 pub use tokens::{TokenError, Tokens};
 
 /// The proof under which every session of an account holds its name.
 /// Guest proofs are 64 hex characters, so they can never equal it.
 const ACCOUNT_PROOF: &str = "account";
-
-/// Login and registration attempts one address may make per window.
-pub const ATTEMPTS_PER_ADDRESS: u64 = 30;
-/// The window for attempts per address.
-pub const ADDRESS_WINDOW: Duration = Duration::from_secs(60);
-/// Failed logins one account name may take per window before it is locked.
-pub const FAILURES_PER_NAME: u64 = 10;
-/// The window for failed logins per name.
-pub const NAME_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// A verified identity.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,7 +80,7 @@ pub enum AuthError {
     /// A guest token whose session is over (the name was released).
     #[error("this guest session has ended; log in again")]
     SessionEnded,
-    /// Too many attempts; try again after this long.
+    /// Too many attempts ([`limits`]); try again after this long.
     #[error("too many attempts; try again in {} s", whole_seconds(*.0))]
     RateLimited(Duration),
     /// Every password-hashing thread is taken and its queue is full; try
@@ -137,54 +131,69 @@ struct Inner {
     presence: Arc<dyn Store>,
     /// Runs argon2, a bounded number at once.
     hasher: Hasher,
+    /// The attempt counters.
+    limits: Limits,
 }
 
 impl Auth {
     /// Accounts in `accounts`, presence in `presence`, tokens signed by `tokens`.
     pub fn new(tokens: Tokens, accounts: Arc<dyn AccountStore>, presence: Arc<dyn Store>) -> Self {
-        Self(Arc::new(Inner { tokens, accounts, presence, hasher: Hasher::for_this_machine() }))
+        let limits = Limits::new(accounts.clone());
+        Self(Arc::new(Inner { tokens, accounts, presence, hasher: Hasher::for_this_machine(), limits }))
     }
 
     /// Registers an account. The name must be free: not registered, and not
     /// held by a guest online right now.
     pub async fn register(&self, name: &str, password: &str, from: IpAddr) -> Result<Username, AuthError> {
-        self.limit(&format!("addr:{from}"), ATTEMPTS_PER_ADDRESS, ADDRESS_WINDOW).await?;
+        self.0.limits.address(from).await?;
         let user = Username::parse(name).map_err(AuthError::Invalid)?;
         let password = Password::parse(password).map_err(AuthError::Invalid)?;
         if self.0.presence.owner_of(&user).await?.is_some() {
             return Err(AuthError::NameInUse(user.to_string()));
         }
-        let password_hash = self.0.hasher.hash(password).await?;
+        let password_hash = match self.0.hasher.hash(password).await {
+            Ok(hash) => hash,
+            Err(err) => {
+                self.0.limits.unhashed(from).await;
+                return Err(err.into());
+            }
+        };
         self.0.accounts.create_account(&Account { name: user.clone(), password_hash }).await?;
         tracing::info!(user = %user, "account registered");
         Ok(user)
     }
 
-    /// Checks a name and password; returns the account's identity and a token.
+    /// Checks a name and password; returns the account's identity and a
+    /// token. The attempt passes the [`limits`] before the password is checked.
     pub async fn log_in(
         &self,
         name: &str,
         password: &str,
         from: IpAddr,
     ) -> Result<(Identity, String), AuthError> {
-        self.limit(&format!("addr:{from}"), ATTEMPTS_PER_ADDRESS, ADDRESS_WINDOW).await?;
+        self.0.limits.address(from).await?;
         let (Ok(user), Ok(password)) = (Username::parse(name), Password::parse(password)) else {
             return Err(AuthError::BadCredentials);
         };
-        let failures = format!("fail:{}", user.key());
-        if self.0.accounts.attempts(&failures).await? >= FAILURES_PER_NAME {
-            return Err(AuthError::RateLimited(NAME_WINDOW));
-        }
         let account = self.0.accounts.account(&user).await?;
         let registered = account.as_ref().map(|account| account.name.clone());
-        if self.0.hasher.verify(password, account.map(|account| account.password_hash)).await? {
-            let identity = Identity { user: registered.unwrap_or(user), kind: IdentityKind::Account };
-            let token = self.0.tokens.issue(&identity);
-            return Ok((identity, token));
+        let admission = self.0.limits.admit(&user, from).await?;
+        match self.0.hasher.verify(password, account.map(|account| account.password_hash)).await {
+            Ok(true) => {
+                self.0.limits.succeeded(&admission).await;
+                let identity = Identity { user: registered.unwrap_or(user), kind: IdentityKind::Account };
+                let token = self.0.tokens.issue(&identity);
+                Ok((identity, token))
+            }
+            Ok(false) => {
+                tracing::info!(user = %user, %from, "failed login");
+                Err(AuthError::BadCredentials)
+            }
+            Err(err) => {
+                self.0.limits.unchecked(&admission).await;
+                Err(err.into())
+            }
         }
-        tracing::info!(user = %user, %from, "failed login");
-        self.0.accounts.count_attempt(&failures, NAME_WINDOW).await?;
-        Err(AuthError::BadCredentials)
     }
 
     /// How long tokens stay valid.
@@ -224,15 +233,5 @@ impl Auth {
     /// True if `user` is a registered account's name.
     pub async fn is_registered(&self, user: &Username) -> Result<bool, StoreError> {
         Ok(self.0.accounts.account(user).await?.is_some())
-    }
-
-    /// Counts an attempt under `key`; refuses once `max` is passed in the window.
-    async fn limit(&self, key: &str, max: u64, window: Duration) -> Result<(), AuthError> {
-        let count = self.0.accounts.count_attempt(key, window).await?;
-        if count > max {
-            tracing::warn!(key, count, "rate limit reached");
-            return Err(AuthError::RateLimited(window));
-        }
-        Ok(())
     }
 }

@@ -28,6 +28,7 @@ pub struct Scripts {
     pub dead: Script,
     pub append: Script,
     pub count: Script,
+    pub uncount: Script,
     pub put_file: Script,
 }
 
@@ -43,6 +44,7 @@ impl Scripts {
             dead: script(include_str!("dead.lua")),
             append: script(include_str!("append.lua")),
             count: script(include_str!("count.lua")),
+            uncount: script(include_str!("uncount.lua")),
             put_file: script(include_str!("put_file.lua")),
         }
     }
