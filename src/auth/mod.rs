@@ -2,10 +2,13 @@
 //! guests, and the rate limits on login attempts.
 //!
 //! - [`tokens`]: issuing and verifying tokens (any instance verifies any other's)
-//! - [`passwords`]: hashing and verifying passwords off the async workers
+//! - [`passwords`]: hashing and verifying passwords off the async workers,
+//!   a bounded number at once
+//! - [`limits`]: the attempt counters a login passes before its password is checked
 //!
 //! [`Auth`] is the service the HTTP API and the socket handshake share.
 
+pub mod limits;
 pub mod passwords;
 pub mod tokens;
 
@@ -15,16 +18,9 @@ use std::time::Duration;
 
 use crate::domain::{Password, UserId, Username, ValidationError};
 use crate::store::{Account, AccountStore, OwnerProof, Store, StoreError};
+use limits::Limits;
+use passwords::{HashError, Hasher};
 pub use tokens::{Session, TokenError, Tokens};
-
-/// Login and registration attempts one address may make per window.
-pub const ATTEMPTS_PER_ADDRESS: u64 = 30;
-/// The window for attempts per address.
-pub const ADDRESS_WINDOW: Duration = Duration::from_secs(60);
-/// Failed logins one account name may take per window before it is locked.
-pub const FAILURES_PER_NAME: u64 = 10;
-/// The window for failed logins per name.
-pub const NAME_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// A verified identity.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,9 +89,13 @@ pub enum AuthError {
     /// The token was revoked (a logout, a password change, a deleted account).
     #[error("this token was revoked; log in again")]
     Revoked,
-    /// Too many attempts; try again later.
-    #[error("too many attempts; try again in {} s", .0.as_secs())]
+    /// Too many attempts ([`limits`]); try again after this long.
+    #[error("too many attempts; try again in {} s", whole_seconds(*.0))]
     RateLimited(Duration),
+    /// Every password-hashing thread is taken and its queue is full; try
+    /// again after this long. The password was not checked.
+    #[error("the server is busy checking passwords; try again in {} s", whole_seconds(*.0))]
+    Busy(Duration),
     /// The state store is unreachable.
     #[error("the account service is unavailable, try again shortly")]
     Unavailable,
@@ -105,6 +105,23 @@ pub enum AuthError {
     /// The account changed during the request (another change won); retry.
     #[error("the account changed meanwhile; try again")]
     Conflict,
+}
+
+/// A wait in whole seconds, rounded up (a wait of 0.2 s is "1 s", not "0 s").
+pub fn whole_seconds(wait: Duration) -> u64 {
+    wait.as_millis().div_ceil(1000).try_into().unwrap_or(u64::MAX).max(1)
+}
+
+impl From<HashError> for AuthError {
+    fn from(err: HashError) -> Self {
+        match err {
+            HashError::Busy => Self::Busy(passwords::BUSY_RETRY_AFTER),
+            HashError::Failed(cause) => {
+                tracing::error!(%cause, "password hashing failed");
+                Self::Unavailable
+            }
+        }
+    }
 }
 
 impl From<StoreError> for AuthError {
@@ -127,27 +144,35 @@ struct Inner {
     tokens: Tokens,
     accounts: Arc<dyn AccountStore>,
     presence: Arc<dyn Store>,
+    /// Runs argon2, a bounded number at once.
+    hasher: Hasher,
+    /// The attempt counters.
+    limits: Limits,
 }
 
 impl Auth {
     /// Accounts in `accounts`, presence in `presence`, tokens signed by `tokens`.
     pub fn new(tokens: Tokens, accounts: Arc<dyn AccountStore>, presence: Arc<dyn Store>) -> Self {
-        Self(Arc::new(Inner { tokens, accounts, presence }))
+        let limits = Limits::new(accounts.clone());
+        Self(Arc::new(Inner { tokens, accounts, presence, hasher: Hasher::for_this_machine(), limits }))
     }
 
     /// Registers an account. The name must be free: not registered, and not
     /// held by a guest online right now.
     pub async fn register(&self, name: &str, password: &str, from: IpAddr) -> Result<Username, AuthError> {
-        self.limit(&format!("addr:{from}"), ATTEMPTS_PER_ADDRESS, ADDRESS_WINDOW).await?;
+        self.0.limits.address(from).await?;
         let user = Username::parse(name).map_err(AuthError::Invalid)?;
         let password = Password::parse(password).map_err(AuthError::Invalid)?;
         if self.0.presence.owner_of(&user).await?.is_some() {
             return Err(AuthError::NameInUse(user.to_string()));
         }
-        let password_hash = passwords::hash(password).await.map_err(|err| {
-            tracing::error!(error = %err, "password hashing failed");
-            AuthError::Unavailable
-        })?;
+        let password_hash = match self.0.hasher.hash(password).await {
+            Ok(hash) => hash,
+            Err(err) => {
+                self.0.limits.unhashed(from).await;
+                return Err(err.into());
+            }
+        };
         let account =
             Account { id: ulid::Ulid::new().to_string(), name: user.clone(), password_hash, generation: 0 };
         self.0.accounts.create_account(&account).await?;
@@ -155,33 +180,37 @@ impl Auth {
         Ok(user)
     }
 
-    /// Checks a name and password; returns the account's identity and a token.
+    /// Checks a name and password; returns the account's identity and a
+    /// token. The attempt passes the [`limits`] before the password is checked.
     pub async fn log_in(
         &self,
         name: &str,
         password: &str,
         from: IpAddr,
     ) -> Result<(Identity, String), AuthError> {
-        self.limit(&format!("addr:{from}"), ATTEMPTS_PER_ADDRESS, ADDRESS_WINDOW).await?;
+        self.0.limits.address(from).await?;
         let (Ok(user), Ok(password)) = (Username::parse(name), Password::parse(password)) else {
             return Err(AuthError::BadCredentials);
         };
-        let failures = format!("fail:{}", user.key());
-        if self.0.accounts.attempts(&failures).await? >= FAILURES_PER_NAME {
-            return Err(AuthError::RateLimited(NAME_WINDOW));
-        }
         let account = self.0.accounts.account(&user).await?;
+        let admission = self.0.limits.admit(&user, from).await?;
         let hash = account.as_ref().map(|account| account.password_hash.clone());
-        if passwords::verify(password, hash).await
-            && let Some(account) = account
-        {
-            let identity = Identity::of_account(&account);
-            let token = self.0.tokens.issue(&identity, account.generation);
-            return Ok((identity, token));
+        match self.0.hasher.verify(password, hash).await {
+            Ok(true) if let Some(account) = account => {
+                self.0.limits.succeeded(&admission).await;
+                let identity = Identity::of_account(&account);
+                let token = self.0.tokens.issue(&identity, account.generation);
+                Ok((identity, token))
+            }
+            Ok(_) => {
+                tracing::info!(user = %user, %from, "failed login");
+                Err(AuthError::BadCredentials)
+            }
+            Err(err) => {
+                self.0.limits.unchecked(&admission).await;
+                Err(err.into())
+            }
         }
-        tracing::info!(user = %user, %from, "failed login");
-        self.0.accounts.count_attempt(&failures, NAME_WINDOW).await?;
-        Err(AuthError::BadCredentials)
     }
 
     /// How long tokens stay valid.
@@ -282,7 +311,7 @@ impl Auth {
         let password = Password::parse(password).map_err(|_| AuthError::BadCredentials)?;
         let account = self.0.accounts.account(&session.identity.user).await?;
         let account = account.filter(|account| account.id == *id).ok_or(AuthError::BadCredentials)?;
-        if !passwords::verify(password, Some(account.password_hash.clone())).await {
+        if !self.0.hasher.verify(password, Some(account.password_hash.clone())).await? {
             return Err(AuthError::BadCredentials);
         }
         Ok(account)
@@ -298,10 +327,7 @@ impl Auth {
     ) -> Result<String, AuthError> {
         let new = Password::parse(new).map_err(AuthError::Invalid)?;
         let account = self.account_with_password(session, current).await?;
-        let password_hash = passwords::hash(new).await.map_err(|err| {
-            tracing::error!(error = %err, "password hashing failed");
-            AuthError::Unavailable
-        })?;
+        let password_hash = self.0.hasher.hash(new).await?;
         let changed = Account { password_hash, generation: account.generation + 1, ..account.clone() };
         if !self.0.accounts.replace_account(&account, &changed).await? {
             return Err(AuthError::Conflict);
@@ -330,15 +356,5 @@ impl Auth {
     /// True if `user` is a registered account's name.
     pub async fn is_registered(&self, user: &Username) -> Result<bool, StoreError> {
         Ok(self.0.accounts.account(user).await?.is_some())
-    }
-
-    /// Counts an attempt under `key`; refuses once `max` is passed in the window.
-    async fn limit(&self, key: &str, max: u64, window: Duration) -> Result<(), AuthError> {
-        let count = self.0.accounts.count_attempt(key, window).await?;
-        if count > max {
-            tracing::warn!(key, count, "rate limit reached");
-            return Err(AuthError::RateLimited(window));
-        }
-        Ok(())
     }
 }

@@ -79,9 +79,19 @@ pub trait AccountStore: Send + Sync + 'static {
     /// An account's avatar.
     async fn avatar(&self, name: &Username) -> Result<Option<Avatar>, StoreError>;
 
-    /// Counts one attempt under `key` in a fixed window of `window`, and
-    /// returns the count so far in the current window.
-    async fn count_attempt(&self, key: &str, window: Duration) -> Result<u64, StoreError>;
+    /// Counts one attempt under `key` in a fixed window of `window` (it
+    /// starts at the first attempt), unless `max` are counted in the window
+    /// already. Atomic, even across instances: of any number of concurrent
+    /// callers, exactly one sees each count, and at most `max` are counted.
+    async fn count_attempt(&self, key: &str, max: u64, window: Duration) -> Result<Attempts, StoreError>;
+
+    /// Takes back one attempt counted under `key` that turned out not to be
+    /// used (the request was refused before the password was checked), if
+    /// its window is still open. Never goes below zero.
+    async fn uncount_attempt(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Forgets the attempts under `key`: its window closes now.
+    async fn clear_attempts(&self, key: &str) -> Result<(), StoreError>;
 
     /// The count under `key` in its current window, without counting.
     async fn attempts(&self, key: &str) -> Result<u64, StoreError>;
@@ -97,4 +107,15 @@ pub trait AccountStore: Send + Sync + 'static {
         limit: u64,
         window: Duration,
     ) -> Result<Charge, StoreError>;
+}
+
+/// A rate-limit counter right after counting an attempt, or refusing to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempts {
+    /// False if the window was full: the attempt was not counted.
+    pub counted: bool,
+    /// Attempts in the window so far (this one included if counted).
+    pub count: u64,
+    /// How long until the window closes and the count starts again from zero.
+    pub resets_in: Duration,
 }

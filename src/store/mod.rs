@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-pub use accounts::{Account, AccountStore, Avatar, Charge};
+pub use accounts::{Account, AccountStore, Attempts, Avatar, Charge};
 pub use files::{FileStore, StoredFile};
 pub use memory::{MemoryStore, SocketSnapshot};
 pub use redis::{Purge, RedisStore, Resync, TIMEOUT as REDIS_TIMEOUT};

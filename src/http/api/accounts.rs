@@ -23,7 +23,9 @@ fn credentials(body: &[u8]) -> Result<Credentials, ApiError> {
     json_body(body, "{ username, password } (strings)")
 }
 
-/// `POST /api/register` { username, password } → 201 { username }.
+/// `POST /api/register` { username, password } → 201 { username }; 429 past
+/// the attempt limits and 503 `busy` while password hashing is saturated,
+/// both with `Retry-After`.
 pub async fn register(
     State(api): State<Api>,
     ClientAddr(client): ClientAddr,
@@ -34,7 +36,10 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(json!({ "username": user }))))
 }
 
-/// `POST /api/login` { username, password } → 200 { token, username, expiresIn }.
+/// `POST /api/login` { username, password } → 200 { token, username, expiresIn };
+/// 401 for a wrong name or password, 429 past the attempt limits
+/// ([`crate::auth::limits`]) and 503 `busy` while password hashing is
+/// saturated, both with `Retry-After`.
 pub async fn login(
     State(api): State<Api>,
     ClientAddr(client): ClientAddr,

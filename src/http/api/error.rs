@@ -9,7 +9,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, whole_seconds};
 use crate::domain::ValidationError;
 
 /// A failed API request.
@@ -33,6 +33,8 @@ pub enum ApiError {
     RateLimited(Duration),
     /// 503: the state store is unreachable.
     Unavailable,
+    /// 503, with Retry-After: too much work at once (password checks).
+    Busy(Duration),
 }
 
 impl ApiError {
@@ -50,12 +52,17 @@ impl ApiError {
             Self::RateLimited(wait) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "rate_limited",
-                format!("too many attempts; try again in {} s", wait.as_secs()),
+                format!("too many attempts; try again in {} s", whole_seconds(*wait)),
             ),
             Self::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "unavailable",
                 "the service is unavailable, try again shortly".into(),
+            ),
+            Self::Busy(wait) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!("the server is busy; try again in {} s", whole_seconds(*wait)),
             ),
         }
     }
@@ -67,10 +74,8 @@ impl IntoResponse for ApiError {
         let mut response =
             (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response();
         match &self {
-            Self::RateLimited(wait) => {
-                if let Ok(value) = HeaderValue::from_str(&wait.as_secs().to_string()) {
-                    response.headers_mut().insert(header::RETRY_AFTER, value);
-                }
+            Self::RateLimited(wait) | Self::Busy(wait) => {
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(whole_seconds(*wait)));
             }
             Self::Unauthorized(..) => {
                 response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
@@ -108,6 +113,7 @@ impl From<AuthError> for ApiError {
             AuthError::NotAnAccount => Self::Forbidden(err.to_string()),
             AuthError::Conflict => Self::Conflict("conflict", err.to_string()),
             AuthError::RateLimited(wait) => Self::RateLimited(wait),
+            AuthError::Busy(wait) => Self::Busy(wait),
             AuthError::Unavailable => Self::Unavailable,
         }
     }

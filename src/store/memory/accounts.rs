@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::{MemoryStore, lock};
 use crate::domain::Username;
-use crate::store::{Account, AccountStore, Avatar, Charge, StoreError};
+use crate::store::{Account, AccountStore, Attempts, Avatar, Charge, StoreError};
 
 /// Above this many counters, expired windows are swept on the next count.
 const SWEEP_ABOVE: usize = 10_000;
@@ -98,12 +98,30 @@ impl AccountStore for MemoryStore {
         Ok(lock(&self.avatars).get(name.key()).cloned())
     }
 
-    async fn count_attempt(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
+    async fn count_attempt(&self, key: &str, max: u64, window: Duration) -> Result<Attempts, StoreError> {
         let now = Instant::now();
+        // One lock for the read and the write: concurrent callers see
+        // distinct counts, as with INCR in Redis.
         let mut attempts = lock(&self.attempts);
         let counter = current_window(&mut attempts, key, window, now);
-        counter.count += 1;
-        Ok(counter.count)
+        let counted = counter.count < max;
+        if counted {
+            counter.count += 1;
+        }
+        Ok(Attempts { counted, count: counter.count, resets_in: counter.resets_in(now) })
+    }
+
+    async fn uncount_attempt(&self, key: &str) -> Result<(), StoreError> {
+        let now = Instant::now();
+        if let Some(counter) = lock(&self.attempts).get_mut(key).filter(|counter| !counter.is_over(now)) {
+            counter.count = counter.count.saturating_sub(1);
+        }
+        Ok(())
+    }
+
+    async fn clear_attempts(&self, key: &str) -> Result<(), StoreError> {
+        lock(&self.attempts).remove(key);
+        Ok(())
     }
 
     async fn attempts(&self, key: &str) -> Result<u64, StoreError> {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::RedisStore;
 use crate::domain::Username;
-use crate::store::{Account, AccountStore, Avatar, Charge, StoreError};
+use crate::store::{Account, AccountStore, Attempts, Avatar, Charge, StoreError};
 
 #[derive(Serialize, Deserialize)]
 struct AccountRecord {
@@ -163,16 +163,43 @@ impl AccountStore for RedisStore {
         }))
     }
 
-    async fn count_attempt(&self, key: &str, window: Duration) -> Result<u64, StoreError> {
+    async fn count_attempt(&self, key: &str, max: u64, window: Duration) -> Result<Attempts, StoreError> {
         let keys = vec![self.keys.attempts(key)];
-        let args = vec![window.as_millis().to_string()];
-        let counted: Result<i64, _> = self
+        let args = vec![window.as_millis().to_string(), max.to_string()];
+        let counted: Result<(i64, i64, i64), _> = self
             .call("count attempt", self.scripts.count.evalsha_with_reload(&self.client, keys, args))
             .await;
         match counted {
-            Ok(count) => Ok(count.max(0) as u64),
+            Ok((counted, count, left_ms)) => Ok(Attempts {
+                counted: counted == 1,
+                count: count.max(0) as u64,
+                resets_in: Duration::from_millis(left_ms.max(0) as u64),
+            }),
             // Rate limits keep working through an outage, per instance.
-            Err(_) => self.local.count_attempt(key, window).await,
+            Err(_) => self.local.count_attempt(key, max, window).await,
+        }
+    }
+
+    async fn uncount_attempt(&self, key: &str) -> Result<(), StoreError> {
+        let keys = vec![self.keys.attempts(key)];
+        let uncounted: Result<i64, _> = self
+            .call(
+                "uncount attempt",
+                self.scripts.uncount.evalsha_with_reload(&self.client, keys, Vec::<String>::new()),
+            )
+            .await;
+        match uncounted {
+            Ok(_) => Ok(()),
+            Err(_) => self.local.uncount_attempt(key).await,
+        }
+    }
+
+    async fn clear_attempts(&self, key: &str) -> Result<(), StoreError> {
+        let cleared: Result<i64, _> =
+            self.call("clear attempts", self.client.del(self.keys.attempts(key))).await;
+        match cleared {
+            Ok(_) => Ok(()),
+            Err(_) => self.local.clear_attempts(key).await,
         }
     }
 

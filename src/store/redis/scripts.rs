@@ -29,6 +29,7 @@ pub struct Scripts {
     pub append: Script,
     pub count: Script,
     pub charge: Script,
+    pub uncount: Script,
     pub put_file: Script,
     pub replace_account: Script,
 }
@@ -46,6 +47,7 @@ impl Scripts {
             append: script(include_str!("append.lua")),
             count: script(include_str!("count.lua")),
             charge: script(include_str!("charge.lua")),
+            uncount: script(include_str!("uncount.lua")),
             put_file: script(include_str!("put_file.lua")),
             replace_account: script(include_str!("replace_account.lua")),
         }
