@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener, ListenerExt};
+use axum::serve::ListenerExt;
 use rand::Rng;
 use socketioxide::handler::ConnectHandler;
 use socketioxide::{ParserConfig, SocketIo, SocketIoBuilder, TransportType};
@@ -22,7 +21,7 @@ use crate::chat::{self, Chat, Policy};
 use crate::cluster;
 use crate::config::Config;
 use crate::domain;
-use crate::http::{self, Api, Edge, Limits, Readiness};
+use crate::http::{self, Api, Edge, Limits, Port, Readiness};
 use crate::store::{MemoryStore, Stores};
 use crate::tls::{Certificate, TlsListener};
 
@@ -96,6 +95,8 @@ pub struct Application {
     tls: Option<Arc<Certificate>>,
     /// The plain-HTTP port that only redirects to https, if configured.
     redirect: Option<(TcpListener, Edge)>,
+    /// HEADER_READ_TIMEOUT_SECS.
+    header_read_timeout: Duration,
     wiring: Wiring,
 }
 
@@ -122,6 +123,7 @@ impl Application {
             }
             None => None,
         };
+        let header_read_timeout = Duration::from_secs(config.header_read_timeout_secs);
 
         let (wiring, mode) = match &config.redis_url {
             None => (memory_mode(&config, &instance)?, "memory"),
@@ -136,7 +138,7 @@ impl Application {
             "chatwire listening on {}://{local_addr}",
             if tls.is_some() { "https" } else { "http" }
         );
-        Ok(Self { listener, local_addr, tls, redirect, wiring })
+        Ok(Self { listener, local_addr, tls, redirect, header_read_timeout, wiring })
     }
 
     /// The bound port.
@@ -157,23 +159,19 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let Wiring { router, mut tasks, shutdown: close } = self.wiring;
-        let (stop_accepting, stopped_accepting) = watch::channel(false);
-        let stopped = move || {
-            let mut stopped = stopped_accepting.clone();
-            async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            }
-        };
+        let (stop_accepting, stopped) = watch::channel(false);
+        let timeout = self.header_read_timeout;
         let mut server = match self.tls {
-            None => serve(self.listener.tap_io(no_delay), router, stopped()),
+            None => http::serve(self.listener.tap_io(no_delay), router, Port::App, timeout, stopped.clone()),
             Some(certificate) => {
                 tasks.push(certificate.spawn_reloader());
-                // `tap_io` gives the TLS listener axum's ConnectInfo<SocketAddr>.
-                serve(TlsListener::new(self.listener, certificate)?.tap_io(|_| ()), router, stopped())
+                let listener = TlsListener::new(self.listener, certificate)?;
+                http::serve(listener, router, Port::App, timeout, stopped.clone())
             }
         };
         if let Some((listener, edge)) = self.redirect {
-            let redirecting = serve(listener.tap_io(no_delay), http::redirect_router(edge), stopped());
+            let redirect = http::redirect_router(edge);
+            let redirecting = http::serve(listener.tap_io(no_delay), redirect, Port::App, timeout, stopped);
             tasks.push(tokio::spawn(async move {
                 if let Ok(Err(err)) = redirecting.await {
                     tracing::error!(error = %err, "the redirect port stopped");
@@ -210,20 +208,6 @@ pub fn no_delay(tcp: &mut tokio::net::TcpStream) {
     if let Err(err) = tcp.set_nodelay(true) {
         tracing::debug!(error = %err, "could not set TCP_NODELAY");
     }
-}
-
-/// Serves `router` on `listener` until `stopped` completes, in a task.
-fn serve<L>(
-    listener: L,
-    router: Router,
-    stopped: impl Future<Output = ()> + Send + 'static,
-) -> JoinHandle<std::io::Result<()>>
-where
-    L: Listener<Addr = SocketAddr>,
-    for<'a> SocketAddr: Connected<IncomingStream<'a, L>>,
-{
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(axum::serve(listener, service).with_graceful_shutdown(stopped).into_future())
 }
 
 /// The request-edge rules, or why the configuration is wrong.
