@@ -271,6 +271,8 @@ pub fn services(config: &Config, instance: &Instance, stores: Stores, secret: &[
         max_rooms_per_socket: config.max_rooms_per_socket,
         max_sockets_per_user: config.max_sockets_per_user,
         max_connections_per_address: config.max_connections_per_address,
+        login_timeout: (config.login_timeout_secs > 0)
+            .then(|| Duration::from_secs(config.login_timeout_secs)),
         announce_max_users: config.announce_max_users,
     };
     let chat =

@@ -174,6 +174,12 @@ pub struct Config {
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub header_read_timeout_secs: u64,
 
+    /// Seconds a socket may stay connected without logging in (`add user` or
+    /// a token) before it gets `chat error` `login_timeout` and is
+    /// disconnected; 0 = never.
+    #[arg(long, env = "LOGIN_TIMEOUT_SECS", default_value_t = 30)]
+    pub login_timeout_secs: u64,
+
     /// Log output: human-readable `text` or one `json` object per line.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: LogFormat,

@@ -1,5 +1,5 @@
 //! The request edge against the real server over TCP: slow or silent
-//! connections are closed.
+//! connections are closed, sockets that never log in are dropped.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
@@ -8,6 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::spawn_app_with;
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -62,4 +63,25 @@ async fn connections_that_do_not_finish_their_headers_in_time_are_closed() {
 
     // A prompt request is served as before.
     assert_eq!(reqwest::get(app.url("/healthz")).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn a_socket_that_does_not_log_in_in_time_is_disconnected() {
+    let app = spawn_app_with(|c| c.login_timeout_secs = 1).await;
+    let alice = app.user("alice").await;
+    let idle = app.client().await;
+    let error = idle.next("chat error").await;
+    assert_eq!(error["code"], "login_timeout", "{error}");
+    assert!(idle.wait_closed().await, "the idle socket is disconnected");
+    // alice connected first, so her deadline has passed too.
+    assert_eq!(alice.request_empty("users").await["numUsers"], 1, "a logged-in socket stays");
+}
+
+#[tokio::test]
+async fn the_login_timeout_can_be_turned_off() {
+    let app = spawn_app_with(|c| c.login_timeout_secs = 0).await;
+    let idle = app.client().await;
+    // Longer than the 1 s deadline that disconnects in the test above.
+    idle.expect_none("chat error", Duration::from_millis(1500)).await;
+    assert_eq!(idle.request("add user", json!("late")).await["ok"], true, "still connected");
 }

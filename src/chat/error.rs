@@ -49,6 +49,9 @@ pub enum ChatError {
     /// The user has as many sockets logged in as allowed.
     #[error("too many connections logged in as this user (at most {0})")]
     TooManySockets(u32),
+    /// The socket did not log in within LOGIN_TIMEOUT_SECS; it is disconnected.
+    #[error("not logged in within {0} s: connect again to log in")]
+    LoginTimeout(u64),
     /// The state store failed; the request may succeed if retried.
     #[error("the server cannot reach its state store, try again shortly")]
     Unavailable,
@@ -81,6 +84,7 @@ impl ChatError {
             Self::RateLimited => "rate_limited",
             Self::TooManyRooms(_) => "too_many_rooms",
             Self::TooManySockets(_) => "too_many_sockets",
+            Self::LoginTimeout(_) => "login_timeout",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }

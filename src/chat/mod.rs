@@ -22,6 +22,7 @@ mod extract;
 mod handshake;
 mod limits;
 mod login;
+mod login_deadline;
 mod messages;
 mod presence;
 pub mod probe;
@@ -33,6 +34,7 @@ mod wire;
 use std::fmt::Display;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
@@ -77,6 +79,8 @@ pub struct Policy {
     pub max_sockets_per_user: u32,
     /// Sockets one client address may have open on this instance (0: any).
     pub max_connections_per_address: u32,
+    /// How long a socket may stay connected without logging in (None: forever).
+    pub login_timeout: Option<Duration>,
     /// Most users online for which each login and logout is announced on
     /// its own; above it they are batched into `presence` (0: no limit).
     pub announce_max_users: u32,
@@ -219,6 +223,7 @@ pub fn spawn_tasks<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> Vec<JoinHandle<
 /// handler exists; a refusal becomes the client's `connect_error`.
 pub async fn prepare_socket<A: Adapter>(
     socket: SocketRef<A>,
+    io: SocketIo<A>,
     State(chat): State<Chat>,
     TryData(auth): TryData<handshake::HandshakeAuth>,
 ) -> Result<(), handshake::Refusal> {
@@ -246,7 +251,11 @@ pub async fn prepare_socket<A: Adapter>(
     socket.on("stop typing", typing::on_stop_typing::<A>);
     socket.on_fallback(on_unknown_event);
     socket.on_disconnect(login::on_disconnect::<A>);
-    handshake::authenticate(&chat, &socket, auth).await
+    handshake::authenticate(&chat, &socket, auth).await?;
+    if let Some(timeout) = chat.policy().login_timeout {
+        login_deadline::spawn(io, socket.id, timeout);
+    }
+    Ok(())
 }
 
 pub use handshake::on_connect;
