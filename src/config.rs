@@ -113,8 +113,11 @@ pub struct Config {
     pub http_redirect_port: Option<u16>,
 
     /// Proxies whose `X-Forwarded-Proto` / `X-Forwarded-For` / `X-Forwarded-Host`
-    /// are believed: `true` (any peer: only when nothing else can reach the
-    /// port), or a comma-separated list of addresses and CIDR ranges.
+    /// are believed. `true`: every peer is exactly one proxy (only when
+    /// nothing else can reach the port); the client is the last
+    /// `X-Forwarded-For` entry. Or a comma-separated list of the proxies'
+    /// addresses and CIDR ranges: `X-Forwarded-For` is walked from the
+    /// right past listed hops, and the first other one is the client.
     #[arg(long, env = "TRUST_PROXY", value_delimiter = ',')]
     pub trust_proxy: Vec<String>,
 
@@ -145,8 +148,10 @@ pub struct Config {
     #[arg(long, env = "EVENT_BURST", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
     pub event_burst: u32,
 
-    /// Open connections per client address (after TRUST_PROXY); 0 = no limit.
-    #[arg(long, env = "MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 0)]
+    /// Open sockets per client address on one instance (after TRUST_PROXY;
+    /// IPv6 addresses count by their /64); 0 = no limit. Behind a proxy
+    /// without TRUST_PROXY every client has the proxy's address.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 50)]
     pub max_connections_per_address: u32,
 
     /// Rooms one socket may be in at once.

@@ -1,20 +1,69 @@
-//! The request edge against the real server over TCP: slow or silent
-//! connections are closed, sockets that never log in are dropped.
+//! The request edge against the real server over TCP: clients behind
+//! proxies get their own limits and cannot forge them, slow or silent
+//! connections are closed, sockets that never log in are dropped, and the
+//! per-address cap.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 mod common;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::spawn_app_with;
+use common::{TestApp, spawn_app_with};
+use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message as Frame;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// How long any single wait may take before the test fails.
 const WAIT: Duration = Duration::from_secs(5);
+
+/// `POST /api/login` for a name nobody registered, as forwarded by a proxy
+/// with `x_forwarded_for`; the status (401 wrong credentials, 429 limited).
+async fn forwarded_login(app: &TestApp, name: &str, x_forwarded_for: &str) -> u16 {
+    reqwest::Client::new()
+        .post(app.url("/api/login"))
+        .header("x-forwarded-for", x_forwarded_for)
+        .json(&json!({ "username": name, "password": "password1234" }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn clients_behind_a_trusted_proxy_get_their_own_login_limit() {
+    // `true`: the peer is one proxy; a list: these are the proxies. The
+    // test client is the proxy either way: it connects from 127.0.0.1.
+    for trust in ["true", "127.0.0.1"] {
+        let app = spawn_app_with(|c| c.trust_proxy = vec![trust.into()]).await;
+        // A distinct name each time: failed logins per name have a limit of their own.
+        for i in 0..31 {
+            let status = forwarded_login(&app, &format!("crowd{i}"), &format!("203.0.113.{}", i + 1)).await;
+            assert_eq!(status, 401, "TRUST_PROXY={trust}: client {i} has its own counter");
+        }
+
+        let attacker = "198.51.100.66";
+        for i in 0..30 {
+            // Whatever the client prepends, the proxy's own entry is last.
+            let forged = format!("10.{i}.0.1, 192.0.2.{i}, {attacker}");
+            let status = forwarded_login(&app, &format!("guess{i}"), &forged).await;
+            assert_eq!(status, 401, "TRUST_PROXY={trust}: attempt {i}");
+        }
+        let status = forwarded_login(&app, "guess30", &format!("1.2.3.4, {attacker}")).await;
+        assert_eq!(status, 429, "TRUST_PROXY={trust}: the 31st attempt");
+        let status = forwarded_login(&app, "guess31", attacker).await;
+        assert_eq!(status, 429, "TRUST_PROXY={trust}: still the same client");
+        let status = forwarded_login(&app, "bystander", "203.0.113.200").await;
+        assert_eq!(status, 401, "TRUST_PROXY={trust}: others are not affected");
+    }
+}
 
 /// Reads until the server closes the connection; false if it is still open
 /// after `within`.
@@ -84,4 +133,82 @@ async fn the_login_timeout_can_be_turned_off() {
     // Longer than the 1 s deadline that disconnects in the test above.
     idle.expect_none("chat error", Duration::from_millis(1500)).await;
     assert_eq!(idle.request("add user", json!("late")).await["ok"], true, "still connected");
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Opens a socket.io connection from local address `from`: `Ok` once the
+/// namespace accepted it, `Err` with the `connect_error` payload.
+async fn connect_from(app: &TestApp, from: &str) -> Result<Socket, String> {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(SocketAddr::new(from.parse().unwrap(), 0)).unwrap();
+    let tcp = socket.connect(app.addr).await.unwrap();
+    let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", app.addr);
+    let (mut ws, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)).await.unwrap();
+    let open = next_text(&mut ws).await;
+    assert!(open.starts_with('0'), "engine.io open packet, got {open}");
+    ws.send(Frame::text("40")).await.unwrap();
+    let reply = next_text(&mut ws).await;
+    match reply.get(..2) {
+        Some("40") => Ok(ws),
+        Some("44") => Err(reply),
+        _ => panic!("expected a connect or connect_error packet, got {reply}"),
+    }
+}
+
+async fn next_text(ws: &mut Socket) -> String {
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.next()).await.unwrap().unwrap().unwrap();
+        match frame {
+            Frame::Text(text) if text.as_str() == "2" => ws.send(Frame::text("3")).await.unwrap(),
+            Frame::Text(text) => return text.as_str().to_owned(),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_connection_cap_refuses_one_address_but_not_another() {
+    let app = spawn_app_with(|c| c.max_connections_per_address = 3).await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(connect_from(&app, "127.0.0.1").await.expect("within the cap"));
+    }
+    let refused = connect_from(&app, "127.0.0.1").await.expect_err("the fourth socket is refused");
+    assert!(refused.contains("too many connections"), "{refused}");
+    for _ in 0..3 {
+        open.push(connect_from(&app, "127.0.0.2").await.expect("another address has its own cap"));
+    }
+}
+
+#[tokio::test]
+async fn a_socket_from_a_forwarded_client_counts_against_that_client() {
+    // Through the proxy at 127.0.0.1, two clients with a cap of one each.
+    let app = spawn_app_with(|c| {
+        c.trust_proxy = vec!["127.0.0.1".into()];
+        c.max_connections_per_address = 1;
+    })
+    .await;
+    let forwarded = |client: &str| {
+        let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", app.addr);
+        let mut request = url.into_client_request().unwrap();
+        request.headers_mut().insert("x-forwarded-for", client.parse().unwrap());
+        request
+    };
+    let connect = |client: &'static str| {
+        let request = forwarded(client);
+        async move {
+            let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+            assert!(next_text(&mut ws).await.starts_with('0'));
+            ws.send(Frame::text("40")).await.unwrap();
+            let reply = next_text(&mut ws).await;
+            (reply.starts_with("40"), ws)
+        }
+    };
+    let (accepted, _first) = connect("2001:db8:1:2::1").await;
+    assert!(accepted);
+    let (accepted, _) = connect("1.2.3.4, 2001:db8:1:2::ffff").await;
+    assert!(!accepted, "the same /64, whatever it prepends");
+    let (accepted, _other) = connect("2001:db8:1:3::1").await;
+    assert!(accepted, "another /64");
 }

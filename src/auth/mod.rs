@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{Password, Username, ValidationError};
+use crate::http::AddressKey;
 use crate::store::{Account, AccountStore, OwnerProof, Store, StoreError};
 pub use tokens::{TokenError, Tokens};
 
@@ -123,7 +124,7 @@ impl Auth {
     /// Registers an account. The name must be free: not registered, and not
     /// held by a guest online right now.
     pub async fn register(&self, name: &str, password: &str, from: IpAddr) -> Result<Username, AuthError> {
-        self.limit(&format!("addr:{from}"), ATTEMPTS_PER_ADDRESS, ADDRESS_WINDOW).await?;
+        self.limit(&format!("addr:{}", AddressKey::of(from)), ATTEMPTS_PER_ADDRESS, ADDRESS_WINDOW).await?;
         let user = Username::parse(name).map_err(AuthError::Invalid)?;
         let password = Password::parse(password).map_err(AuthError::Invalid)?;
         if self.0.presence.owner_of(&user).await?.is_some() {
@@ -145,7 +146,7 @@ impl Auth {
         password: &str,
         from: IpAddr,
     ) -> Result<(Identity, String), AuthError> {
-        self.limit(&format!("addr:{from}"), ATTEMPTS_PER_ADDRESS, ADDRESS_WINDOW).await?;
+        self.limit(&format!("addr:{}", AddressKey::of(from)), ATTEMPTS_PER_ADDRESS, ADDRESS_WINDOW).await?;
         let (Ok(user), Ok(password)) = (Username::parse(name), Password::parse(password)) else {
             return Err(AuthError::BadCredentials);
         };

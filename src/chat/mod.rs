@@ -231,10 +231,11 @@ pub async fn prepare_socket<A: Adapter>(
     let limiter = EventLimiter::new(policy.event_rate, policy.event_burst);
     SocketState::attach(&socket, limiter, policy.max_message_bytes);
     InOrder::reserve_first(&SocketState::of(&socket));
-    let client = socket.req_parts().extensions.get::<ClientAddr>().map(|ClientAddr(ip)| *ip);
-    if let Some(ip) = client {
-        let slot = chat.0.connections.acquire(ip).ok_or_else(|| {
-            tracing::info!(%ip, "refused a socket: too many connections from this address");
+    let client = socket.req_parts().extensions.get::<ClientAddr>().copied();
+    if let Some(client) = client {
+        let key = client.key();
+        let slot = chat.0.connections.acquire(key).ok_or_else(|| {
+            tracing::info!(ip = %client.0, %key, "refused a socket: too many connections from this address");
             handshake::Refusal("too many connections from your address".into())
         })?;
         SocketState::of(&socket).hold_address_slot(slot);

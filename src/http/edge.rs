@@ -1,5 +1,6 @@
 //! The edge of every HTTP request, before any route sees it: who really sent
-//! it (through trusted proxies only), whether it came over TLS, which web
+//! it (through trusted proxies only, see [`client_addr`](super::client_addr)),
+//! whether it came over TLS, which web
 //! origin it comes from; and the security headers every response carries.
 //!
 //! - [`Edge::from_config`] reads TRUST_PROXY, FORCE_HTTPS, HSTS_MAX_AGE and
@@ -12,15 +13,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{Request, State};
 use axum::http::uri::Authority;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use ipnet::IpNet;
 use serde_json::json;
 
+use super::client_addr::{ClientAddr, TrustedProxies, peer_of};
 use crate::config::Config;
 
 /// The page's policy: everything from this origin, media from blob URLs
@@ -36,56 +36,6 @@ const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; sandbox";
 /// Paths that answer over plain HTTP even with FORCE_HTTPS: load balancers
 /// and orchestrators probe them on the internal network.
 const PLAIN_HTTP_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
-
-/// The address of the client that sent a request: the peer, or, behind a
-/// trusted proxy, the address the proxy reported in `X-Forwarded-For`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub IpAddr);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let found = parts.extensions.get::<ClientAddr>().copied();
-        Ok(found.unwrap_or_else(|| ClientAddr(peer_of(&parts.extensions).ip())))
-    }
-}
-
-/// Which peers may speak for clients through `X-Forwarded-*`.
-#[derive(Debug, Clone)]
-enum TrustedProxies {
-    None,
-    Any,
-    Listed(Vec<IpNet>),
-}
-
-impl TrustedProxies {
-    fn parse(entries: &[String]) -> Result<Self, String> {
-        let entries: Vec<&str> = entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()).collect();
-        match entries.as_slice() {
-            [] | ["false"] => Ok(Self::None),
-            ["true"] | ["*"] => Ok(Self::Any),
-            list => list
-                .iter()
-                .map(|entry| {
-                    entry
-                        .parse::<IpNet>()
-                        .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                        .map_err(|_| format!("TRUST_PROXY: `{entry}` is not an address or CIDR range"))
-                })
-                .collect::<Result<_, _>>()
-                .map(Self::Listed),
-        }
-    }
-
-    fn trusts(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        match self {
-            Self::None => false,
-            Self::Any => true,
-            Self::Listed(nets) => nets.iter().any(|net| net.contains(&ip)),
-        }
-    }
-}
 
 /// Which web origins may use the socket endpoint and the API.
 #[derive(Debug, Clone)]
@@ -163,30 +113,14 @@ impl Edge {
 
     /// Where the request really comes from, and how.
     fn inspect(&self, headers: &HeaderMap, peer: SocketAddr) -> Arrival {
-        let trusted = self.proxies.trusts(peer.ip());
-        let forwarded = |name: &str| {
-            trusted.then(|| headers.get(name).and_then(|v| v.to_str().ok())).flatten().map(str::trim)
-        };
-        let https = self.tls
-            || forwarded("x-forwarded-proto")
-                .and_then(|v| v.split(',').next())
-                .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
-        // The client is the last address not added by a trusted proxy.
-        let client = forwarded("x-forwarded-for")
-            .map(|chain| {
-                chain
-                    .rsplit(',')
-                    .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
-                    .find(|ip| !self.proxies.trusts(*ip))
-                    .unwrap_or(peer.ip())
-            })
-            .unwrap_or(peer.ip());
-        let host = forwarded("x-forwarded-host")
-            .and_then(|v| v.split(',').next())
+        let forwarded = self.proxies.read(headers, peer.ip());
+        let https = self.tls || forwarded.proto.is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
+        let host = forwarded
+            .host
             .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
             .and_then(|host| host.trim().parse::<Authority>().ok())
             .filter(|authority| !authority.as_str().contains('@'));
-        Arrival { client: client.to_canonical(), https, host }
+        Arrival { client: forwarded.client, https, host }
     }
 }
 
@@ -195,13 +129,6 @@ struct Arrival {
     client: IpAddr,
     https: bool,
     host: Option<Authority>,
-}
-
-/// The connection's peer, as the server saw it.
-fn peer_of(extensions: &axum::http::Extensions) -> SocketAddr {
-    extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |ConnectInfo(peer)| *peer)
 }
 
 /// The middleware applying [`Edge`] to every request.
@@ -345,8 +272,6 @@ mod tests {
 
     #[test]
     fn settings_are_checked() {
-        assert!(TrustedProxies::parse(&["not-an-ip".into()]).is_err());
-        assert!(matches!(TrustedProxies::parse(&["true".into()]), Ok(TrustedProxies::Any)));
         assert!(
             Origins::parse(&["https://chat.example.com/".into()]).unwrap().lists("https://chat.example.com")
         );

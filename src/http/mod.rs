@@ -5,6 +5,7 @@
 //! it on a listener.
 
 mod api;
+mod client_addr;
 mod client_bundle;
 mod edge;
 mod health;
@@ -26,7 +27,8 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
 pub use api::{Api, ApiError, Limits, MAX_AVATAR_BYTES};
-pub use edge::{ClientAddr, Edge};
+pub use client_addr::{AddressKey, ClientAddr};
+pub use edge::Edge;
 pub use health::Readiness;
 pub use serve::{Port, serve};
 
