@@ -121,6 +121,14 @@ pub struct Config {
     #[arg(long, env = "TRUST_PROXY", value_delimiter = ',')]
     pub trust_proxy: Vec<String>,
 
+    /// The URL browsers reach this deployment at (`https://chat.example.com`).
+    /// Redirects to https go to its host, and requests naming another host
+    /// are refused instead; its origin may open sockets and call the API
+    /// (with ALLOWED_ORIGINS), and a page matching only the `Host` header
+    /// no longer may (DNS rebinding).
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+
     /// Redirect plain-HTTP requests to https (308) and refuse websocket
     /// upgrades over plain HTTP. Plain means: not TLS here, and no trusted
     /// proxy said `X-Forwarded-Proto: https`. /healthz and /readyz are exempt.

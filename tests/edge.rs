@@ -1,7 +1,7 @@
 //! The request edge against the real server over TCP: clients behind
 //! proxies get their own limits and cannot forge them, slow or silent
-//! connections are closed, sockets that never log in are dropped, and the
-//! per-address cap.
+//! connections are closed, sockets that never log in are dropped, the
+//! per-address cap, and redirects and origins under PUBLIC_URL.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
@@ -179,6 +179,76 @@ async fn the_connection_cap_refuses_one_address_but_not_another() {
     for _ in 0..3 {
         open.push(connect_from(&app, "127.0.0.2").await.expect("another address has its own cap"));
     }
+}
+
+/// A client that does not follow redirects.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+#[tokio::test]
+async fn with_public_url_redirects_go_there_whatever_the_host() {
+    let app = spawn_app_with(|c| {
+        c.force_https = true;
+        c.public_url = Some("https://chat.example.com".into());
+    })
+    .await;
+    let http = no_redirects();
+    let get = |host: &'static str| http.get(app.url("/rooms?x=1")).header("host", host).send();
+    let hostile = get("evil.example").await.unwrap();
+    assert_eq!(hostile.status(), 400, "a foreign Host is not redirected anywhere");
+    assert!(hostile.headers().get("location").is_none());
+    let public = get("chat.example.com").await.unwrap();
+    assert_eq!(public.status(), 308);
+    assert_eq!(public.headers()["location"], "https://chat.example.com/rooms?x=1");
+    let with_port = get("CHAT.example.com:80").await.unwrap();
+    assert_eq!(with_port.headers()["location"], "https://chat.example.com/rooms?x=1");
+}
+
+#[tokio::test]
+async fn without_public_url_an_invalid_host_is_not_redirected() {
+    let app = spawn_app_with(|c| c.force_https = true).await;
+    let http = no_redirects();
+    for host in ["bad host", "evil.example:99999", "a..b"] {
+        let response = http.get(app.url("/")).header("host", host).send().await.unwrap();
+        assert_eq!(response.status(), 400, "{host}");
+    }
+    let fine = http.get(app.url("/x")).header("host", "chat.example.com:8443").send().await.unwrap();
+    assert_eq!(fine.headers()["location"], "https://chat.example.com:8443/x", "as before");
+}
+
+/// The status of a websocket handshake sending these `Host` and `Origin`.
+async fn handshake_status(app: &TestApp, host: &str, origin: &str) -> u16 {
+    let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", app.addr);
+    let mut request = url.into_client_request().unwrap();
+    request.headers_mut().insert("host", host.parse().unwrap());
+    request.headers_mut().insert("origin", origin.parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((_, response)) => response.status().as_u16(),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+        Err(err) => panic!("handshake failed: {err}"),
+    }
+}
+
+#[tokio::test]
+async fn a_rebinding_origin_is_refused_once_the_public_origin_is_known() {
+    // A DNS-rebinding page: its own name, resolved to this server, in both
+    // Origin and Host.
+    let rebound = "rebound.example:3000";
+    let open = spawn_app_with(|_| {}).await;
+    assert_eq!(
+        handshake_status(&open, rebound, &format!("http://{rebound}")).await,
+        101,
+        "nothing configured: Host is all the server knows of itself"
+    );
+
+    let public = spawn_app_with(|c| c.public_url = Some("https://chat.example.com".into())).await;
+    assert_eq!(handshake_status(&public, rebound, &format!("http://{rebound}")).await, 403);
+    assert_eq!(handshake_status(&public, "chat.example.com", "https://chat.example.com").await, 101);
+
+    let listed = spawn_app_with(|c| c.allowed_origins = vec!["https://app.example.com".into()]).await;
+    assert_eq!(handshake_status(&listed, rebound, &format!("http://{rebound}")).await, 403);
+    assert_eq!(handshake_status(&listed, rebound, "https://app.example.com").await, 101);
 }
 
 #[tokio::test]
