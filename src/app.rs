@@ -95,6 +95,8 @@ pub struct Application {
     tls: Option<Arc<Certificate>>,
     /// The plain-HTTP port that only redirects to https, if configured.
     redirect: Option<(TcpListener, Edge)>,
+    /// METRICS_ADDR's listener, if configured.
+    metrics: Option<TcpListener>,
     /// HEADER_READ_TIMEOUT_SECS.
     header_read_timeout: Duration,
     wiring: Wiring,
@@ -123,6 +125,15 @@ impl Application {
             }
             None => None,
         };
+        let metrics = match config.metrics_addr {
+            Some(addr) => {
+                let listener =
+                    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+                tracing::info!(address = %listener.local_addr().unwrap_or(addr), "serving /metrics and /readyz");
+                Some(listener)
+            }
+            None => None,
+        };
         let header_read_timeout = Duration::from_secs(config.header_read_timeout_secs);
 
         let (wiring, mode) = match &config.redis_url {
@@ -138,7 +149,7 @@ impl Application {
             "chatwire listening on {}://{local_addr}",
             if tls.is_some() { "https" } else { "http" }
         );
-        Ok(Self { listener, local_addr, tls, redirect, header_read_timeout, wiring })
+        Ok(Self { listener, local_addr, tls, redirect, metrics, header_read_timeout, wiring })
     }
 
     /// The bound port.
@@ -161,6 +172,14 @@ impl Application {
         let Wiring { router, mut tasks, shutdown: close } = self.wiring;
         let (stop_accepting, stopped) = watch::channel(false);
         let timeout = self.header_read_timeout;
+        if let Some(listener) = self.metrics {
+            let monitoring = http::serve(listener, router.clone(), Port::Metrics, timeout, stopped.clone());
+            tasks.push(tokio::spawn(async move {
+                if let Ok(Err(err)) = monitoring.await {
+                    tracing::error!(error = %err, "the metrics port stopped");
+                }
+            }));
+        }
         let mut server = match self.tls {
             None => http::serve(self.listener.tap_io(no_delay), router, Port::App, timeout, stopped.clone()),
             Some(certificate) => {

@@ -1,7 +1,7 @@
 //! [`Config`]: every setting, as a command-line flag with an environment
 //! variable fallback. `chatwire --help` lists them; the README explains them.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
@@ -134,6 +134,12 @@ pub struct Config {
     /// proxy said `X-Forwarded-Proto: https`. /healthz and /readyz are exempt.
     #[arg(long, env = "FORCE_HTTPS", default_value_t = false, action = clap::ArgAction::Set)]
     pub force_https: bool,
+
+    /// Serve `/metrics` and `/readyz` on this separate address (e.g.
+    /// `127.0.0.1:9100`) and answer 404 for them on the app port. Unset: both
+    /// stay on the app port. `/healthz` is on the app port either way.
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 
     /// `max-age` of the Strict-Transport-Security header sent on https
     /// responses, in seconds; 0 sends none.

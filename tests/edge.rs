@@ -1,7 +1,8 @@
 //! The request edge against the real server over TCP: clients behind
 //! proxies get their own limits and cannot forge them, slow or silent
 //! connections are closed, sockets that never log in are dropped, the
-//! per-address cap, and redirects and origins under PUBLIC_URL.
+//! per-address cap, redirects and origins under PUBLIC_URL, and the
+//! separate monitoring listener.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
@@ -10,6 +11,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::redis::free_port;
 use common::{TestApp, spawn_app_with};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -249,6 +251,27 @@ async fn a_rebinding_origin_is_refused_once_the_public_origin_is_known() {
     let listed = spawn_app_with(|c| c.allowed_origins = vec!["https://app.example.com".into()]).await;
     assert_eq!(handshake_status(&listed, rebound, &format!("http://{rebound}")).await, 403);
     assert_eq!(handshake_status(&listed, rebound, "https://app.example.com").await, 101);
+}
+
+#[tokio::test]
+async fn metrics_addr_moves_metrics_and_readiness_off_the_app_port() {
+    let port = free_port(false);
+    let app = spawn_app_with(|c| c.metrics_addr = Some(SocketAddr::from(([127, 0, 0, 1], port)))).await;
+    let _alice = app.user("alice").await;
+    let internal = |path: &str| reqwest::get(format!("http://127.0.0.1:{port}{path}"));
+
+    let metrics = internal("/metrics").await.unwrap();
+    assert_eq!(metrics.status(), 200);
+    assert!(metrics.text().await.unwrap().contains("chatwire_sockets"));
+    assert_eq!(internal("/readyz").await.unwrap().status(), 200);
+    assert_eq!(internal("/").await.unwrap().status(), 404, "nothing else is served there");
+    assert_eq!(internal("/api/config").await.unwrap().status(), 404);
+
+    for path in ["/metrics", "/readyz"] {
+        assert_eq!(reqwest::get(app.url(path)).await.unwrap().status(), 404, "{path} on the app port");
+    }
+    assert_eq!(reqwest::get(app.url("/healthz")).await.unwrap().status(), 200, "load balancers probe it");
+    assert_eq!(reqwest::get(app.url("/")).await.unwrap().status(), 200);
 }
 
 #[tokio::test]

@@ -1,13 +1,14 @@
 //! The edge of every HTTP request, before any route sees it: who really sent
 //! it (through trusted proxies only, see [`client_addr`](super::client_addr)),
-//! whether it came over TLS, which web origin it comes from; and the
-//! security headers every response carries.
+//! whether it came over TLS, which web origin it comes from, which listener
+//! it arrived on; and the security headers every response carries.
 //!
 //! - [`Edge::from_config`] reads TRUST_PROXY, FORCE_HTTPS, HSTS_MAX_AGE,
-//!   ALLOWED_ORIGINS and PUBLIC_URL once;
-//! - [`guard`] is the middleware: it redirects plain HTTP to https, refuses
-//!   websocket upgrades over plain HTTP and foreign origins, answers CORS for
-//!   listed origins, records the [`ClientAddr`] and adds the headers.
+//!   ALLOWED_ORIGINS, PUBLIC_URL and METRICS_ADDR once;
+//! - [`guard`] is the middleware: it keeps monitoring paths on their own
+//!   listener, redirects plain HTTP to https, refuses websocket upgrades over
+//!   plain HTTP and foreign origins, answers CORS for listed origins, records
+//!   the [`ClientAddr`] and adds the headers.
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::client_addr::{ClientAddr, TrustedProxies, peer_of};
+use super::serve::Port;
 use crate::config::Config;
 
 /// The page's policy: everything from this origin, media from blob URLs
@@ -35,6 +37,10 @@ const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; sandbox";
 /// Paths that answer over plain HTTP even with FORCE_HTTPS: load balancers
 /// and orchestrators probe them on the internal network.
 const PLAIN_HTTP_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
+
+/// Paths that move to METRICS_ADDR when it is set. `/healthz` stays on the
+/// app port too: load balancers probe the port they send traffic to.
+const MONITORING_PATHS: &[&str] = &["/readyz", "/metrics"];
 
 /// Which web origins may use the socket endpoint and the API.
 #[derive(Debug, Clone)]
@@ -150,6 +156,8 @@ pub struct Edge {
     force_https: bool,
     tls: bool,
     hsts: Option<HeaderValue>,
+    /// METRICS_ADDR is set: `/metrics` and `/readyz` answer only there.
+    monitoring_elsewhere: bool,
 }
 
 impl Edge {
@@ -172,6 +180,7 @@ impl Edge {
             force_https: config.force_https,
             tls: config.tls_enabled(),
             hsts,
+            monitoring_elsewhere: config.metrics_addr.is_some(),
         })
     }
 
@@ -216,6 +225,12 @@ struct Arrival {
 /// The middleware applying [`Edge`] to every request.
 pub async fn guard(State(edge): State<Arc<Edge>>, mut request: Request, next: Next) -> Response {
     let path = request.uri().path().to_owned();
+    let port = request.extensions().get::<Port>().copied().unwrap_or(Port::App);
+    if port == Port::Metrics {
+        // The monitoring listener serves nothing else, and nothing a browser uses.
+        let monitoring = MONITORING_PATHS.contains(&path.as_str()) || path == "/healthz";
+        return if monitoring { next.run(request).await } else { StatusCode::NOT_FOUND.into_response() };
+    }
     let arrival = edge.inspect(request.headers(), peer_of(request.extensions()));
     request.extensions_mut().insert(ClientAddr(arrival.client));
     let api = path.starts_with("/api/");
@@ -248,12 +263,15 @@ pub async fn guard(State(edge): State<Arc<Edge>>, mut request: Request, next: Ne
 enum Verdict {
     /// On to the routes; answer CORS for this origin, if any.
     Pass { cors: Option<HeaderValue> },
-    /// Answered here: redirect, refusal or CORS preflight.
+    /// Answered here: 404, redirect, refusal or CORS preflight.
     Answer(Response),
 }
 
 /// Whether the request may reach the routes.
 fn admit(edge: &Edge, request: &Request, arrival: &Arrival, path: &str) -> Verdict {
+    if edge.monitoring_elsewhere && MONITORING_PATHS.contains(&path) {
+        return Verdict::Answer(StatusCode::NOT_FOUND.into_response());
+    }
     if edge.force_https && !arrival.https && !PLAIN_HTTP_PATHS.contains(&path) {
         return Verdict::Answer(plain_http(edge, request, arrival.host.as_ref()));
     }
