@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::connect_info::Connected;
-use axum::serve::{IncomingStream, Listener, ListenerExt};
+use axum::serve::ListenerExt;
 use rand::Rng;
 use socketioxide::handler::ConnectHandler;
 use socketioxide::{ParserConfig, SocketIo, SocketIoBuilder, TransportType};
@@ -22,7 +21,7 @@ use crate::chat::{self, Chat, Policy};
 use crate::cluster;
 use crate::config::Config;
 use crate::domain;
-use crate::http::{self, Api, Edge, Limits, Readiness};
+use crate::http::{self, Api, Edge, Limits, Port, Readiness};
 use crate::store::{MemoryStore, Stores};
 use crate::tls::{Certificate, TlsListener};
 
@@ -96,6 +95,10 @@ pub struct Application {
     tls: Option<Arc<Certificate>>,
     /// The plain-HTTP port that only redirects to https, if configured.
     redirect: Option<(TcpListener, Edge)>,
+    /// METRICS_ADDR's listener, if configured.
+    metrics: Option<TcpListener>,
+    /// HEADER_READ_TIMEOUT_SECS.
+    header_read_timeout: Duration,
     wiring: Wiring,
 }
 
@@ -122,6 +125,16 @@ impl Application {
             }
             None => None,
         };
+        let metrics = match config.metrics_addr {
+            Some(addr) => {
+                let listener =
+                    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+                tracing::info!(address = %listener.local_addr().unwrap_or(addr), "serving /metrics and /readyz");
+                Some(listener)
+            }
+            None => None,
+        };
+        let header_read_timeout = Duration::from_secs(config.header_read_timeout_secs);
 
         let (wiring, mode) = match &config.redis_url {
             None => (memory_mode(&config, &instance)?, "memory"),
@@ -136,7 +149,7 @@ impl Application {
             "chatwire listening on {}://{local_addr}",
             if tls.is_some() { "https" } else { "http" }
         );
-        Ok(Self { listener, local_addr, tls, redirect, wiring })
+        Ok(Self { listener, local_addr, tls, redirect, metrics, header_read_timeout, wiring })
     }
 
     /// The bound port.
@@ -157,23 +170,27 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let Wiring { router, mut tasks, shutdown: close } = self.wiring;
-        let (stop_accepting, stopped_accepting) = watch::channel(false);
-        let stopped = move || {
-            let mut stopped = stopped_accepting.clone();
-            async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            }
-        };
+        let (stop_accepting, stopped) = watch::channel(false);
+        let timeout = self.header_read_timeout;
+        if let Some(listener) = self.metrics {
+            let monitoring = http::serve(listener, router.clone(), Port::Metrics, timeout, stopped.clone());
+            tasks.push(tokio::spawn(async move {
+                if let Ok(Err(err)) = monitoring.await {
+                    tracing::error!(error = %err, "the metrics port stopped");
+                }
+            }));
+        }
         let mut server = match self.tls {
-            None => serve(self.listener.tap_io(no_delay), router, stopped()),
+            None => http::serve(self.listener.tap_io(no_delay), router, Port::App, timeout, stopped.clone()),
             Some(certificate) => {
                 tasks.push(certificate.spawn_reloader());
-                // `tap_io` gives the TLS listener axum's ConnectInfo<SocketAddr>.
-                serve(TlsListener::new(self.listener, certificate)?.tap_io(|_| ()), router, stopped())
+                let listener = TlsListener::new(self.listener, certificate)?;
+                http::serve(listener, router, Port::App, timeout, stopped.clone())
             }
         };
         if let Some((listener, edge)) = self.redirect {
-            let redirecting = serve(listener.tap_io(no_delay), http::redirect_router(edge), stopped());
+            let redirect = http::redirect_router(edge);
+            let redirecting = http::serve(listener.tap_io(no_delay), redirect, Port::App, timeout, stopped);
             tasks.push(tokio::spawn(async move {
                 if let Ok(Err(err)) = redirecting.await {
                     tracing::error!(error = %err, "the redirect port stopped");
@@ -210,20 +227,6 @@ pub fn no_delay(tcp: &mut tokio::net::TcpStream) {
     if let Err(err) = tcp.set_nodelay(true) {
         tracing::debug!(error = %err, "could not set TCP_NODELAY");
     }
-}
-
-/// Serves `router` on `listener` until `stopped` completes, in a task.
-fn serve<L>(
-    listener: L,
-    router: Router,
-    stopped: impl Future<Output = ()> + Send + 'static,
-) -> JoinHandle<std::io::Result<()>>
-where
-    L: Listener<Addr = SocketAddr>,
-    for<'a> SocketAddr: Connected<IncomingStream<'a, L>>,
-{
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(axum::serve(listener, service).with_graceful_shutdown(stopped).into_future())
 }
 
 /// The request-edge rules, or why the configuration is wrong.
@@ -292,6 +295,8 @@ pub fn services(config: &Config, instance: &Instance, stores: Stores, secret: &[
         max_rooms_per_socket: config.max_rooms_per_socket,
         max_sockets_per_user: config.max_sockets_per_user,
         max_connections_per_address: config.max_connections_per_address,
+        login_timeout: (config.login_timeout_secs > 0)
+            .then(|| Duration::from_secs(config.login_timeout_secs)),
         announce_max_users: config.announce_max_users,
         session_check: std::time::Duration::from_millis(config.session_check_ms),
     };

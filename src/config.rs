@@ -1,7 +1,7 @@
 //! [`Config`]: every setting, as a command-line flag with an environment
 //! variable fallback. `chatwire --help` lists them; the README explains them.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
@@ -135,16 +135,33 @@ pub struct Config {
     pub http_redirect_port: Option<u16>,
 
     /// Proxies whose `X-Forwarded-Proto` / `X-Forwarded-For` / `X-Forwarded-Host`
-    /// are believed: `true` (any peer: only when nothing else can reach the
-    /// port), or a comma-separated list of addresses and CIDR ranges.
+    /// are believed. `true`: every peer is exactly one proxy (only when
+    /// nothing else can reach the port); the client is the last
+    /// `X-Forwarded-For` entry. Or a comma-separated list of the proxies'
+    /// addresses and CIDR ranges: `X-Forwarded-For` is walked from the
+    /// right past listed hops, and the first other one is the client.
     #[arg(long, env = "TRUST_PROXY", value_delimiter = ',')]
     pub trust_proxy: Vec<String>,
+
+    /// The URL browsers reach this deployment at (`https://chat.example.com`).
+    /// Redirects to https go to its host, and requests naming another host
+    /// are refused instead; its origin may open sockets and call the API
+    /// (with ALLOWED_ORIGINS), and a page matching only the `Host` header
+    /// no longer may (DNS rebinding).
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
 
     /// Redirect plain-HTTP requests to https (308) and refuse websocket
     /// upgrades over plain HTTP. Plain means: not TLS here, and no trusted
     /// proxy said `X-Forwarded-Proto: https`. /healthz and /readyz are exempt.
     #[arg(long, env = "FORCE_HTTPS", default_value_t = false, action = clap::ArgAction::Set)]
     pub force_https: bool,
+
+    /// Serve `/metrics` and `/readyz` on this separate address (e.g.
+    /// `127.0.0.1:9100`) and answer 404 for them on the app port. Unset: both
+    /// stay on the app port. `/healthz` is on the app port either way.
+    #[arg(long, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 
     /// `max-age` of the Strict-Transport-Security header sent on https
     /// responses, in seconds; 0 sends none.
@@ -185,8 +202,10 @@ pub struct Config {
     #[arg(long, env = "FILE_QUOTA_MB_PER_DAY", default_value_t = 100)]
     pub file_quota_mb_per_day: u64,
 
-    /// Open connections per client address (after TRUST_PROXY); 0 = no limit.
-    #[arg(long, env = "MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 0)]
+    /// Open sockets per client address on one instance (after TRUST_PROXY;
+    /// IPv6 addresses count by their /64); 0 = no limit. Behind a proxy
+    /// without TRUST_PROXY every client has the proxy's address.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 50)]
     pub max_connections_per_address: u32,
 
     /// Rooms one socket may be in at once.
@@ -208,6 +227,17 @@ pub struct Config {
     /// before it is closed.
     #[arg(long, env = "CONNECT_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub connect_timeout_secs: u64,
+
+    /// Seconds a connection may take to send a request's headers (from its
+    /// start, or between keep-alive requests) before it is closed.
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_read_timeout_secs: u64,
+
+    /// Seconds a socket may stay connected without logging in (`add user` or
+    /// a token) before it gets `chat error` `login_timeout` and is
+    /// disconnected; 0 = never.
+    #[arg(long, env = "LOGIN_TIMEOUT_SECS", default_value_t = 30)]
+    pub login_timeout_secs: u64,
 
     /// Log output: human-readable `text` or one `json` object per line.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]

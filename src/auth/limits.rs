@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use super::AuthError;
 use crate::domain::Username;
+use crate::http::AddressKey;
 use crate::store::{AccountStore, StoreError};
 
 /// Login and registration attempts one address may make per [`ADDRESS_WINDOW`].
@@ -93,14 +94,14 @@ impl Limits {
     /// Reserves a login attempt for `user` from `from`, or refuses it.
     pub(super) async fn admit(&self, user: &Username, from: IpAddr) -> Result<Admission, AuthError> {
         // An address never contains '/': the keys cannot collide, whatever the name.
-        let pair = format!("fail:{from}/{}", user.key());
+        let pair = format!("fail:{}/{}", AddressKey::of(from), user.key());
         let attempts =
             self.accounts.count_attempt(&pair, FAILURES_PER_NAME_AND_ADDRESS, FAILURE_WINDOW).await?;
         if !attempts.counted {
             tracing::warn!(user = %user, %from, "failed logins for a name from an address over the limit");
             return Err(AuthError::RateLimited(attempts.resets_in));
         }
-        let trust = format!("trusted:{from}/{}", user.key());
+        let trust = format!("trusted:{}/{}", AddressKey::of(from), user.key());
         let mut admission = Admission { address: address_key(from), pair, name: None, trust };
         let first_try = attempts.count == 1;
         match self.past_the_name(user, first_try, &mut admission).await {
@@ -182,9 +183,9 @@ impl Limits {
     }
 }
 
-/// The counter of attempts from an address.
+/// The counter of attempts from an address (an IPv6 client by its /64).
 fn address_key(from: IpAddr) -> String {
-    format!("addr:{from}")
+    format!("addr:{}", AddressKey::of(from))
 }
 
 /// The delay between admitted attempts for a name `past` attempts beyond

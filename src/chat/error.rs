@@ -80,6 +80,9 @@ pub enum ChatError {
         "your session has ended (logged out, password changed, account deleted, or token expired): log in again"
     )]
     SessionEnded,
+    /// The socket did not log in within LOGIN_TIMEOUT_SECS; it is disconnected.
+    #[error("not logged in within {0} s: connect again to log in")]
+    LoginTimeout(u64),
     /// The state store failed; the request may succeed if retried.
     #[error("the server cannot reach its state store, try again shortly")]
     Unavailable,
@@ -114,6 +117,7 @@ impl ChatError {
             Self::TooManyRooms(_) => "too_many_rooms",
             Self::TooManySockets(_) => "too_many_sockets",
             Self::SessionEnded => "session_ended",
+            Self::LoginTimeout(_) => "login_timeout",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }

@@ -6,9 +6,10 @@
 //! recipients), so that one event cannot fan a file out to everyone.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use crate::http::AddressKey;
 
 /// Events of one socket waiting for their turn (see `InOrder`), at most,
 /// unless the burst allowance is larger.
@@ -135,11 +136,12 @@ pub fn delivery_cost(bytes: usize, recipients: usize) -> u64 {
     (bytes as u64).saturating_mul(recipients.max(1) as u64)
 }
 
-/// Open sockets per client address on this instance, capped.
+/// Open sockets per client address on this instance, capped. Addresses are
+/// counted by [`AddressKey`] (an IPv6 client by its /64).
 #[derive(Debug, Default)]
 pub struct ConnectionsPerAddress {
     max: u32,
-    open: Mutex<HashMap<IpAddr, u32>>,
+    open: Mutex<HashMap<AddressKey, u32>>,
 }
 
 impl ConnectionsPerAddress {
@@ -148,19 +150,19 @@ impl ConnectionsPerAddress {
         Arc::new(Self { max, open: Mutex::default() })
     }
 
-    /// A slot for one more socket from `ip`, held until dropped; `None` if
+    /// A slot for one more socket from `key`, held until dropped; `None` if
     /// the address is at its limit.
-    pub fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<AddressSlot> {
+    pub fn acquire(self: &Arc<Self>, key: AddressKey) -> Option<AddressSlot> {
         if self.max == 0 {
-            return Some(AddressSlot { owner: None, ip });
+            return Some(AddressSlot { owner: None, key });
         }
         let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let count = open.entry(ip).or_default();
+        let count = open.entry(key).or_default();
         if *count >= self.max {
             return None;
         }
         *count += 1;
-        Some(AddressSlot { owner: Some(self.clone()), ip })
+        Some(AddressSlot { owner: Some(self.clone()), key })
     }
 }
 
@@ -168,17 +170,17 @@ impl ConnectionsPerAddress {
 #[derive(Debug)]
 pub struct AddressSlot {
     owner: Option<Arc<ConnectionsPerAddress>>,
-    ip: IpAddr,
+    key: AddressKey,
 }
 
 impl Drop for AddressSlot {
     fn drop(&mut self) {
         let Some(owner) = &self.owner else { return };
         let mut open = owner.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(count) = open.get_mut(&self.ip) {
+        if let Some(count) = open.get_mut(&self.key) {
             *count -= 1;
             if *count == 0 {
-                open.remove(&self.ip);
+                open.remove(&self.key);
             }
         }
     }
@@ -209,6 +211,10 @@ mod tests {
         assert_eq!(limiter.admit_at(later, 0), Admission::Refuse);
     }
 
+    fn key(ip: &str) -> AddressKey {
+        AddressKey::of(ip.parse().unwrap())
+    }
+
     #[test]
     fn bytes_times_recipients_are_counted_against_the_delivery_allowance() {
         const MIB: u64 = 1024 * 1024;
@@ -232,14 +238,23 @@ mod tests {
     #[test]
     fn addresses_get_their_slots_back() {
         let limit = ConnectionsPerAddress::new(2);
-        let ip: IpAddr = [127, 0, 0, 1].into();
+        let ip = key("127.0.0.1");
         let (a, b) = (limit.acquire(ip).unwrap(), limit.acquire(ip).unwrap());
         assert!(limit.acquire(ip).is_none(), "the third socket is refused");
-        assert!(limit.acquire([127, 0, 0, 2].into()).is_some(), "other addresses are not affected");
+        assert!(limit.acquire(key("127.0.0.2")).is_some(), "other addresses are not affected");
         drop(a);
         assert!(limit.acquire(ip).is_some(), "a closed socket frees its slot");
         drop(b);
         assert!(ConnectionsPerAddress::new(0).acquire(ip).is_some(), "0 means no limit");
+    }
+
+    #[test]
+    fn one_ipv6_64_shares_one_count() {
+        let limit = ConnectionsPerAddress::new(2);
+        let _a = limit.acquire(key("2001:db8:1:2::1")).unwrap();
+        let _b = limit.acquire(key("2001:db8:1:2:ffff::9")).unwrap();
+        assert!(limit.acquire(key("2001:db8:1:2:abcd::1")).is_none(), "same /64, third socket");
+        assert!(limit.acquire(key("2001:db8:1:3::1")).is_some(), "the next /64 is someone else");
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod extract;
 mod handshake;
 mod limits;
 mod login;
+mod login_deadline;
 mod messages;
 mod presence;
 pub mod probe;
@@ -36,6 +37,7 @@ mod wire;
 use std::fmt::Display;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
@@ -86,6 +88,8 @@ pub struct Policy {
     pub max_sockets_per_user: u32,
     /// Sockets one client address may have open on this instance (0: any).
     pub max_connections_per_address: u32,
+    /// How long a socket may stay connected without logging in (None: forever).
+    pub login_timeout: Option<Duration>,
     /// Most users online for which each login and logout is announced on
     /// its own; above it they are batched into `presence` (0: no limit).
     pub announce_max_users: u32,
@@ -250,6 +254,7 @@ pub fn spawn_tasks<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> Vec<JoinHandle<
 /// handler exists; a refusal becomes the client's `connect_error`.
 pub async fn prepare_socket<A: Adapter>(
     socket: SocketRef<A>,
+    io: SocketIo<A>,
     State(chat): State<Chat>,
     TryData(auth): TryData<handshake::HandshakeAuth>,
 ) -> Result<(), handshake::Refusal> {
@@ -258,10 +263,11 @@ pub async fn prepare_socket<A: Adapter>(
         .with_delivery_allowance(policy.delivery_bytes_per_sec, policy.delivery_burst_bytes);
     SocketState::attach(&socket, limiter, policy.max_message_bytes);
     InOrder::reserve_first(&SocketState::of(&socket));
-    let client = socket.req_parts().extensions.get::<ClientAddr>().map(|ClientAddr(ip)| *ip);
-    if let Some(ip) = client {
-        let slot = chat.0.connections.acquire(ip).ok_or_else(|| {
-            tracing::info!(%ip, "refused a socket: too many connections from this address");
+    let client = socket.req_parts().extensions.get::<ClientAddr>().copied();
+    if let Some(client) = client {
+        let key = client.key();
+        let slot = chat.0.connections.acquire(key).ok_or_else(|| {
+            tracing::info!(ip = %client.0, %key, "refused a socket: too many connections from this address");
             handshake::Refusal("too many connections from your address".into())
         })?;
         SocketState::of(&socket).hold_address_slot(slot);
@@ -278,7 +284,11 @@ pub async fn prepare_socket<A: Adapter>(
     socket.on("stop typing", typing::on_stop_typing::<A>);
     socket.on_fallback(on_unknown_event);
     socket.on_disconnect(login::on_disconnect::<A>);
-    handshake::authenticate(&chat, &socket, auth).await
+    handshake::authenticate(&chat, &socket, auth).await?;
+    if let Some(timeout) = chat.policy().login_timeout {
+        login_deadline::spawn(io, socket.id, timeout);
+    }
+    Ok(())
 }
 
 pub use handshake::on_connect;

@@ -1,26 +1,27 @@
 //! The edge of every HTTP request, before any route sees it: who really sent
-//! it (through trusted proxies only), whether it came over TLS, which web
-//! origin it comes from; and the security headers every response carries.
+//! it (through trusted proxies only, see [`client_addr`](super::client_addr)),
+//! whether it came over TLS, which web origin it comes from, which listener
+//! it arrived on; and the security headers every response carries.
 //!
-//! - [`Edge::from_config`] reads TRUST_PROXY, FORCE_HTTPS, HSTS_MAX_AGE and
-//!   ALLOWED_ORIGINS once;
-//! - [`guard`] is the middleware: it redirects plain HTTP to https, refuses
-//!   websocket upgrades over plain HTTP and foreign origins, answers CORS for
-//!   listed origins, records the [`ClientAddr`] and adds the headers.
+//! - [`Edge::from_config`] reads TRUST_PROXY, FORCE_HTTPS, HSTS_MAX_AGE,
+//!   ALLOWED_ORIGINS, PUBLIC_URL and METRICS_ADDR once;
+//! - [`guard`] is the middleware: it keeps monitoring paths on their own
+//!   listener, redirects plain HTTP to https, refuses websocket upgrades over
+//!   plain HTTP and foreign origins, answers CORS for listed origins, records
+//!   the [`ClientAddr`] and adds the headers.
 
-use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{Request, State};
 use axum::http::uri::Authority;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use ipnet::IpNet;
 use serde_json::json;
 
+use super::client_addr::{ClientAddr, TrustedProxies, peer_of};
+use super::serve::Port;
 use crate::config::Config;
 
 /// The page's policy: everything from this origin, media from blob URLs
@@ -37,68 +38,25 @@ const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; sandbox";
 /// and orchestrators probe them on the internal network.
 const PLAIN_HTTP_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
 
-/// The address of the client that sent a request: the peer, or, behind a
-/// trusted proxy, the address the proxy reported in `X-Forwarded-For`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub IpAddr);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let found = parts.extensions.get::<ClientAddr>().copied();
-        Ok(found.unwrap_or_else(|| ClientAddr(peer_of(&parts.extensions).ip())))
-    }
-}
-
-/// Which peers may speak for clients through `X-Forwarded-*`.
-#[derive(Debug, Clone)]
-enum TrustedProxies {
-    None,
-    Any,
-    Listed(Vec<IpNet>),
-}
-
-impl TrustedProxies {
-    fn parse(entries: &[String]) -> Result<Self, String> {
-        let entries: Vec<&str> = entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()).collect();
-        match entries.as_slice() {
-            [] | ["false"] => Ok(Self::None),
-            ["true"] | ["*"] => Ok(Self::Any),
-            list => list
-                .iter()
-                .map(|entry| {
-                    entry
-                        .parse::<IpNet>()
-                        .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                        .map_err(|_| format!("TRUST_PROXY: `{entry}` is not an address or CIDR range"))
-                })
-                .collect::<Result<_, _>>()
-                .map(Self::Listed),
-        }
-    }
-
-    fn trusts(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        match self {
-            Self::None => false,
-            Self::Any => true,
-            Self::Listed(nets) => nets.iter().any(|net| net.contains(&ip)),
-        }
-    }
-}
+/// Paths that move to METRICS_ADDR when it is set. `/healthz` stays on the
+/// app port too: load balancers probe the port they send traffic to.
+const MONITORING_PATHS: &[&str] = &["/readyz", "/metrics"];
 
 /// Which web origins may use the socket endpoint and the API.
 #[derive(Debug, Clone)]
 enum Origins {
-    /// Same origin (and non-browser clients) only, plus these.
+    /// These origins (ALLOWED_ORIGINS and PUBLIC_URL's). When the list is
+    /// empty, a page whose origin names the request's `Host` is allowed
+    /// too; once a list is configured that is not enough, because a
+    /// DNS-rebinding page controls both (its own name, resolved to us).
     Listed(Vec<String>),
     /// Any origin (`*`).
     Any,
 }
 
 impl Origins {
-    fn parse(entries: &[String]) -> Result<Self, String> {
-        let mut listed = Vec::new();
+    fn parse(entries: &[String], public: Option<&PublicUrl>) -> Result<Self, String> {
+        let mut listed: Vec<String> = public.map(|public| public.origin.clone()).into_iter().collect();
         for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
             if entry == "*" {
                 return Ok(Self::Any);
@@ -117,6 +75,12 @@ impl Origins {
             Self::Listed(list) => list.iter().any(|o| o == origin),
         }
     }
+
+    /// True while no origin is configured: then the request's own `Host`
+    /// is the only thing the server's origin can be told by.
+    fn trusts_host(&self) -> bool {
+        matches!(self, Self::Listed(list) if list.is_empty())
+    }
 }
 
 /// `scheme://host[:port]`, lower-cased, or None if `raw` is not an origin.
@@ -126,8 +90,61 @@ fn normalize_origin(raw: &str) -> Option<String> {
     if !matches!(scheme, "http" | "https") {
         return None;
     }
-    let authority: Authority = rest.parse().ok()?;
-    (authority.as_str() == rest && !rest.contains('@')).then_some(raw)
+    let authority = parse_host(rest)?;
+    (authority.as_str() == rest).then_some(raw)
+}
+
+/// `host[:port]` if `raw` is one: a DNS name (underscores tolerated), an
+/// IPv4 address or a bracketed IPv6 address, and a port that fits in 16 bits.
+fn parse_host(raw: &str) -> Option<Authority> {
+    let authority: Authority = raw.trim().parse().ok()?;
+    let host = authority.host();
+    let port = authority.as_str().strip_prefix(host)?;
+    if !(port.is_empty() || port.strip_prefix(':').is_some_and(|port| port.parse::<u16>().is_ok())) {
+        return None;
+    }
+    let valid = match host.strip_prefix('[') {
+        Some(v6) => v6.strip_suffix(']').is_some_and(|v6| v6.parse::<std::net::Ipv6Addr>().is_ok()),
+        None => {
+            let name = host.strip_suffix('.').unwrap_or(host);
+            !name.is_empty()
+                && name.len() <= 253
+                && name.split('.').all(|label| {
+                    (1..=63).contains(&label.len())
+                        && !label.starts_with('-')
+                        && !label.ends_with('-')
+                        && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                })
+        }
+    };
+    valid.then_some(authority)
+}
+
+/// PUBLIC_URL: the one origin browsers reach this deployment at.
+#[derive(Debug, Clone)]
+struct PublicUrl {
+    /// `https://chat.example.com`, normalized.
+    origin: String,
+    /// `chat.example.com` (with the port, if the URL has one).
+    authority: Authority,
+    /// True for https.
+    https: bool,
+}
+
+impl PublicUrl {
+    fn parse(raw: &str) -> Result<Self, String> {
+        let invalid = || format!("PUBLIC_URL: `{raw}` is not a URL like https://chat.example.com (no path)");
+        let origin = normalize_origin(raw.trim()).ok_or_else(invalid)?;
+        let (scheme, rest) = origin.split_once("://").ok_or_else(invalid)?;
+        let authority = parse_host(rest).ok_or_else(invalid)?;
+        Ok(Self { https: scheme == "https", authority, origin })
+    }
+
+    /// True if `host` (from a request) names this URL's host, on any port.
+    fn is_host_of(&self, host: &Authority) -> bool {
+        let strip = |h: &str| h.strip_suffix('.').unwrap_or(h).to_ascii_lowercase();
+        strip(host.host()) == strip(self.authority.host())
+    }
 }
 
 /// The request-edge rules of this deployment.
@@ -135,9 +152,12 @@ fn normalize_origin(raw: &str) -> Option<String> {
 pub struct Edge {
     proxies: TrustedProxies,
     origins: Origins,
+    public: Option<PublicUrl>,
     force_https: bool,
     tls: bool,
     hsts: Option<HeaderValue>,
+    /// METRICS_ADDR is set: `/metrics` and `/readyz` answer only there.
+    monitoring_elsewhere: bool,
 }
 
 impl Edge {
@@ -147,12 +167,20 @@ impl Edge {
             .then(|| HeaderValue::from_str(&format!("max-age={}; includeSubDomains", config.hsts_max_age)))
             .transpose()
             .map_err(|err| err.to_string())?;
+        let public = config.public_url.as_deref().filter(|url| !url.trim().is_empty()).map(PublicUrl::parse);
+        let public = public.transpose()?;
+        let redirects = config.force_https || config.http_redirect_port.is_some();
+        if redirects && public.as_ref().is_some_and(|public| !public.https) {
+            return Err("PUBLIC_URL must be https:// with FORCE_HTTPS or HTTP_REDIRECT_PORT".into());
+        }
         Ok(Self {
             proxies: TrustedProxies::parse(&config.trust_proxy)?,
-            origins: Origins::parse(&config.allowed_origins)?,
+            origins: Origins::parse(&config.allowed_origins, public.as_ref())?,
+            public,
             force_https: config.force_https,
             tls: config.tls_enabled(),
             hsts,
+            monitoring_elsewhere: config.metrics_addr.is_some(),
         })
     }
 
@@ -162,84 +190,54 @@ impl Edge {
     }
 
     /// Where the request really comes from, and how.
-    fn inspect(&self, headers: &HeaderMap, peer: SocketAddr) -> Arrival {
-        let trusted = self.proxies.trusts(peer.ip());
-        let forwarded = |name: &str| {
-            trusted.then(|| headers.get(name).and_then(|v| v.to_str().ok())).flatten().map(str::trim)
-        };
-        let https = self.tls
-            || forwarded("x-forwarded-proto")
-                .and_then(|v| v.split(',').next())
-                .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
-        // The client is the last address not added by a trusted proxy.
-        let client = forwarded("x-forwarded-for")
-            .map(|chain| {
-                chain
-                    .rsplit(',')
-                    .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
-                    .find(|ip| !self.proxies.trusts(*ip))
-                    .unwrap_or(peer.ip())
-            })
-            .unwrap_or(peer.ip());
-        let host = forwarded("x-forwarded-host")
-            .and_then(|v| v.split(',').next())
+    fn inspect(&self, headers: &HeaderMap, peer: std::net::SocketAddr) -> Arrival {
+        let forwarded = self.proxies.read(headers, peer.ip());
+        let https = self.tls || forwarded.proto.is_some_and(|proto| proto.eq_ignore_ascii_case("https"));
+        let host = forwarded
+            .host
             .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
-            .and_then(|host| host.trim().parse::<Authority>().ok())
-            .filter(|authority| !authority.as_str().contains('@'));
-        Arrival { client: client.to_canonical(), https, host }
+            .and_then(parse_host);
+        Arrival { client: forwarded.client, https, host }
+    }
+
+    /// Where a plain-HTTP request is sent over https: PUBLIC_URL's host if
+    /// set (and the request named it), else the request's own valid host.
+    fn https_authority(&self, host: Option<&Authority>) -> Option<String> {
+        match (&self.public, host) {
+            (Some(public), Some(host)) => public.is_host_of(host).then(|| public.authority.to_string()),
+            (Some(_), None) | (None, None) => None,
+            (None, Some(host)) => Some(match host.port_u16() {
+                Some(80) | None => host.host().to_owned(),
+                Some(_) => host.as_str().to_owned(),
+            }),
+        }
     }
 }
 
 /// What the edge found out about a request.
 struct Arrival {
-    client: IpAddr,
+    client: std::net::IpAddr,
     https: bool,
+    /// The host the client asked for, if it is a valid `host[:port]`.
     host: Option<Authority>,
-}
-
-/// The connection's peer, as the server saw it.
-fn peer_of(extensions: &axum::http::Extensions) -> SocketAddr {
-    extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |ConnectInfo(peer)| *peer)
 }
 
 /// The middleware applying [`Edge`] to every request.
 pub async fn guard(State(edge): State<Arc<Edge>>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let port = request.extensions().get::<Port>().copied().unwrap_or(Port::App);
+    if port == Port::Metrics {
+        // The monitoring listener serves nothing else, and nothing a browser uses.
+        let monitoring = MONITORING_PATHS.contains(&path.as_str()) || path == "/healthz";
+        return if monitoring { next.run(request).await } else { StatusCode::NOT_FOUND.into_response() };
+    }
     let arrival = edge.inspect(request.headers(), peer_of(request.extensions()));
     request.extensions_mut().insert(ClientAddr(arrival.client));
-    let path = request.uri().path().to_owned();
     let api = path.starts_with("/api/");
-    let guarded = api || path.starts_with("/socket.io");
-
-    if edge.force_https && !arrival.https && !PLAIN_HTTP_PATHS.contains(&path.as_str()) {
-        return plain_http(&request, arrival.host.as_ref());
-    }
-    let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let mut cors = None;
-    if let Some(origin) = origin.filter(|_| guarded) {
-        let normalized = normalize_origin(&origin);
-        let same = normalized.as_deref().zip(arrival.host.as_ref()).is_some_and(|(origin, host)| {
-            origin.split_once("://").is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host.as_str()))
-        });
-        let listed = normalized.as_deref().is_some_and(|o| edge.origins.lists(o));
-        if !same && !listed {
-            tracing::debug!(%origin, path, client = %arrival.client, "refused a foreign origin");
-            return refusal(
-                StatusCode::FORBIDDEN,
-                "origin_not_allowed",
-                "this origin may not use this server",
-            );
-        }
-        if listed && !same {
-            cors = HeaderValue::from_str(&origin).ok();
-            if request.method() == Method::OPTIONS {
-                return preflight(cors);
-            }
-        }
-    }
-
-    let mut response = next.run(request).await;
+    let (mut response, cors) = match admit(&edge, &request, &arrival, &path) {
+        Verdict::Pass { cors } => (next.run(request).await, cors),
+        Verdict::Answer(answer) => (answer, None),
+    };
     let headers = response.headers_mut();
     let csp = if api { API_CSP } else { PAGE_CSP };
     for (name, value) in [
@@ -261,22 +259,61 @@ pub async fn guard(State(edge): State<Arc<Edge>>, mut request: Request, next: Ne
     response
 }
 
+/// What the edge decided about a request.
+enum Verdict {
+    /// On to the routes; answer CORS for this origin, if any.
+    Pass { cors: Option<HeaderValue> },
+    /// Answered here: 404, redirect, refusal or CORS preflight.
+    Answer(Response),
+}
+
+/// Whether the request may reach the routes.
+fn admit(edge: &Edge, request: &Request, arrival: &Arrival, path: &str) -> Verdict {
+    if edge.monitoring_elsewhere && MONITORING_PATHS.contains(&path) {
+        return Verdict::Answer(StatusCode::NOT_FOUND.into_response());
+    }
+    if edge.force_https && !arrival.https && !PLAIN_HTTP_PATHS.contains(&path) {
+        return Verdict::Answer(plain_http(edge, request, arrival.host.as_ref()));
+    }
+    let guarded = path.starts_with("/api/") || path.starts_with("/socket.io");
+    let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok());
+    let Some(origin) = origin.filter(|_| guarded) else { return Verdict::Pass { cors: None } };
+    let normalized = normalize_origin(origin);
+    let same = normalized.as_deref().zip(arrival.host.as_ref()).is_some_and(|(origin, host)| {
+        origin.split_once("://").is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host.as_str()))
+    });
+    let listed = normalized.as_deref().is_some_and(|o| edge.origins.lists(o));
+    // Same-as-Host counts only while no origin is configured (DNS rebinding).
+    let own = same && edge.origins.trusts_host();
+    if !(listed || own) {
+        tracing::debug!(%origin, path, client = %arrival.client, "refused a foreign origin");
+        let refused =
+            refusal(StatusCode::FORBIDDEN, "origin_not_allowed", "this origin may not use this server");
+        return Verdict::Answer(refused);
+    }
+    if !listed || same {
+        return Verdict::Pass { cors: None };
+    }
+    let cors = HeaderValue::from_str(origin).ok();
+    if request.method() == Method::OPTIONS {
+        return Verdict::Answer(preflight(cors));
+    }
+    Verdict::Pass { cors }
+}
+
 /// A plain-HTTP request under FORCE_HTTPS: a 308 to the same URL over
 /// https, except websocket upgrades, which are refused (a redirect would
-/// carry the handshake in the clear first).
-fn plain_http(request: &Request, host: Option<&Authority>) -> Response {
+/// carry the handshake in the clear first). The target host is PUBLIC_URL's
+/// when set, so a forged `Host` cannot turn the server into a redirector.
+fn plain_http(edge: &Edge, request: &Request, host: Option<&Authority>) -> Response {
     let upgrade = request.headers().get(header::UPGRADE).is_some();
     if upgrade {
         return refusal(StatusCode::FORBIDDEN, "https_required", "websockets need wss:// here");
     }
-    let Some(host) = host else {
-        return refusal(StatusCode::BAD_REQUEST, "bad_host", "missing or invalid Host header");
+    let Some(https_host) = edge.https_authority(host) else {
+        return refusal(StatusCode::BAD_REQUEST, "bad_host", "missing, invalid or foreign Host header");
     };
     let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    let https_host = match host.port_u16() {
-        Some(80) | None => host.host().to_owned(),
-        Some(_) => host.as_str().to_owned(),
-    };
     match HeaderValue::from_str(&format!("https://{https_host}{target}")) {
         Ok(location) => (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, location)]).into_response(),
         Err(_) => refusal(StatusCode::BAD_REQUEST, "bad_request", "the URL cannot be redirected"),
@@ -313,14 +350,11 @@ fn add_cors(headers: &mut HeaderMap, origin: HeaderValue) {
 mod tests {
     use super::*;
 
-    fn edge(trust: &[&str]) -> Edge {
-        Edge {
-            proxies: TrustedProxies::parse(&trust.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap(),
-            origins: Origins::Listed(vec![]),
-            force_https: true,
-            tls: false,
-            hsts: None,
-        }
+    fn config(settings: &[&str]) -> Config {
+        use clap::Parser;
+        let mut args = vec!["chatwire"];
+        args.extend(settings);
+        Config::parse_from(args)
     }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -329,7 +363,7 @@ mod tests {
 
     #[test]
     fn forwarded_headers_count_only_from_trusted_proxies() {
-        let edge = edge(&["10.0.0.0/8", "127.0.0.1"]);
+        let edge = Edge::from_config(&config(&["--trust-proxy", "10.0.0.0/8,127.0.0.1"])).unwrap();
         let sent = headers(&[
             ("x-forwarded-proto", "https"),
             ("x-forwarded-for", "203.0.113.9, 10.1.2.3"),
@@ -337,22 +371,85 @@ mod tests {
         ]);
         let trusted = edge.inspect(&sent, "127.0.0.1:5000".parse().unwrap());
         assert!(trusted.https);
-        assert_eq!(trusted.client, "203.0.113.9".parse::<IpAddr>().unwrap(), "skips trusted hops");
+        assert_eq!(trusted.client.to_string(), "203.0.113.9", "skips trusted hops");
         let stranger = edge.inspect(&sent, "198.51.100.7:5000".parse().unwrap());
         assert!(!stranger.https, "an untrusted peer cannot claim https");
-        assert_eq!(stranger.client, "198.51.100.7".parse::<IpAddr>().unwrap());
+        assert_eq!(stranger.client.to_string(), "198.51.100.7");
+    }
+
+    #[test]
+    fn redirects_go_to_the_public_host_and_refuse_others() {
+        let public = Edge::from_config(&config(&["--public-url", "https://chat.example.com"])).unwrap();
+        let host = |h: &str| parse_host(h);
+        assert_eq!(
+            public.https_authority(host("chat.example.com:80").as_ref()).as_deref(),
+            Some("chat.example.com")
+        );
+        assert_eq!(
+            public.https_authority(host("CHAT.example.com.").as_ref()).as_deref(),
+            Some("chat.example.com")
+        );
+        assert_eq!(public.https_authority(host("evil.example").as_ref()), None, "a foreign Host is refused");
+        assert_eq!(public.https_authority(None), None);
+
+        let open = Edge::from_config(&config(&[])).unwrap();
+        assert_eq!(
+            open.https_authority(host("chat.example.com:80").as_ref()).as_deref(),
+            Some("chat.example.com")
+        );
+        assert_eq!(open.https_authority(host("10.0.0.1:8080").as_ref()).as_deref(), Some("10.0.0.1:8080"));
+    }
+
+    #[test]
+    fn only_syntactically_valid_hosts_are_hosts() {
+        for valid in
+            ["chat.example.com", "chat.example.com:8443", "127.0.0.1:3000", "[::1]:3000", "chatwire_1", "a."]
+        {
+            assert!(parse_host(valid).is_some(), "{valid}");
+        }
+        for invalid in [
+            "",
+            "user@chat.example.com",
+            "chat.example.com:99999",
+            "-bad.example",
+            "a..b",
+            "[::1",
+            "ex ample",
+            "ex%20ample",
+            "a/b",
+            "[zz::1]",
+        ] {
+            assert!(parse_host(invalid).is_none(), "{invalid}");
+        }
+    }
+
+    #[test]
+    fn a_configured_origin_list_stops_same_host_from_sufficing() {
+        let open = Origins::parse(&[], None).unwrap();
+        assert!(open.trusts_host(), "nothing configured: the page's Host is all there is");
+        let listed = Origins::parse(&["https://chat.example.com".into()], None).unwrap();
+        assert!(!listed.trusts_host());
+        let public = PublicUrl::parse("https://chat.example.com/").unwrap();
+        let by_url = Origins::parse(&[], Some(&public)).unwrap();
+        assert!(!by_url.trusts_host());
+        assert!(by_url.lists("https://chat.example.com"));
+        assert!(!by_url.lists("http://rebound.example:3000"));
     }
 
     #[test]
     fn settings_are_checked() {
-        assert!(TrustedProxies::parse(&["not-an-ip".into()]).is_err());
-        assert!(matches!(TrustedProxies::parse(&["true".into()]), Ok(TrustedProxies::Any)));
         assert!(
-            Origins::parse(&["https://chat.example.com/".into()]).unwrap().lists("https://chat.example.com")
+            Origins::parse(&["https://chat.example.com/".into()], None)
+                .unwrap()
+                .lists("https://chat.example.com")
         );
-        assert!(Origins::parse(&["chat.example.com".into()]).is_err());
-        assert!(Origins::parse(&["https://user@evil.example".into()]).is_err());
+        assert!(Origins::parse(&["chat.example.com".into()], None).is_err());
+        assert!(Origins::parse(&["https://user@evil.example".into()], None).is_err());
         assert_eq!(normalize_origin("HTTP://Example.com:8080").as_deref(), Some("http://example.com:8080"));
         assert_eq!(normalize_origin("null"), None);
+        assert!(PublicUrl::parse("https://chat.example.com/path").is_err());
+        assert!(PublicUrl::parse("chat.example.com").is_err());
+        let plain = config(&["--public-url", "http://chat.example.com", "--force-https", "true"]);
+        assert!(Edge::from_config(&plain).unwrap_err().contains("PUBLIC_URL"));
     }
 }

@@ -1,13 +1,16 @@
 //! The HTTP side: the web client, the socket.io browser bundle, health
 //! checks, the `/api` endpoints, and the socket.io endpoint itself, all behind
 //! the [`edge`] rules (proxies, https, origins, security headers). [`router`]
-//! is a pure function of its inputs so tests can drive it.
+//! is a pure function of its inputs so tests can drive it; [`serve`] runs
+//! it on a listener.
 
 mod api;
+mod client_addr;
 mod client_bundle;
 mod edge;
 mod health;
 mod own_head;
+mod serve;
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -24,8 +27,10 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
 pub use api::{Api, ApiError, Limits, MAX_AVATAR_BYTES};
-pub use edge::{ClientAddr, Edge};
+pub use client_addr::{AddressKey, ClientAddr};
+pub use edge::Edge;
 pub use health::Readiness;
+pub use serve::{Port, serve};
 
 /// Builds the router. `socketio` is the socket.io service, mounted at
 /// `/socket.io/` only, so that the bundle routes beside it stay reachable.

@@ -25,6 +25,9 @@ export async function startServer(env = {}, { timeoutMs = 15000 } = {}) {
       PUBLIC_DIR: path.join(repoRoot, "public"),
       RUST_LOG: process.env.CHATWIRE_LOG ?? "info",
       SECRET: TEST_SECRET,
+      // Every test client (and nginx) connects from 127.0.0.1, some tests
+      // open over a hundred sockets: no per-address cap unless a test sets one.
+      MAX_CONNECTIONS_PER_ADDRESS: "0",
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
