@@ -13,7 +13,7 @@ mod password;
 pub use ids::{IdGenerator, MessageId};
 pub use media::{FileName, MAX_FILE_NAME_CHARS, MediaKind, MediaType};
 pub use message::{Attachment, Conversation, Message, Recipients, Target};
-pub use names::{KEY_SCHEME, MAX_ROOM_CHARS, MAX_TEXT_CHARS, MAX_USERNAME_CHARS, RoomName, Text, Username};
+pub use names::{MAX_ROOM_CHARS, MAX_TEXT_CHARS, MAX_USERNAME_CHARS, RoomName, Text, Username};
 pub use password::{MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS, Password};
 
 /// Why a client-supplied value was refused. The text completes the sentence

@@ -29,14 +29,6 @@ pub const MAX_ROOM_CHARS: usize = 64;
 /// Longest message text, in characters.
 pub const MAX_TEXT_CHARS: usize = 4000;
 
-/// The version of the algorithm behind [`Username::key`]. Keys are stored
-/// (account keys in Redis), so whatever changes a key for some name (a new
-/// step, or a new version of `unicode-security`, `caseless` or
-/// `unicode-normalization`, which Cargo.toml pins for that reason) must bump
-/// this number: the Redis store's startup migration then moves every account
-/// to its new key.
-pub const KEY_SCHEME: u32 = 1;
-
 /// NFC can merge up to four characters into one (a letter and three marks),
 /// so a name longer than this before normalising is too long after it: it is
 /// refused before any work is spent on it.
@@ -136,8 +128,10 @@ fn is_letter_or_digit(c: char) -> bool {
 /// - The second fold: some prototypes are capitals (`0` maps to `O`), and
 ///   `b0b` must meet `bob`.
 ///
-/// Pure and deterministic; it changes only with the pinned crates' tables
-/// (see [`KEY_SCHEME`]). Known gap: capital `I` folds to `i` before the
+/// Pure and deterministic. Keys are stored (accounts in Redis), so the crates
+/// whose tables shape them are pinned in Cargo.toml: if an upgrade changes a
+/// key, the Redis store's startup migration moves the accounts concerned,
+/// but private-conversation history stays under the old key. Known gap: capital `I` folds to `i` before the
 /// skeleton would map it to `l`, so `AIice` (capital i) keeps its own key.
 fn identity_key(display: &str) -> String {
     let folded: String = display.chars().default_case_fold().collect();
@@ -180,7 +174,7 @@ impl Username {
         &self.key
     }
 
-    /// The key names had before [`KEY_SCHEME`] 1: the lowercased name.
+    /// The key names had before the skeleton: the lowercased name.
     /// Accounts registered then were stored under it; the Redis store looks
     /// there for one that could not be moved to [`Username::key`].
     pub fn legacy_key(&self) -> String {
@@ -355,7 +349,9 @@ mod tests {
     #[test]
     fn look_alikes_of_alice_share_its_key() {
         let alice = user("alice");
-        for look_alike in ["\u{430}lice", "\u{FF41}lice", "ALICE", "Alice", "\u{FF21}\u{FF2C}\u{FF29}\u{FF23}\u{FF25}"] {
+        for look_alike in
+            ["\u{430}lice", "\u{FF41}lice", "ALICE", "Alice", "\u{FF21}\u{FF2C}\u{FF29}\u{FF23}\u{FF25}"]
+        {
             assert_eq!(user(look_alike).key(), alice.key(), "{look_alike:?}");
             assert_eq!(user(look_alike), alice, "{look_alike:?}");
         }
@@ -379,7 +375,7 @@ mod tests {
 
     #[test]
     fn keys_are_stable_across_releases() {
-        // Keys are stored in Redis: a change here needs KEY_SCHEME bumped.
+        // Keys are stored in Redis: a change here strands private history.
         for (name, key) in [
             ("alice", "alice"),
             ("ALICE", "alice"),
@@ -395,7 +391,6 @@ mod tests {
         ] {
             assert_eq!(user(name).key(), key, "{name:?}");
         }
-        assert_eq!(KEY_SCHEME, 1);
     }
 
     #[test]
@@ -406,7 +401,14 @@ mod tests {
 
     #[test]
     fn bidirectional_controls_are_refused() {
-        for name in ["alice\u{2066}", "\u{202E}ecila", "ali\u{2069}ce", "ali\u{200E}ce", "ali\u{200F}ce", "ali\u{61C}ce"] {
+        for name in [
+            "alice\u{2066}",
+            "\u{202E}ecila",
+            "ali\u{2069}ce",
+            "ali\u{200E}ce",
+            "ali\u{200F}ce",
+            "ali\u{61C}ce",
+        ] {
             assert!(refusal_of(name).contains("bidirectional"), "{name:?}");
         }
     }
@@ -507,7 +509,9 @@ mod tests {
 
     #[test]
     fn room_names_follow_the_character_rules_without_a_skeleton() {
-        for name in ["gen\u{AD}eral", "general\u{2066}", "general\u{FE0F}", "gen\u{2028}eral", "\u{2800}", "\u{3164}"] {
+        for name in
+            ["gen\u{AD}eral", "general\u{2066}", "general\u{FE0F}", "gen\u{2028}eral", "\u{2800}", "\u{3164}"]
+        {
             assert!(
                 matches!(RoomName::parse(name), Err(ValidationError::Room(_))),
                 "{name:?} should be refused"

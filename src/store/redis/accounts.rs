@@ -21,6 +21,19 @@ struct AccountRecord {
     password_hash: String,
 }
 
+impl RedisStore {
+    /// The account record stored at account key `key`.
+    async fn account_at(&self, key: &str) -> Result<Option<Account>, StoreError> {
+        let json: Option<String> = self.call("account", self.client.get(self.keys.account(key))).await?;
+        let Some(json) = json else { return Ok(None) };
+        let record: AccountRecord = serde_json::from_str(&json)
+            .map_err(|err| StoreError::Unavailable(format!("corrupt account: {err}")))?;
+        let name = Username::parse(&record.name)
+            .map_err(|err| StoreError::Unavailable(format!("corrupt account: {err}")))?;
+        Ok(Some(Account { name, password_hash: record.password_hash }))
+    }
+}
+
 #[async_trait]
 impl AccountStore for RedisStore {
     async fn create_account(&self, account: &Account) -> Result<(), StoreError> {
@@ -38,14 +51,17 @@ impl AccountStore for RedisStore {
     }
 
     async fn account(&self, name: &Username) -> Result<Option<Account>, StoreError> {
-        let json: Option<String> =
-            self.call("account", self.client.get(self.keys.account(name.key()))).await?;
-        let Some(json) = json else { return Ok(None) };
-        let record: AccountRecord = serde_json::from_str(&json)
-            .map_err(|err| StoreError::Unavailable(format!("corrupt account: {err}")))?;
-        let name = Username::parse(&record.name)
-            .map_err(|err| StoreError::Unavailable(format!("corrupt account: {err}")))?;
-        Ok(Some(Account { name, password_hash: record.password_hash }))
+        let found = self.account_at(name.key()).await?;
+        // An account not (yet) moved to its new key, or left at its legacy key
+        // because a look-alike holds the new one (see migrate.rs).
+        let legacy = name.legacy_key();
+        if legacy != name.key() && found.as_ref().is_none_or(|account| account.name.legacy_key() != legacy) {
+            let at_legacy = self.account_at(&legacy).await?;
+            if let Some(account) = at_legacy.filter(|account| account.name == *name) {
+                return Ok(Some(account));
+            }
+        }
+        Ok(found)
     }
 
     async fn set_avatar(&self, name: &Username, avatar: &Avatar) -> Result<(), StoreError> {

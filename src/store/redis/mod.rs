@@ -14,6 +14,7 @@
 mod accounts;
 mod files;
 mod history;
+mod migrate;
 mod presence;
 mod scripts;
 mod sync;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fred::prelude::{Client, ClientLike, FredResult, HashesInterface, Value};
 
+pub use migrate::Migration;
 pub use sync::{Purge, Resync};
 
 use self::scripts::{Keys, Scripts};
