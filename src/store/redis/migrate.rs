@@ -11,6 +11,11 @@
 //! keys changed by a new version of the pinned Unicode crates, are moved by
 //! the next start.
 //!
+//! Private conversations are stored under their participants' keys too
+//! (`{prefix}:history:dm:["alice","bob1"]`), so the same pass moves each such
+//! history to the key its participants have now, merging it into whatever
+//! was written there since the upgrade.
+//!
 //! Moving is `SET NX` of the record at the new key, then `DEL` of the old
 //! one (and `DUMP`/`RESTORE` for the avatar): unlike `RENAMENX` it works when
 //! the two keys hash to different slots of a Redis Cluster. If the new key
@@ -26,14 +31,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fred::prelude::{ClientLike, ClusterInterface, KeysInterface, Value};
+use fred::prelude::{ClientLike, ClusterInterface, KeysInterface, SortedSetsInterface, Value};
 use fred::types::SetOptions;
-use fred::types::config::Options;
+use fred::types::config::{Options, Server};
 use serde::Deserialize;
 use tokio::task::JoinHandle;
 
+use super::HISTORY_IDLE_SECS;
 use super::RedisStore;
-use crate::domain::Username;
+use crate::domain::{Conversation, Username};
 use crate::store::StoreError;
 
 /// Keys asked of SCAN per call (a hint to Redis, which bounds each call's work).
@@ -52,6 +58,8 @@ pub struct Migration {
     pub conflicts: usize,
     /// Records whose name the rules now refuse: left alone, and they cannot log in.
     pub refused: usize,
+    /// Private conversations whose history moved to its participants' new keys.
+    pub conversations: usize,
 }
 
 /// The part of an account record the migration reads.
@@ -61,19 +69,20 @@ struct Named {
 }
 
 impl RedisStore {
-    /// Runs [`RedisStore::migrate_account_keys`] in the background once Redis
-    /// is connected, trying again every second until a pass completes.
+    /// Runs [`RedisStore::migrate_keys`] in the background once Redis is
+    /// connected, trying again every second until a pass completes.
     pub fn spawn_key_migration(self: Arc<Self>) -> JoinHandle<()> {
         tokio::spawn(async move {
             loop {
                 if self.is_connected() {
-                    match self.migrate_account_keys().await {
+                    match self.migrate_keys().await {
                         Ok(done) => {
                             return tracing::info!(
                                 scanned = done.scanned,
                                 moved = done.moved,
                                 conflicts = done.conflicts,
                                 refused = done.refused,
+                                conversations = done.conversations,
                                 "account keys checked"
                             );
                         }
@@ -85,45 +94,36 @@ impl RedisStore {
         })
     }
 
-    /// One pass of the migration (see the module docs). Fails on the first
-    /// Redis error; the pass can simply be run again.
-    pub async fn migrate_account_keys(&self) -> Result<Migration, StoreError> {
+    /// One pass of the migration (see the module docs): accounts, then
+    /// private histories. Fails on the first Redis error; the pass can simply
+    /// be run again.
+    pub async fn migrate_keys(&self) -> Result<Migration, StoreError> {
         let mut report = Migration::default();
         let prefix = self.keys.account("");
-        let pattern = format!("{}*", escape_glob(&prefix));
-        let nodes = if self.client.is_clustered() {
-            let state = self.client.cached_cluster_state();
-            let nodes = state.map(|state| state.unique_primary_nodes()).unwrap_or_default();
-            if nodes.is_empty() {
-                return Err(StoreError::Unavailable("migration: cluster layout not known yet".into()));
+        let mut scan = Scan::new(self, &prefix)?;
+        while let Some(keys) = scan.next(self).await? {
+            let reads = self.client.pipeline();
+            for key in &keys {
+                let _: () = self.call("read accounts", reads.get(key)).await?;
             }
-            nodes.into_iter().map(Some).collect()
-        } else {
-            vec![None]
-        };
-        for node in nodes {
-            let on = self.client.with_options(&Options { cluster_node: node, ..Options::default() });
-            let mut cursor = "0".to_owned();
-            loop {
-                let page = on.scan_page(cursor, &*pattern, Some(BATCH), None);
-                let (next, keys): (String, Vec<String>) = self.call("scan accounts", page).await?;
-                let reads = self.client.pipeline();
-                for key in &keys {
-                    let _: () = self.call("read accounts", reads.get(key)).await?;
+            let records =
+                self.call("read accounts", async { Ok(reads.try_all::<Option<String>>().await) }).await?;
+            for (key, record) in keys.iter().zip(records) {
+                let record = record.map_err(|err| StoreError::Unavailable(format!("read account: {err}")))?;
+                let (Some(sits_at), Some(json)) = (key.strip_prefix(&prefix), record) else { continue };
+                report.scanned += 1;
+                self.migrate_account(sits_at, &json, &mut report).await?;
+            }
+        }
+        let prefix = self.keys.history(&Conversation::Direct(Default::default()));
+        let prefix = prefix.strip_suffix("[]").unwrap_or(&prefix).to_owned();
+        let mut scan = Scan::new(self, &prefix)?;
+        while let Some(keys) = scan.next(self).await? {
+            for key in keys {
+                let Some(participants) = key.strip_prefix(&prefix) else { continue };
+                if self.migrate_conversation(&key, participants).await? {
+                    report.conversations += 1;
                 }
-                let records =
-                    self.call("read accounts", async { Ok(reads.try_all::<Option<String>>().await) }).await?;
-                for (key, record) in keys.iter().zip(records) {
-                    let record =
-                        record.map_err(|err| StoreError::Unavailable(format!("read account: {err}")))?;
-                    let (Some(sits_at), Some(json)) = (key.strip_prefix(&prefix), record) else { continue };
-                    report.scanned += 1;
-                    self.migrate_account(sits_at, &json, &mut report).await?;
-                }
-                if next == "0" {
-                    break;
-                }
-                cursor = next;
             }
         }
         Ok(report)
@@ -194,6 +194,83 @@ impl RedisStore {
         self.call("move avatar", restore).await?;
         let _: i64 = self.call("remove legacy avatar", self.client.del(&old)).await?;
         Ok(())
+    }
+}
+
+impl RedisStore {
+    /// Moves the history at `key`, of the private conversation among
+    /// `participants` (a JSON list of keys), to the key it has now. True if
+    /// it moved.
+    async fn migrate_conversation(&self, key: &str, participants: &str) -> Result<bool, StoreError> {
+        let keys: Vec<String> = serde_json::from_str(participants).unwrap_or_default();
+        let Ok(users) = keys.iter().map(|key| Username::parse(key)).collect::<Result<Vec<_>, _>>() else {
+            tracing::warn!(key, "history of a conversation with a name no longer valid: left as is");
+            return Ok(false);
+        };
+        let conversation = Conversation::Direct(users.iter().map(|user| user.key().to_owned()).collect());
+        let new = self.keys.history(&conversation);
+        if keys.is_empty() || new == key {
+            return Ok(false);
+        }
+        let members: Vec<String> =
+            self.call("read history", self.client.zrange(key, 0, -1, None, false, None, false)).await?;
+        if !members.is_empty() {
+            let scored: Vec<(f64, String)> = members.into_iter().map(|member| (0.0, member)).collect();
+            let _: i64 =
+                self.call("move history", self.client.zadd(&new, None, None, false, false, scored)).await?;
+            let keep = -(self.history_limit as i64) - 1;
+            let _: i64 = self.call("trim history", self.client.zremrangebyrank(&new, 0, keep)).await?;
+            let _: bool =
+                self.call("expire history", self.client.expire(&new, HISTORY_IDLE_SECS as i64, None)).await?;
+        }
+        let _: i64 = self.call("remove legacy history", self.client.del(key)).await?;
+        tracing::info!(from = key, to = %new, "private history moved to its participants' new keys");
+        Ok(true)
+    }
+}
+
+/// SCAN for the keys under a prefix, one bounded batch per call, on every
+/// primary of a Redis Cluster (SCAN sees one node's keys).
+struct Scan {
+    pattern: String,
+    /// Nodes still to scan (`None`: the one server), the current one last.
+    nodes: Vec<Option<Server>>,
+    /// Where the current node's scan stands; `None` before it starts.
+    cursor: Option<String>,
+}
+
+impl Scan {
+    fn new(store: &RedisStore, prefix: &str) -> Result<Self, StoreError> {
+        let nodes = if store.client.is_clustered() {
+            let state = store.client.cached_cluster_state();
+            let nodes = state.map(|state| state.unique_primary_nodes()).unwrap_or_default();
+            if nodes.is_empty() {
+                return Err(StoreError::Unavailable("migration: cluster layout not known yet".into()));
+            }
+            nodes.into_iter().map(Some).collect()
+        } else {
+            vec![None]
+        };
+        Ok(Self { pattern: format!("{}*", escape_glob(prefix)), nodes, cursor: None })
+    }
+
+    /// The next non-empty batch of keys, or `None` when every node is done.
+    async fn next(&mut self, store: &RedisStore) -> Result<Option<Vec<String>>, StoreError> {
+        while let Some(node) = self.nodes.last() {
+            let on = store.client.with_options(&Options { cluster_node: node.clone(), ..Options::default() });
+            let cursor = self.cursor.take().unwrap_or_else(|| "0".to_owned());
+            let page = on.scan_page(cursor, &*self.pattern, Some(BATCH), None);
+            let (next, keys): (String, Vec<String>) = store.call("scan keys", page).await?;
+            if next == "0" {
+                self.nodes.pop();
+            } else {
+                self.cursor = Some(next);
+            }
+            if !keys.is_empty() {
+                return Ok(Some(keys));
+            }
+        }
+        Ok(None)
     }
 }
 
