@@ -195,16 +195,15 @@ impl RedisStore {
         let _: i64 = self.call("remove legacy avatar", self.client.del(&old)).await?;
         Ok(())
     }
-}
 
-impl RedisStore {
     /// Moves the history at `key`, of the private conversation among
     /// `participants` (a JSON list of keys), to the key it has now. True if
     /// it moved.
     async fn migrate_conversation(&self, key: &str, participants: &str) -> Result<bool, StoreError> {
         let keys: Vec<String> = serde_json::from_str(participants).unwrap_or_default();
         let Ok(users) = keys.iter().map(|key| Username::parse(key)).collect::<Result<Vec<_>, _>>() else {
-            tracing::warn!(key, "history of a conversation with a name no longer valid: left as is");
+            // A key longer than a name may be, or a name no longer valid.
+            tracing::debug!(key, "history whose participants do not read as names: left as is");
             return Ok(false);
         };
         let conversation = Conversation::Direct(users.iter().map(|user| user.key().to_owned()).collect());
