@@ -247,3 +247,18 @@ async fn every_start_moves_accounts_written_since_the_last() {
     assert_eq!(redis.cli(&["exists", &account("max"), &account("mo")]).trim(), "0");
     second.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_user_list_is_sorted_as_names_are_shown() {
+    let app = spawn_app().await;
+    let mut clients = Vec::new();
+    for name in ["sam", "Mallory", "quinn", "bob1", "Bob"] {
+        clients.push(app.member(name, "lobby").await);
+    }
+    let users = clients[0].request_empty("users").await;
+    let names: Vec<&str> =
+        users["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Bob", "bob1", "Mallory", "quinn", "sam"]);
+    let rooms = clients[0].request_empty("rooms").await;
+    assert_eq!(rooms["rooms"][0]["members"], json!(["Bob", "bob1", "Mallory", "quinn", "sam"]), "{rooms}");
+}

@@ -194,6 +194,15 @@ impl Username {
         &self.key
     }
 
+    /// Orders names for people: by their case fold, as shown (then by key,
+    /// so the order is total). [`Ord`] orders by key, which keeps it
+    /// consistent with equality but files `mallory` under `rnallory`; lists
+    /// shown to users are sorted with this instead.
+    pub fn display_order(a: &Self, b: &Self) -> std::cmp::Ordering {
+        let fold = |name: &Self| name.display.chars().default_case_fold().collect::<String>();
+        fold(a).cmp(&fold(b)).then_with(|| a.key.cmp(&b.key))
+    }
+
     /// The key names had before the skeleton: the lowercased name.
     /// Accounts registered then were stored under it; the Redis store looks
     /// there for one that could not be moved to [`Username::key`].
@@ -456,6 +465,14 @@ mod tests {
             }
         }
         assert!(wrong.is_empty(), "{} names, such as {:?}", wrong.len(), &wrong[..wrong.len().min(10)]);
+    }
+
+    #[test]
+    fn lists_are_ordered_as_shown_ignoring_case() {
+        let mut names: Vec<Username> = ["sam", "Mallory", "quinn", "bob1", "Bob", "alice"].map(user).to_vec();
+        names.sort_by(Username::display_order);
+        let shown: Vec<&str> = names.iter().map(Username::as_str).collect();
+        assert_eq!(shown, ["alice", "Bob", "bob1", "Mallory", "quinn", "sam"]);
     }
 
     #[test]

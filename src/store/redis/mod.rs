@@ -196,7 +196,7 @@ impl Store for RedisStore {
             Ok(values) => {
                 let mut users =
                     values.iter().map(|raw| user_record_name(raw)).collect::<Result<Vec<_>, _>>()?;
-                users.sort();
+                users.sort_by(Username::display_order);
                 Ok(users)
             }
             Err(_) => self.local.online_users().await,
@@ -245,7 +245,7 @@ impl Store for RedisStore {
         while let (Some(room), Some(count)) = (items.next(), items.next()) {
             let mut members =
                 (0..int(count)).filter_map(|_| items.next()).map(username).collect::<Result<Vec<_>, _>>()?;
-            members.sort();
+            members.sort_by(Username::display_order);
             rooms.push(RoomInfo { room: room_name(room)?, members });
         }
         rooms.sort_by(|a, b| a.room.cmp(&b.room));
