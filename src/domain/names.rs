@@ -130,8 +130,8 @@ fn is_letter_or_digit(c: char) -> bool {
 ///
 /// Pure and deterministic. Keys are stored (accounts in Redis), so the crates
 /// whose tables shape them are pinned in Cargo.toml: if an upgrade changes a
-/// key, the Redis store's startup migration moves the accounts concerned,
-/// but private-conversation history stays under the old key. Known gap: capital `I` folds to `i` before the
+/// key, the Redis store's startup migration moves the accounts concerned
+/// (live presence is rebuilt by each instance's resync). Known gap: capital `I` folds to `i` before the
 /// skeleton would map it to `l`, so `AIice` (capital i) keeps its own key.
 fn identity_key(display: &str) -> String {
     let mut key = skeleton_round(display);
@@ -148,7 +148,7 @@ fn identity_key(display: &str) -> String {
 /// Rounds of [`skeleton_round`] at most. A prototype may fold to a letter
 /// that has a prototype of its own (Cherokee `Ꮇ` → `M` → `m` → `rn`), so one
 /// round is repeated until nothing changes. Then a key, read as a name, has
-/// itself as key, which the Redis store's migration relies on. Two rounds
+/// itself as key: look-alikes of look-alikes are one name. Two rounds
 /// suffice for every code point.
 const MAX_KEY_ROUNDS: usize = 8;
 
@@ -404,7 +404,7 @@ mod tests {
 
     #[test]
     fn keys_are_stable_across_releases() {
-        // Keys are stored in Redis: a change here strands private history.
+        // Keys are stored in Redis: a change here moves accounts at startup.
         for (name, key) in [
             ("alice", "alice"),
             ("ALICE", "alice"),

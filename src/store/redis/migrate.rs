@@ -11,11 +11,6 @@
 //! keys changed by a new version of the pinned Unicode crates, are moved by
 //! the next start.
 //!
-//! Private conversations are stored under their participants' keys too
-//! (`{prefix}:history:dm:["alice","bob1"]`), so the same pass moves each such
-//! history to the key its participants have now, merging it into whatever
-//! was written there since the upgrade.
-//!
 //! Moving is `SET NX` of the record at the new key, then `DEL` of the old
 //! one (and `DUMP`/`RESTORE` for the avatar): unlike `RENAMENX` it works when
 //! the two keys hash to different slots of a Redis Cluster. If the new key
@@ -31,15 +26,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use fred::prelude::{ClientLike, ClusterInterface, KeysInterface, SortedSetsInterface, Value};
+use fred::prelude::{ClientLike, ClusterInterface, KeysInterface, Value};
 use fred::types::SetOptions;
 use fred::types::config::{Options, Server};
 use serde::Deserialize;
 use tokio::task::JoinHandle;
 
-use super::HISTORY_IDLE_SECS;
 use super::RedisStore;
-use crate::domain::{Conversation, Username};
+use crate::domain::Username;
 use crate::store::StoreError;
 
 /// Keys asked of SCAN per call (a hint to Redis, which bounds each call's work).
@@ -58,8 +52,6 @@ pub struct Migration {
     pub conflicts: usize,
     /// Records whose name the rules now refuse: left alone, and they cannot log in.
     pub refused: usize,
-    /// Private conversations whose history moved to its participants' new keys.
-    pub conversations: usize,
 }
 
 /// The part of an account record the migration reads.
@@ -69,20 +61,19 @@ struct Named {
 }
 
 impl RedisStore {
-    /// Runs [`RedisStore::migrate_keys`] in the background once Redis is
+    /// Runs [`RedisStore::migrate_account_keys`] in the background once Redis is
     /// connected, trying again every second until a pass completes.
     pub fn spawn_key_migration(self: Arc<Self>) -> JoinHandle<()> {
         tokio::spawn(async move {
             loop {
                 if self.is_connected() {
-                    match self.migrate_keys().await {
+                    match self.migrate_account_keys().await {
                         Ok(done) => {
                             return tracing::info!(
                                 scanned = done.scanned,
                                 moved = done.moved,
                                 conflicts = done.conflicts,
                                 refused = done.refused,
-                                conversations = done.conversations,
                                 "account keys checked"
                             );
                         }
@@ -94,10 +85,9 @@ impl RedisStore {
         })
     }
 
-    /// One pass of the migration (see the module docs): accounts, then
-    /// private histories. Fails on the first Redis error; the pass can simply
-    /// be run again.
-    pub async fn migrate_keys(&self) -> Result<Migration, StoreError> {
+    /// One pass of the migration (see the module docs). Fails on the first
+    /// Redis error; the pass can simply be run again.
+    pub async fn migrate_account_keys(&self) -> Result<Migration, StoreError> {
         let mut report = Migration::default();
         let prefix = self.keys.account("");
         let mut scan = Scan::new(self, &prefix)?;
@@ -113,17 +103,6 @@ impl RedisStore {
                 let (Some(sits_at), Some(json)) = (key.strip_prefix(&prefix), record) else { continue };
                 report.scanned += 1;
                 self.migrate_account(sits_at, &json, &mut report).await?;
-            }
-        }
-        let prefix = self.keys.history(&Conversation::Direct(Default::default()));
-        let prefix = prefix.strip_suffix("[]").unwrap_or(&prefix).to_owned();
-        let mut scan = Scan::new(self, &prefix)?;
-        while let Some(keys) = scan.next(self).await? {
-            for key in keys {
-                let Some(participants) = key.strip_prefix(&prefix) else { continue };
-                if self.migrate_conversation(&key, participants).await? {
-                    report.conversations += 1;
-                }
             }
         }
         Ok(report)
@@ -194,37 +173,6 @@ impl RedisStore {
         self.call("move avatar", restore).await?;
         let _: i64 = self.call("remove legacy avatar", self.client.del(&old)).await?;
         Ok(())
-    }
-
-    /// Moves the history at `key`, of the private conversation among
-    /// `participants` (a JSON list of keys), to the key it has now. True if
-    /// it moved.
-    async fn migrate_conversation(&self, key: &str, participants: &str) -> Result<bool, StoreError> {
-        let keys: Vec<String> = serde_json::from_str(participants).unwrap_or_default();
-        let Ok(users) = keys.iter().map(|key| Username::parse(key)).collect::<Result<Vec<_>, _>>() else {
-            // A key longer than a name may be, or a name no longer valid.
-            tracing::debug!(key, "history whose participants do not read as names: left as is");
-            return Ok(false);
-        };
-        let conversation = Conversation::Direct(users.iter().map(|user| user.key().to_owned()).collect());
-        let new = self.keys.history(&conversation);
-        if keys.is_empty() || new == key {
-            return Ok(false);
-        }
-        let members: Vec<String> =
-            self.call("read history", self.client.zrange(key, 0, -1, None, false, None, false)).await?;
-        if !members.is_empty() {
-            let scored: Vec<(f64, String)> = members.into_iter().map(|member| (0.0, member)).collect();
-            let _: i64 =
-                self.call("move history", self.client.zadd(&new, None, None, false, false, scored)).await?;
-            let keep = -(self.history_limit as i64) - 1;
-            let _: i64 = self.call("trim history", self.client.zremrangebyrank(&new, 0, keep)).await?;
-            let _: bool =
-                self.call("expire history", self.client.expire(&new, HISTORY_IDLE_SECS as i64, None)).await?;
-        }
-        let _: i64 = self.call("remove legacy history", self.client.del(key)).await?;
-        tracing::info!(from = key, to = %new, "private history moved to its participants' new keys");
-        Ok(true)
     }
 }
 
