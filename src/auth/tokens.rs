@@ -38,7 +38,7 @@ pub enum TokenError {
 
 #[derive(Serialize, Deserialize)]
 struct Claims {
-    /// The name key (case-folded).
+    /// The name's key (`Username::key`).
     sub: String,
     /// The name as registered or chosen.
     name: String,
@@ -167,7 +167,9 @@ impl Tokens {
             return Err(TokenError::Expired);
         }
         let user = Username::parse(&claims.name).map_err(|_| TokenError::Malformed)?;
-        if user.key() != claims.sub {
+        // Tokens issued before the skeleton key carry the lowercased name: still
+        // good (`sub` is signed like `name`), so nobody is logged out by the upgrade.
+        if user.key() != claims.sub && user.legacy_key() != claims.sub {
             return Err(TokenError::Malformed);
         }
         let kind = match (claims.kind, claims.proof, claims.aid) {
@@ -214,6 +216,31 @@ mod tests {
         assert_eq!(first.identity, guest);
         let second = tokens.verify(&tokens.issue(&guest, 0)).unwrap();
         assert_ne!(first.jti, second.jti, "each token can be revoked alone");
+    }
+
+    #[test]
+    fn tokens_issued_under_the_lowercase_key_still_verify() {
+        let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
+        let sign = |sub: &str| {
+            let claims = Claims {
+                sub: sub.into(),
+                name: "Bob1".into(),
+                kind: Kind::Account,
+                proof: None,
+                aid: Some("01ACCOUNT".into()),
+                generation: 0,
+                jti: "j".into(),
+                iat: now_secs(),
+                exp: now_secs() + 60,
+            };
+            let input = format!("{}.{}", tokens.header, BASE64.encode(serde_json::to_vec(&claims).unwrap()));
+            let mut mac = tokens.mac();
+            mac.update(input.as_bytes());
+            format!("{input}.{}", BASE64.encode(mac.finalize().into_bytes()))
+        };
+        assert_eq!(tokens.verify(&sign("bob1")).unwrap().identity.user.as_str(), "Bob1");
+        assert_eq!(tokens.verify(&sign("bobl")).unwrap().identity.user.as_str(), "Bob1");
+        assert_eq!(tokens.verify(&sign("alice")), Err(TokenError::Malformed));
     }
 
     #[test]

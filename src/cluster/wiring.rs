@@ -55,6 +55,7 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
         ttl: Duration::from_millis(config.instance_ttl_ms),
     };
     tasks.extend(chat::spawn_tasks(&io, &chat));
+    tasks.push(store.clone().spawn_key_migration());
     let maintenance = spawn_maintenance(
         io.clone(),
         chat.clone(),

@@ -147,7 +147,7 @@ impl Presence {
             .flat_map(|counts| counts.keys())
             .filter_map(|key| self.users.get(key).map(|u| u.name.clone()))
             .collect();
-        members.sort();
+        members.sort_by(Username::display_order);
         members
     }
 
@@ -221,7 +221,7 @@ impl Store for MemoryStore {
     async fn online_users(&self) -> Result<Vec<Username>, StoreError> {
         let p = self.presence();
         let mut users: Vec<Username> = p.users.values().map(|u| u.name.clone()).collect();
-        users.sort();
+        users.sort_by(Username::display_order);
         Ok(users)
     }
 

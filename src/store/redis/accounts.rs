@@ -44,16 +44,17 @@ impl AccountRecord {
 }
 
 impl RedisStore {
-    /// Runs the compare-and-set script: replaces the account read as
-    /// (`id`, `generation`) with `new`, or deletes it when `new` is `None`.
+    /// Runs the compare-and-set script on the record at account key `key`:
+    /// replaces the account read as (`id`, `generation`) with `new`, or
+    /// deletes it when `new` is `None`. False if it is not that account.
     async fn replace_record(
         &self,
-        name: &Username,
+        key: &str,
         id: &str,
         generation: u64,
         new: Option<&AccountRecord>,
     ) -> Result<bool, StoreError> {
-        let keys = vec![self.keys.account(name.key())];
+        let keys = vec![self.keys.account(key)];
         let args = vec![
             id.to_owned(),
             generation.to_string(),
@@ -67,6 +68,38 @@ impl RedisStore {
             .await?;
         Ok(replaced == 1)
     }
+
+    /// The account record stored at account key `key`. A record written
+    /// before accounts had ids gets one there, once (the compare-and-set
+    /// acts on that key only, so it can never touch another account); a
+    /// lost race reads the winner's.
+    async fn account_at(&self, key: &str) -> Result<Option<Account>, StoreError> {
+        for _ in 0..3 {
+            let json: Option<String> = self.call("account", self.client.get(self.keys.account(key))).await?;
+            let Some(json) = json else { return Ok(None) };
+            let mut record: AccountRecord = serde_json::from_str(&json)
+                .map_err(|err| StoreError::Unavailable(format!("corrupt account: {err}")))?;
+            let name = Username::parse(&record.name)
+                .map_err(|err| StoreError::Unavailable(format!("corrupt account: {err}")))?;
+            if let Some(id) = record.id {
+                let (password_hash, generation) = (record.password_hash, record.generation);
+                return Ok(Some(Account { id, name, password_hash, generation }));
+            }
+            record.id = Some(ulid::Ulid::new().to_string());
+            self.replace_record(key, "", record.generation, Some(&record)).await?;
+        }
+        Err(StoreError::Unavailable("account changed during the read; try again".into()))
+    }
+}
+
+/// The keys an account may sit at: its name's key, then (not yet moved, or
+/// left behind by a look-alike, see migrate.rs) its legacy key.
+fn storage_keys(name: &Username) -> Vec<String> {
+    let mut keys = vec![name.key().to_owned()];
+    if name.legacy_key() != name.key() {
+        keys.push(name.legacy_key());
+    }
+    keys
 }
 
 #[async_trait]
@@ -84,41 +117,37 @@ impl AccountStore for RedisStore {
     }
 
     async fn account(&self, name: &Username) -> Result<Option<Account>, StoreError> {
-        // A record without an id gets one, once; a lost race reads the winner's.
-        for _ in 0..3 {
-            let json: Option<String> =
-                self.call("account", self.client.get(self.keys.account(name.key()))).await?;
-            let Some(json) = json else { return Ok(None) };
-            let mut record: AccountRecord = serde_json::from_str(&json)
-                .map_err(|err| StoreError::Unavailable(format!("corrupt account: {err}")))?;
-            let stored_name = Username::parse(&record.name)
-                .map_err(|err| StoreError::Unavailable(format!("corrupt account: {err}")))?;
-            if let Some(id) = record.id {
-                return Ok(Some(Account {
-                    id,
-                    name: stored_name,
-                    password_hash: record.password_hash,
-                    generation: record.generation,
-                }));
+        let found = self.account_at(name.key()).await?;
+        // An account not (yet) moved to its new key, or left at its legacy key
+        // because a look-alike holds the new one (see migrate.rs).
+        let legacy = name.legacy_key();
+        if legacy != name.key() && found.as_ref().is_none_or(|account| account.name.legacy_key() != legacy) {
+            let at_legacy = self.account_at(&legacy).await?;
+            if let Some(account) = at_legacy.filter(|account| account.name == *name) {
+                return Ok(Some(account));
             }
-            record.id = Some(ulid::Ulid::new().to_string());
-            self.replace_record(&stored_name, "", record.generation, Some(&record)).await?;
         }
-        Err(StoreError::Unavailable("account changed during the read; try again".into()))
+        Ok(found)
     }
 
     async fn replace_account(&self, current: &Account, new: &Account) -> Result<bool, StoreError> {
-        self.replace_record(&current.name, &current.id, current.generation, Some(&AccountRecord::of(new)))
-            .await
+        let record = AccountRecord::of(new);
+        for key in storage_keys(&current.name) {
+            if self.replace_record(&key, &current.id, current.generation, Some(&record)).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     async fn delete_account(&self, current: &Account) -> Result<bool, StoreError> {
-        if !self.replace_record(&current.name, &current.id, current.generation, None).await? {
-            return Ok(false);
+        for key in storage_keys(&current.name) {
+            if self.replace_record(&key, &current.id, current.generation, None).await? {
+                let _: i64 = self.call("delete avatar", self.client.del(self.keys.avatar(&key))).await?;
+                return Ok(true);
+            }
         }
-        let _: i64 =
-            self.call("delete avatar", self.client.del(self.keys.avatar(current.name.key()))).await?;
-        Ok(true)
+        Ok(false)
     }
 
     async fn revoke_token(&self, jti: &str, ttl: Duration) -> Result<(), StoreError> {

@@ -14,6 +14,7 @@
 mod accounts;
 mod files;
 mod history;
+mod migrate;
 mod presence;
 mod scripts;
 mod sync;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use fred::prelude::{Client, ClientLike, FredResult, HashesInterface, Value};
 
+pub use migrate::Migration;
 pub use sync::{Purge, Resync};
 
 use self::scripts::{Keys, Scripts};
@@ -203,7 +205,7 @@ impl Store for RedisStore {
             Ok(values) => {
                 let mut users =
                     values.iter().map(|raw| user_record_name(raw)).collect::<Result<Vec<_>, _>>()?;
-                users.sort();
+                users.sort_by(Username::display_order);
                 Ok(users)
             }
             Err(_) => self.local.online_users().await,
@@ -275,7 +277,7 @@ impl Store for RedisStore {
         while let (Some(room), Some(count)) = (items.next(), items.next()) {
             let mut members =
                 (0..int(count)).filter_map(|_| items.next()).map(username).collect::<Result<Vec<_>, _>>()?;
-            members.sort();
+            members.sort_by(Username::display_order);
             rooms.push(RoomInfo { room: room_name(room)?, members });
         }
         rooms.sort_by(|a, b| a.room.cmp(&b.room));

@@ -75,7 +75,7 @@ impl RedisStore {
             return Ok(None);
         }
         let mut members = reply[2..].iter().map(username).collect::<Result<Vec<_>, _>>()?;
-        members.sort();
+        members.sort_by(Username::display_order);
         Ok(Some(RoomJoin { first_for_user: int(&reply[1]) == 1, members }))
     }
 
