@@ -219,19 +219,6 @@ async fn without_public_url_an_invalid_host_is_not_redirected() {
     assert_eq!(fine.headers()["location"], "https://chat.example.com:8443/x", "as before");
 }
 
-/// The status of a websocket handshake sending these `Host` and `Origin`.
-async fn handshake_status(app: &TestApp, host: &str, origin: &str) -> u16 {
-    let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", app.addr);
-    let mut request = url.into_client_request().unwrap();
-    request.headers_mut().insert("host", host.parse().unwrap());
-    request.headers_mut().insert("origin", origin.parse().unwrap());
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((_, response)) => response.status().as_u16(),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
-        Err(err) => panic!("handshake failed: {err}"),
-    }
-}
-
 #[tokio::test]
 async fn a_rebinding_origin_is_refused_once_the_public_origin_is_known() {
     // A DNS-rebinding page: its own name, resolved to this server, in both
@@ -239,18 +226,32 @@ async fn a_rebinding_origin_is_refused_once_the_public_origin_is_known() {
     let rebound = "rebound.example:3000";
     let open = spawn_app_with(|_| {}).await;
     assert_eq!(
-        handshake_status(&open, rebound, &format!("http://{rebound}")).await,
+        open.handshake_status(&[("host", rebound), ("origin", &format!("http://{rebound}"))]).await,
         101,
         "nothing configured: Host is all the server knows of itself"
     );
 
     let public = spawn_app_with(|c| c.public_url = Some("https://chat.example.com".into())).await;
-    assert_eq!(handshake_status(&public, rebound, &format!("http://{rebound}")).await, 403);
-    assert_eq!(handshake_status(&public, "chat.example.com", "https://chat.example.com").await, 101);
+    assert_eq!(
+        public.handshake_status(&[("host", rebound), ("origin", &format!("http://{rebound}"))]).await,
+        403
+    );
+    assert_eq!(
+        public
+            .handshake_status(&[("host", "chat.example.com"), ("origin", "https://chat.example.com")])
+            .await,
+        101
+    );
 
     let listed = spawn_app_with(|c| c.allowed_origins = vec!["https://app.example.com".into()]).await;
-    assert_eq!(handshake_status(&listed, rebound, &format!("http://{rebound}")).await, 403);
-    assert_eq!(handshake_status(&listed, rebound, "https://app.example.com").await, 101);
+    assert_eq!(
+        listed.handshake_status(&[("host", rebound), ("origin", &format!("http://{rebound}"))]).await,
+        403
+    );
+    assert_eq!(
+        listed.handshake_status(&[("host", rebound), ("origin", "https://app.example.com")]).await,
+        101
+    );
 }
 
 #[tokio::test]

@@ -14,7 +14,6 @@ use std::time::Duration;
 use common::redis::free_port;
 use common::{TestApp, spawn_app, spawn_app_with};
 use reqwest::redirect::Policy;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const PROXY: &str = "127.0.0.2";
 
@@ -104,29 +103,17 @@ async fn every_response_carries_the_security_headers() {
     assert!(api.headers()["content-security-policy"].to_str().unwrap().contains("sandbox"));
 }
 
-/// Opens the socket.io websocket with an `Origin` header; the HTTP status.
-async fn handshake_status(app: &TestApp, origin: &str) -> u16 {
-    let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", app.addr);
-    let mut request = url.into_client_request().unwrap();
-    request.headers_mut().insert("origin", origin.parse().unwrap());
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((_, response)) => response.status().as_u16(),
-        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
-        Err(err) => panic!("handshake failed: {err}"),
-    }
-}
-
 #[tokio::test]
 async fn foreign_origins_are_refused_and_listed_ones_get_cors() {
     let app = spawn_app_with(|c| c.allowed_origins = vec!["https://chat.example.com".into()]).await;
-    assert_eq!(handshake_status(&app, "https://evil.example").await, 403);
-    assert_eq!(handshake_status(&app, "https://chat.example.com").await, 101);
+    assert_eq!(app.handshake_status(&[("origin", "https://evil.example")]).await, 403);
+    assert_eq!(app.handshake_status(&[("origin", "https://chat.example.com")]).await, 101);
     assert_eq!(
-        handshake_status(&app, &format!("http://{}", app.addr)).await,
+        app.handshake_status(&[("origin", &format!("http://{}", app.addr))]).await,
         403,
         "with origins configured, naming the Host is not enough (DNS rebinding)"
     );
-    assert_eq!(handshake_status(&app, "null").await, 403);
+    assert_eq!(app.handshake_status(&[("origin", "null")]).await, 403);
 
     let http = reqwest::Client::new();
     let preflight = http

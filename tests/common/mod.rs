@@ -192,6 +192,25 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// The HTTP status of a socket.io websocket handshake sending these
+    /// headers (`101` when it is accepted).
+    pub async fn handshake_status(&self, headers: &[(&str, &str)]) -> u16 {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", self.addr);
+        let mut request = url.into_client_request().unwrap();
+        for (name, value) in headers {
+            let name = tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap();
+            request.headers_mut().insert(name, value.parse().unwrap());
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((_, response)) => response.status().as_u16(),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
+            Err(err) => panic!("handshake failed: {err}"),
+        }
+    }
+}
+
 /// Asserts an error ack with `code`, and returns its message.
 #[track_caller]
 pub fn assert_error(reply: &Value, code: &str) -> String {
