@@ -183,7 +183,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// For each of these names, in the same order, the user spelled as they
     /// logged in, or `None` if they are not online.
-    async fn presence_of(&self, names: &[Username]) -> Result<Vec<Option<Username>>, StoreError>;
+    async fn presence_of(&self, names: &[Username]) -> Result<Vec<Option<Username>>, StoreError> {
+        let holders = self.holders_of(names).await?;
+        Ok(holders.into_iter().map(|holder| holder.map(|(user, _)| user)).collect())
+    }
 
     /// For each of these names, in the same order, the online user spelled as
     /// they logged in and the proof they hold the name under (whose

@@ -229,11 +229,6 @@ impl Store for MemoryStore {
         Ok(self.presence().users.len())
     }
 
-    async fn presence_of(&self, names: &[Username]) -> Result<Vec<Option<Username>>, StoreError> {
-        let p = self.presence();
-        Ok(names.iter().map(|name| p.users.get(name.key()).map(|u| u.name.clone())).collect())
-    }
-
     async fn holders_of(
         &self,
         names: &[Username],

@@ -220,17 +220,6 @@ impl Store for RedisStore {
         }
     }
 
-    async fn presence_of(&self, names: &[Username]) -> Result<Vec<Option<Username>>, StoreError> {
-        if names.is_empty() {
-            return Ok(Vec::new());
-        }
-        let fields: Vec<&str> = names.iter().map(Username::key).collect();
-        let values: Result<Vec<Option<String>>, _> =
-            self.call("find users", self.client.hmget(&self.keys.users, fields)).await;
-        let Ok(values) = values else { return self.local.presence_of(names).await };
-        values.into_iter().map(|raw| raw.map(|raw| user_record_name(&raw)).transpose()).collect()
-    }
-
     async fn holders_of(
         &self,
         names: &[Username],
