@@ -102,6 +102,8 @@ function serverCommand(kind, root, redisUrl, sharing) {
         // its ten thousand clients all connect from 127.0.0.1.
         EVENT_RATE: "1000000",
         EVENT_BURST: "1000000",
+        DELIVERY_BYTES_PER_SEC: "1000000000000",
+        DELIVERY_BURST_BYTES: "1000000000000",
         MAX_CONNECTIONS_PER_ADDRESS: "0",
         WORKER_THREADS: String(workers),
         // The address line is logged at info by chatwire::app; the rest stays quiet.
