@@ -67,6 +67,27 @@ async fn clients_behind_a_trusted_proxy_get_their_own_login_limit() {
     }
 }
 
+#[tokio::test]
+async fn a_forwarded_clients_login_limit_is_shared_by_every_instance() {
+    let redis = common::redis::RedisServer::start();
+    let trust = |c: &mut chatwire::config::Config| c.trust_proxy = vec!["127.0.0.1".into()];
+    let a = common::spawn_clustered_with(&redis.url(), "edge", "a", trust).await;
+    let b = common::spawn_clustered_with(&redis.url(), "edge", "b", trust).await;
+    for app in [&a, &b] {
+        app.wait_ready(200, Duration::from_secs(10)).await;
+    }
+    let attacker = "198.51.100.66";
+    for i in 0..30 {
+        let app = if i % 2 == 0 { &a } else { &b };
+        let forged = format!("10.{i}.0.1, {attacker}");
+        assert_eq!(forwarded_login(app, &format!("guess{i}"), &forged).await, 401, "attempt {i}");
+    }
+    for app in [&a, &b] {
+        assert_eq!(forwarded_login(app, "guess30", attacker).await, 429, "the 31st, on either instance");
+        assert_eq!(forwarded_login(app, "bystander", "203.0.113.200").await, 401, "others are not affected");
+    }
+}
+
 /// Reads until the server closes the connection; false if it is still open
 /// after `within`.
 async fn closed_within(stream: &mut tokio::net::tcp::OwnedReadHalf, within: Duration) -> bool {
