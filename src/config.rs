@@ -97,7 +97,7 @@ pub struct Config {
     pub secret_file: Option<PathBuf>,
 
     /// How long login tokens stay valid, in seconds.
-    #[arg(long, env = "TOKEN_TTL_SECS", default_value_t = 24 * 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "TOKEN_TTL_SECS", default_value_t = 24 * 3600, value_parser = clap::value_parser!(u64).range(1..=365 * 24 * 3600))]
     pub token_ttl_secs: u64,
 
     /// How often, in milliseconds, each instance checks the tokens its

@@ -36,6 +36,9 @@ impl Deployment {
     }
 }
 
+/// A file URL that needs a valid token before it can say "not found".
+const NO_SUCH_FILE: &str = "/api/files/01ARZ3NDEKTSV4RRFFQ69G5FAV";
+
 /// Sweeps tokens often, so revocations show within the tests' waits.
 fn fast_sweeps(config: &mut Config) {
     config.session_check_ms = 200;
@@ -246,7 +249,7 @@ async fn a_deleted_accounts_name_registered_again_inherits_nothing(d: Deployment
     .await;
     assert_eq!(status, 204, "{body}");
     assert_session_ended(&alice).await;
-    assert_eq!(get_status(d.other(), "/api/files/01ARZ3NDEKTSV4RRFFQ69G5FAV", &alice_token).await, 401);
+    assert_eq!(get_status(d.other(), NO_SUCH_FILE, &alice_token).await, 401);
 
     let new_token = d.other().account("alice").await;
     let new_alice = d.other().with_token(&new_token).await;
@@ -271,8 +274,12 @@ async fn logout_revokes_the_token_and_ends_its_sockets_everywhere(d: Deployment)
     assert_eq!(status, 204);
     assert_session_ended(&on_home).await;
     assert_session_ended(&on_other).await;
-    let (status, body) = call(d.other(), reqwest::Method::POST, "/api/logout", &token, None).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("token_revoked")));
+    let (status, body) = call(d.other(), reqwest::Method::GET, NO_SUCH_FILE, &token, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("token_revoked")),
+        "refused on every instance"
+    );
     assert!(Client::connect_with_auth(d.other().addr, Some(json!({ "token": token }))).await.is_err());
 
     let reply = other_device.request("users", json!(null)).await;
@@ -294,8 +301,12 @@ async fn a_password_change_revokes_every_token_of_the_account(d: Deployment) {
     let fresh = body["token"].as_str().unwrap().to_owned();
 
     assert_session_ended(&on_other).await;
-    let (status, body) = call(d.other(), reqwest::Method::POST, "/api/logout", &token, None).await;
-    assert_eq!((status, body["error"]["code"].as_str()), (401, Some("token_revoked")));
+    let (status, body) = call(d.other(), reqwest::Method::GET, NO_SUCH_FILE, &token, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("token_revoked")),
+        "refused on every instance"
+    );
     let (status, _) =
         d.other().post_json("/api/login", json!({ "username": "alice", "password": "password1234" })).await;
     assert_eq!(status, 401, "the old password no longer works");
@@ -314,6 +325,33 @@ async fn a_guest_logout_ends_the_guest_session(d: Deployment) {
     assert_eq!(status, 204);
     assert_session_ended(&bob).await;
     assert!(Client::connect_with_auth(d.home().addr, Some(json!({ "token": token }))).await.is_err());
+}
+
+async fn a_guest_token_logged_out_after_its_guest_left_cannot_take_the_name_back(d: Deployment) {
+    let (bob, token) = guest(d.home(), "bob").await;
+    bob.close().await;
+    // The web client disconnects, then revokes: by then the name may be free.
+    let (status, body) = call(d.other(), reqwest::Method::POST, "/api/logout", &token, None).await;
+    assert_eq!(status, 204, "{body}");
+    let refused = Client::connect_with_auth(d.other().addr, Some(json!({ "token": token }))).await;
+    assert!(refused.is_err(), "a revoked guest token takes nothing back");
+}
+
+async fn a_stolen_token_cannot_guess_the_password_faster_than_a_login(d: Deployment) {
+    let token = d.home().account("alice").await;
+    let guess =
+        |i: usize| json!({ "currentPassword": format!("guess number {i}"), "newPassword": "mine now 1234" });
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        let app = if i % 2 == 0 { d.home() } else { d.other() };
+        statuses.push(call(app, reqwest::Method::POST, "/api/me/password", &token, Some(guess(i))).await.0);
+    }
+    assert_eq!(&statuses[..10], &[401; 10], "ten guesses are checked: {statuses:?}");
+    assert_eq!(&statuses[10..], &[429; 2], "then the address is held back, on every instance: {statuses:?}");
+    let (status, _) =
+        call(d.other(), reqwest::Method::DELETE, "/api/me", &token, Some(json!({ "password": "guess 13" })))
+            .await;
+    assert_eq!(status, 429, "deleting is the same guess");
 }
 
 /// Generates one test per scenario and deployment.
@@ -346,6 +384,8 @@ in_both_modes!(
     logout_revokes_the_token_and_ends_its_sockets_everywhere,
     a_password_change_revokes_every_token_of_the_account,
     a_guest_logout_ends_the_guest_session,
+    a_guest_token_logged_out_after_its_guest_left_cannot_take_the_name_back,
+    a_stolen_token_cannot_guess_the_password_faster_than_a_login,
 );
 
 #[tokio::test]

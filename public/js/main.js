@@ -75,12 +75,13 @@ function loggedOut(message, login = currentLogin()) {
   showLogin(message, { tab: login?.kind === "guest" ? "guest" : "login", name: login?.username ?? "" });
 }
 
-function logOut() {
+async function logOut() {
   const token = currentLogin()?.token;
   clearLogin();
+  // Revoke the token first, so a copy of it (another tab, a stolen one)
+  // opens nothing, and a guest's cannot take the name back once it is free.
+  if (token) await api.logOut(token).catch(() => {});
   loggedOut("", { kind: "account" });
-  // Revoke the token, so a copy of it (another tab, a stolen one) opens nothing.
-  if (token) api.logOut(token).catch(() => {});
 }
 
 // ---- the connection ----

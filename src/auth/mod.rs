@@ -173,6 +173,10 @@ impl Auth {
                 return Err(err.into());
             }
         };
+        // Hashing may have waited in the queue: a guest may have come online meanwhile.
+        if self.0.presence.owner_of(&user).await?.is_some() {
+            return Err(AuthError::NameInUse(user.to_string()));
+        }
         let account =
             Account { id: ulid::Ulid::new().to_string(), name: user.clone(), password_hash, generation: 0 };
         self.0.accounts.create_account(&account).await?;
@@ -305,16 +309,36 @@ impl Auth {
         Ok(())
     }
 
-    /// The account behind a session, after checking its current password.
-    async fn account_with_password(&self, session: &Session, password: &str) -> Result<Account, AuthError> {
+    /// The account behind a session, after checking its current password
+    /// under the same limits as a login (a stolen token must not become a
+    /// way to guess the password, nor to keep the hashing threads busy).
+    async fn account_with_password(
+        &self,
+        session: &Session,
+        password: &str,
+        from: IpAddr,
+    ) -> Result<Account, AuthError> {
         let IdentityKind::Account(id) = &session.identity.kind else { return Err(AuthError::NotAnAccount) };
-        let password = Password::parse(password).map_err(|_| AuthError::BadCredentials)?;
-        let account = self.0.accounts.account(&session.identity.user).await?;
+        self.0.limits.address(from).await?;
+        let Ok(password) = Password::parse(password) else { return Err(AuthError::BadCredentials) };
+        let user = &session.identity.user;
+        let account = self.0.accounts.account(user).await?;
         let account = account.filter(|account| account.id == *id).ok_or(AuthError::BadCredentials)?;
-        if !self.0.hasher.verify(password, Some(account.password_hash.clone())).await? {
-            return Err(AuthError::BadCredentials);
+        let admission = self.0.limits.admit(user, from).await?;
+        match self.0.hasher.verify(password, Some(account.password_hash.clone())).await {
+            Ok(true) => {
+                self.0.limits.succeeded(&admission).await;
+                Ok(account)
+            }
+            Ok(false) => {
+                tracing::info!(%user, %from, "wrong current password");
+                Err(AuthError::BadCredentials)
+            }
+            Err(err) => {
+                self.0.limits.unchecked(&admission).await;
+                Err(err.into())
+            }
         }
-        Ok(account)
     }
 
     /// `POST /api/me/password`: checks the current password, sets the new
@@ -324,9 +348,10 @@ impl Auth {
         session: &Session,
         current: &str,
         new: &str,
+        from: IpAddr,
     ) -> Result<String, AuthError> {
         let new = Password::parse(new).map_err(AuthError::Invalid)?;
-        let account = self.account_with_password(session, current).await?;
+        let account = self.account_with_password(session, current, from).await?;
         let password_hash = self.0.hasher.hash(new).await?;
         let changed = Account { password_hash, generation: account.generation + 1, ..account.clone() };
         if !self.0.accounts.replace_account(&account, &changed).await? {
@@ -339,8 +364,13 @@ impl Auth {
     /// `DELETE /api/me`: checks the password, then deletes the account and
     /// its avatar. Its tokens stop working at once; its private history
     /// belongs to its id, which nobody can hold again.
-    pub async fn delete_account(&self, session: &Session, password: &str) -> Result<Username, AuthError> {
-        let account = self.account_with_password(session, password).await?;
+    pub async fn delete_account(
+        &self,
+        session: &Session,
+        password: &str,
+        from: IpAddr,
+    ) -> Result<Username, AuthError> {
+        let account = self.account_with_password(session, password, from).await?;
         if !self.0.accounts.delete_account(&account).await? {
             return Err(AuthError::Conflict);
         }

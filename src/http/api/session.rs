@@ -3,7 +3,7 @@
 //! all its tokens; `DELETE /api/me` deletes the account. Live sockets that
 //! stand on a revoked token are disconnected by the session sweeper
 //! (`chat::sessions`), at once on this instance and within
-//! `SESSION_CHECK_SECS` on the others.
+//! `SESSION_CHECK_MS` on the others.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -13,7 +13,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use super::bearer::SignedBearer;
 use super::{Api, ApiError, Bearer};
+use crate::http::ClientAddr;
 
 /// The body of `POST /api/me/password`.
 #[derive(Deserialize)]
@@ -40,8 +42,13 @@ pub(super) fn json_body<T: DeserializeOwned>(body: &[u8], expected: &str) -> Res
         .map_err(|err| ApiError::BadRequest("invalid_payload", format!("expected {expected}: {err}")))
 }
 
-/// `POST /api/logout` → 204; the token no longer works anywhere.
-pub async fn logout(State(api): State<Api>, Bearer(session): Bearer) -> Result<StatusCode, ApiError> {
+/// `POST /api/logout` → 204; the token no longer works anywhere. Any
+/// genuine unexpired token may be revoked, even one whose session already
+/// ended (a guest who just left).
+pub async fn logout(
+    State(api): State<Api>,
+    SignedBearer(session): SignedBearer,
+) -> Result<StatusCode, ApiError> {
     api.auth.log_out(&session).await?;
     api.chat.sessions_changed();
     Ok(StatusCode::NO_CONTENT)
@@ -51,11 +58,13 @@ pub async fn logout(State(api): State<Api>, Bearer(session): Bearer) -> Result<S
 /// every earlier token of the account is revoked; the new one replaces them.
 pub async fn change_password(
     State(api): State<Api>,
+    ClientAddr(client): ClientAddr,
     Bearer(session): Bearer,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let change: PasswordChange = json_body(&body, "{ currentPassword, newPassword }")?;
-    let token = api.auth.change_password(&session, &change.current_password, &change.new_password).await?;
+    let token =
+        api.auth.change_password(&session, &change.current_password, &change.new_password, client).await?;
     api.chat.sessions_changed();
     Ok(Json(json!({
         "token": token,
@@ -69,11 +78,12 @@ pub async fn change_password(
 /// account that inherits nothing.
 pub async fn delete_me(
     State(api): State<Api>,
+    ClientAddr(client): ClientAddr,
     Bearer(session): Bearer,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
     let deletion: Deletion = json_body(&body, "{ password }")?;
-    api.auth.delete_account(&session, &deletion.password).await?;
+    api.auth.delete_account(&session, &deletion.password, client).await?;
     api.chat.sessions_changed();
     Ok(StatusCode::NO_CONTENT)
 }

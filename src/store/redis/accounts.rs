@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use fred::prelude::{HashesInterface, KeysInterface, Value};
-use fred::types::{Expiration, SetOptions};
+use fred::types::SetOptions;
 use serde::{Deserialize, Serialize};
 
 use super::RedisStore;
@@ -102,6 +102,12 @@ fn storage_keys(name: &Username) -> Vec<String> {
     keys
 }
 
+/// Milliseconds since the Unix epoch, by this instance's clock (revocations
+/// are compared with the token expiries this clock wrote).
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
 #[async_trait]
 impl AccountStore for RedisStore {
     async fn create_account(&self, account: &Account) -> Result<(), StoreError> {
@@ -151,9 +157,14 @@ impl AccountStore for RedisStore {
     }
 
     async fn revoke_token(&self, jti: &str, ttl: Duration) -> Result<(), StoreError> {
-        let expiry = Some(Expiration::PX(ttl.as_millis().max(1) as i64));
-        let _: Option<String> = self
-            .call("revoke token", self.client.set(self.keys.revoked(jti), "1", expiry, None, false))
+        let now = now_ms();
+        let args =
+            vec![jti.to_owned(), now.saturating_add(ttl.as_millis() as u64).to_string(), now.to_string()];
+        let _: i64 = self
+            .call(
+                "revoke token",
+                self.scripts.revoke.evalsha_with_reload(&self.client, vec![self.keys.revoked()], args),
+            )
             .await?;
         Ok(())
     }
@@ -162,9 +173,16 @@ impl AccountStore for RedisStore {
         if jtis.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<String> = jtis.iter().map(|jti| self.keys.revoked(jti)).collect();
-        let found: Vec<Option<String>> = self.call("revoked tokens", self.client.mget(keys)).await?;
-        Ok(found.iter().map(Option::is_some).collect())
+        let mut args = Vec::with_capacity(jtis.len() + 1);
+        args.push(now_ms().to_string());
+        args.extend(jtis.iter().map(|jti| (*jti).to_owned()));
+        let found: Vec<i64> = self
+            .call(
+                "revoked tokens",
+                self.scripts.revoked.evalsha_with_reload(&self.client, vec![self.keys.revoked()], args),
+            )
+            .await?;
+        Ok(found.iter().map(|found| *found == 1).collect())
     }
 
     async fn set_avatar(&self, name: &Username, avatar: &Avatar) -> Result<(), StoreError> {

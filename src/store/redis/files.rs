@@ -46,8 +46,12 @@ impl FileStore for RedisStore {
         let (Some(meta), Some(data)) = (fields.remove("meta"), fields.remove("data")) else {
             return Ok(None);
         };
-        let meta: FileMeta = serde_json::from_str(&meta.as_string().unwrap_or_default())
-            .map_err(|err| StoreError::Unavailable(format!("corrupt file record: {err}")))?;
+        // A record from before private conversations belonged to identities
+        // (`Direct`, by names) belongs to nobody now: not found, like an expired one.
+        let Ok(meta) = serde_json::from_str::<FileMeta>(&meta.as_string().unwrap_or_default()) else {
+            tracing::debug!(%id, "file record of an older format: treated as gone");
+            return Ok(None);
+        };
         Ok(Some(StoredFile {
             id: *id,
             name: meta.name,

@@ -147,11 +147,27 @@ impl RedisStore {
             }
             // Another instance moved this very record meanwhile.
         }
+        // The record may have changed at its legacy key since it was read (a
+        // password change, a deletion, its first id): then the copy is
+        // undone, and the next pass moves what is there by then.
+        if !self.delete_if(&old, json).await? {
+            self.delete_if(&new, json).await?;
+            tracing::info!(user = %name, legacy = %old, "account changed while being moved; left for the next pass");
+            return Ok(());
+        }
         self.move_avatar(sits_at, name.key()).await?;
-        let _: i64 = self.call("remove legacy account", self.client.del(&old)).await?;
         report.moved += 1;
         tracing::info!(user = %name, from = %old, to = %new, "account moved to its new key");
         Ok(())
+    }
+
+    /// Deletes `key` only if it still holds `value`; false if it changed.
+    async fn delete_if(&self, key: &str, value: &str) -> Result<bool, StoreError> {
+        let (keys, args) = (vec![key.to_owned()], vec![value.to_owned()]);
+        let deleted: i64 = self
+            .call("delete if unchanged", self.scripts.delete_if.evalsha_with_reload(&self.client, keys, args))
+            .await?;
+        Ok(deleted == 1)
     }
 
     /// Moves an avatar. One already at the new key is newer (uploaded since

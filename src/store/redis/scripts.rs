@@ -32,6 +32,9 @@ pub struct Scripts {
     pub uncount: Script,
     pub put_file: Script,
     pub replace_account: Script,
+    pub delete_if: Script,
+    pub revoke: Script,
+    pub revoked: Script,
 }
 
 impl Scripts {
@@ -50,6 +53,9 @@ impl Scripts {
             uncount: script(include_str!("uncount.lua")),
             put_file: script(include_str!("put_file.lua")),
             replace_account: script(include_str!("replace_account.lua")),
+            delete_if: script(include_str!("delete_if.lua")),
+            revoke: script(include_str!("revoke.lua")),
+            revoked: script(include_str!("revoked.lua")),
         }
     }
 }
@@ -117,10 +123,10 @@ impl Keys {
         format!("{}:attempts:{key}", self.prefix)
     }
 
-    /// A revoked token's id, until the token would have expired. Tagged like
-    /// presence, so one MGET reads many of them even on a Redis Cluster.
-    pub fn revoked(&self, jti: &str) -> String {
-        format!("{{{}}}:revoked:{jti}", self.prefix)
+    /// Revoked token ids, scored by when their tokens expire. No TTL, so
+    /// eviction of volatile keys never un-revokes a token.
+    pub fn revoked(&self) -> String {
+        format!("{}:revoked", self.prefix)
     }
 
     /// A quota counter (see `AccountStore::charge`).
