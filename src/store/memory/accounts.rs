@@ -10,8 +10,47 @@ use super::{MemoryStore, lock};
 use crate::domain::Username;
 use crate::store::{Account, AccountStore, Attempts, Avatar, Charge, StoreError};
 
-/// Above this many counters, expired windows are swept on the next count.
+/// Expiring entries are first swept when a map reaches this many.
 const SWEEP_ABOVE: usize = 10_000;
+
+/// A map of expiring entries (rate-limit windows, revoked tokens), swept of
+/// expired ones when it has doubled since the last sweep: a sweep costs one
+/// pass, paid for by as many inserts, however many entries stay alive (a
+/// sweep on every insert above a fixed size made each one O(n) under the
+/// store's lock once many were alive).
+pub struct Expiring<V> {
+    map: HashMap<String, V>,
+    sweep_at: usize,
+}
+
+impl<V> Default for Expiring<V> {
+    fn default() -> Self {
+        Self { map: HashMap::new(), sweep_at: SWEEP_ABOVE }
+    }
+}
+
+impl<V> Expiring<V> {
+    /// Drops the expired entries if the map has grown enough since the last sweep.
+    fn sweep(&mut self, expired: impl Fn(&V) -> bool) {
+        if self.map.len() >= self.sweep_at {
+            self.map.retain(|_, value| !expired(value));
+            self.sweep_at = (self.map.len() * 2).max(SWEEP_ABOVE);
+        }
+    }
+}
+
+impl<V> std::ops::Deref for Expiring<V> {
+    type Target = HashMap<String, V>;
+    fn deref(&self) -> &Self::Target {
+        &self.map
+    }
+}
+
+impl<V> std::ops::DerefMut for Expiring<V> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.map
+    }
+}
 
 /// One rate-limit counter: attempts since `start`, for `length`.
 pub struct Window {
@@ -76,9 +115,7 @@ impl AccountStore for MemoryStore {
     async fn revoke_token(&self, jti: &str, ttl: Duration) -> Result<(), StoreError> {
         let now = Instant::now();
         let mut revoked = lock(&self.revoked);
-        if revoked.len() > SWEEP_ABOVE {
-            revoked.retain(|_, until| *until > now);
-        }
+        revoked.sweep(|until| *until <= now);
         revoked.insert(jti.to_owned(), now + ttl);
         Ok(())
     }
@@ -154,17 +191,36 @@ impl AccountStore for MemoryStore {
 /// The counter under `key`, started afresh if its window is over (or it
 /// had none). Sweeps expired windows once there are many.
 fn current_window<'a>(
-    counters: &'a mut HashMap<String, Window>,
+    counters: &'a mut Expiring<Window>,
     key: &str,
     length: Duration,
     now: Instant,
 ) -> &'a mut Window {
-    if counters.len() > SWEEP_ABOVE {
-        counters.retain(|_, counter| !counter.is_over(now));
-    }
+    counters.sweep(|counter| counter.is_over(now));
     let counter = counters.entry(key.to_owned()).or_insert(Window { start: now, length, count: 0 });
     if counter.is_over(now) {
         *counter = Window { start: now, length, count: 0 };
     }
     counter
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expiring_maps_sweep_once_they_double_not_on_every_insert() {
+        let mut map: Expiring<bool> = Expiring::default();
+        for i in 0..SWEEP_ABOVE {
+            map.insert(format!("live{i}"), false);
+        }
+        map.sweep(|expired| *expired);
+        assert_eq!(map.len(), SWEEP_ABOVE, "live entries stay");
+        assert_eq!(map.sweep_at, 2 * SWEEP_ABOVE, "the next sweep waits for the map to double");
+        for i in 0..SWEEP_ABOVE {
+            map.insert(format!("dead{i}"), true);
+        }
+        map.sweep(|expired| *expired);
+        assert_eq!(map.len(), SWEEP_ABOVE, "expired entries are gone");
+    }
 }

@@ -28,9 +28,9 @@ pub struct MemoryStore {
     /// Avatars by name key.
     avatars: Mutex<HashMap<String, Avatar>>,
     /// Rate-limit windows by key.
-    attempts: Mutex<HashMap<String, accounts::Window>>,
+    attempts: Mutex<accounts::Expiring<accounts::Window>>,
     /// Revoked token ids, until their tokens would have expired.
-    revoked: Mutex<HashMap<String, std::time::Instant>>,
+    revoked: Mutex<accounts::Expiring<std::time::Instant>>,
     files: Mutex<files::FileCache>,
 }
 
