@@ -11,7 +11,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chatwire::auth::limits::{FAILURES_PER_NAME_AND_ADDRESS, FAILURES_PER_NAME_BEFORE_BACKOFF, MAX_BACKOFF};
+use chatwire::auth::limits::{
+    FAILURES_PER_NAME_AND_ADDRESS, FAILURES_PER_NAME_BEFORE_BACKOFF, FIRST_TRIES_PER_NAME, MAX_BACKOFF,
+};
 use chatwire::store::{AccountStore, MemoryStore, RedisStore};
 use common::process::Process;
 use common::redis::RedisServer;
@@ -182,6 +184,34 @@ async fn a_distributed_guess_is_slowed_and_the_owner_still_gets_in(apps: &[TestA
     let target = (&mistyped, urls[urls.len() - 1].as_str());
     let retried = log_in_again_on(&[429, 503], MAX_BACKOFF, target, "target", PASSWORD).await;
     assert_eq!(retried.status, 200, "after a typo, within the backoff: {retried:?}");
+}
+
+/// 200 addresses, one wrong guess each, against one name: each address's
+/// first try passes the backoff by, but only for the first
+/// [`FIRST_TRIES_PER_NAME`] addresses; without that cap, as many addresses
+/// as an attacker holds (the /64s of an IPv6 /48) would all be checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn first_tries_from_many_addresses_do_not_escape_the_backoff() {
+    let app = spawn_app().await;
+    app.account("target").await;
+    let base = app.url("");
+    let attackers: Vec<reqwest::Client> = (1..=200u8)
+        .map(|n| {
+            reqwest::Client::builder().local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 1, n))).build().unwrap()
+        })
+        .collect();
+    let guesses = attackers.iter().enumerate().map(|(i, attacker)| {
+        let base = &base;
+        async move { log_in(attacker, base, "target", &format!("guess-number-{i}")).await }
+    });
+    let started = Instant::now();
+    let answers: Vec<Answer> = stream::iter(guesses).buffer_unordered(5).collect().await;
+    let elapsed = started.elapsed();
+
+    assert_only_checks_and_refusals(&answers);
+    let checked = count(&answers, 401) as u64;
+    let bound = FAILURES_PER_NAME_BEFORE_BACKOFF + FIRST_TRIES_PER_NAME + backoff_admissions(elapsed);
+    assert!(checked <= bound, "{checked} of 200 first tries checked in {elapsed:?}, at most {bound} allowed");
 }
 
 /// 120 logins at once from four addresses, each within its limits: every

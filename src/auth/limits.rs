@@ -53,6 +53,10 @@ pub const FAILURES_PER_NAME_BEFORE_BACKOFF: u64 = 50;
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest delay the backoff reaches.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// Addresses whose first try for one name passes the name's backoff by, per
+/// [`FAILURE_WINDOW`]: beyond it (an attacker with many addresses, such as
+/// the /64s of one IPv6 /48) first tries wait their turn like the rest.
+pub const FIRST_TRIES_PER_NAME: u64 = 100;
 /// How long an address stays trusted for a name after a successful login
 /// (its attempts pass the name's backoff by).
 pub const TRUSTED_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -93,7 +97,8 @@ impl Limits {
 
     /// Reserves a login attempt for `user` from `from`, or refuses it.
     pub(super) async fn admit(&self, user: &Username, from: IpAddr) -> Result<Admission, AuthError> {
-        // An address never contains '/': the keys cannot collide, whatever the name.
+        // An address key ends at its first '/' (an IPv6 key is `<prefix>::/64`),
+        // and names come after it: the keys cannot collide, whatever the name.
         let pair = format!("fail:{}/{}", AddressKey::of(from), user.key());
         let attempts =
             self.accounts.count_attempt(&pair, FAILURES_PER_NAME_AND_ADDRESS, FAILURE_WINDOW).await?;
@@ -130,10 +135,16 @@ impl Limits {
         let attempts = self.accounts.count_attempt(&name, u64::MAX, FAILURE_WINDOW).await?;
         admission.name = Some(name);
         let past = attempts.count.saturating_sub(FAILURES_PER_NAME_BEFORE_BACKOFF);
-        // An address's first try for the name passes by: the owner's first
-        // try from a new place is never held back.
-        if past == 0 || first_try {
+        if past == 0 {
             return Ok(());
+        }
+        // An address's first try for the name passes by (the owner's first
+        // try from a new place is not held back), a bounded number of times.
+        if first_try {
+            let firsts = format!("first:{}", user.key());
+            if self.accounts.count_attempt(&firsts, FIRST_TRIES_PER_NAME, FAILURE_WINDOW).await?.counted {
+                return Ok(());
+            }
         }
         // Whoever opens the gate holds it for D; every other attempt until
         // then is refused (and given back), on every instance.
