@@ -40,6 +40,8 @@ use crate::store::StoreError;
 const BATCH: u32 = 500;
 /// How long to wait before trying a failed pass again.
 const RETRY: Duration = Duration::from_secs(1);
+/// How long after a completed pass the next one runs.
+const REPASS: Duration = Duration::from_secs(3600);
 
 /// What a pass did, for the log.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -62,20 +64,24 @@ struct Named {
 
 impl RedisStore {
     /// Runs [`RedisStore::migrate_account_keys`] in the background once Redis is
-    /// connected, trying again every second until a pass completes.
+    /// connected, trying again every second until a pass completes, then
+    /// again every [`REPASS`]: instances of an older version may still write
+    /// accounts under legacy keys during a rolling upgrade.
     pub fn spawn_key_migration(self: Arc<Self>) -> JoinHandle<()> {
         tokio::spawn(async move {
             loop {
                 if self.is_connected() {
                     match self.migrate_account_keys().await {
                         Ok(done) => {
-                            return tracing::info!(
+                            tracing::info!(
                                 scanned = done.scanned,
                                 moved = done.moved,
                                 conflicts = done.conflicts,
                                 refused = done.refused,
                                 "account keys checked"
                             );
+                            tokio::time::sleep(REPASS).await;
+                            continue;
                         }
                         Err(err) => tracing::warn!(error = %err, "account key migration failed; retrying"),
                     }
