@@ -153,6 +153,9 @@ impl RedisStore {
             }
             // Another instance moved this very record meanwhile.
         }
+        // The avatar first: the account leaves its old key last, once all is
+        // moved. (Avatars are looked up by the name's new key already.)
+        self.move_avatar(sits_at, name.key()).await?;
         // The record may have changed at its legacy key since it was read (a
         // password change, a deletion, its first id): then the copy is
         // undone, and the next pass moves what is there by then.
@@ -161,7 +164,6 @@ impl RedisStore {
             tracing::info!(user = %name, legacy = %old, "account changed while being moved; left for the next pass");
             return Ok(());
         }
-        self.move_avatar(sits_at, name.key()).await?;
         report.moved += 1;
         tracing::info!(user = %name, from = %old, to = %new, "account moved to its new key");
         Ok(())
