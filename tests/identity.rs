@@ -132,6 +132,11 @@ async fn call(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// `DELETE /api/me` { password } with a bearer token; status and body.
+async fn delete_me(app: &TestApp, token: &str, password: &str) -> (u16, Value) {
+    call(app, reqwest::Method::DELETE, "/api/me", token, Some(json!({ "password": password }))).await
+}
+
 /// Waits until the server disconnects `client`, having said `session_ended`.
 async fn assert_session_ended(client: &Client) {
     let said = client.next("chat error").await;
@@ -230,23 +235,9 @@ async fn a_deleted_accounts_name_registered_again_inherits_nothing(d: Deployment
     assert_eq!(reply["ok"], true, "{reply}");
     assert_eq!(private_history(&alice, "bob").await, ["for alice"]);
 
-    let (status, body) = call(
-        d.home(),
-        reqwest::Method::DELETE,
-        "/api/me",
-        &alice_token,
-        Some(json!({ "password": "wrong password" })),
-    )
-    .await;
+    let (status, body) = delete_me(d.home(), &alice_token, "wrong password").await;
     assert_eq!(status, 401, "deleting needs the password: {body}");
-    let (status, body) = call(
-        d.home(),
-        reqwest::Method::DELETE,
-        "/api/me",
-        &alice_token,
-        Some(json!({ "password": "password1234" })),
-    )
-    .await;
+    let (status, body) = delete_me(d.home(), &alice_token, "password1234").await;
     assert_eq!(status, 204, "{body}");
     assert_session_ended(&alice).await;
     assert_eq!(get_status(d.other(), NO_SUCH_FILE, &alice_token).await, 401);

@@ -33,7 +33,23 @@ fn address(n: u8) -> IpAddr {
 
 /// An HTTP client whose connections come from 127.0.0.`n`.
 fn client_from(n: u8) -> reqwest::Client {
-    reqwest::Client::builder().local_address(address(n)).build().unwrap()
+    client_at(address(n))
+}
+
+/// An HTTP client whose connections come from `ip` (a loopback address).
+fn client_at(ip: IpAddr) -> reqwest::Client {
+    reqwest::Client::builder().local_address(ip).build().unwrap()
+}
+
+/// Sends `guesses` five at a time (fewer than the hashing queue holds, so
+/// no guess is turned away as busy and every refusal is the limits' doing);
+/// returns the answers and how long they took.
+async fn five_at_a_time(
+    guesses: impl Iterator<Item = impl Future<Output = Answer>>,
+) -> (Vec<Answer>, Duration) {
+    let started = Instant::now();
+    let answers: Vec<Answer> = stream::iter(guesses).buffer_unordered(5).collect().await;
+    (answers, started.elapsed())
 }
 
 /// What a login got back.
@@ -159,11 +175,7 @@ async fn a_distributed_guess_is_slowed_and_the_owner_still_gets_in(apps: &[TestA
         let (attacker, base) = (&attackers[i % 10], &urls[i % urls.len()]);
         async move { log_in(attacker, base, "target", &format!("guess-number-{i}")).await }
     });
-    // Five at a time: fewer than the hashing queue holds, so no guess is
-    // turned away as busy and every refusal is the limits' doing.
-    let started = Instant::now();
-    let answers: Vec<Answer> = stream::iter(guesses).buffer_unordered(5).collect().await;
-    let elapsed = started.elapsed();
+    let (answers, elapsed) = five_at_a_time(guesses).await;
 
     assert_only_checks_and_refusals(&answers);
     let checked = count(&answers, 401) as u64;
@@ -195,18 +207,13 @@ async fn first_tries_from_many_addresses_do_not_escape_the_backoff() {
     let app = spawn_app().await;
     app.account("target").await;
     let base = app.url("");
-    let attackers: Vec<reqwest::Client> = (1..=200u8)
-        .map(|n| {
-            reqwest::Client::builder().local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 1, n))).build().unwrap()
-        })
-        .collect();
+    let attackers: Vec<reqwest::Client> =
+        (1..=200u8).map(|n| client_at(IpAddr::V4(Ipv4Addr::new(127, 0, 1, n)))).collect();
     let guesses = attackers.iter().enumerate().map(|(i, attacker)| {
         let base = &base;
         async move { log_in(attacker, base, "target", &format!("guess-number-{i}")).await }
     });
-    let started = Instant::now();
-    let answers: Vec<Answer> = stream::iter(guesses).buffer_unordered(5).collect().await;
-    let elapsed = started.elapsed();
+    let (answers, elapsed) = five_at_a_time(guesses).await;
 
     assert_only_checks_and_refusals(&answers);
     let checked = count(&answers, 401) as u64;
