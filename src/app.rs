@@ -236,6 +236,7 @@ pub fn edge(config: &Config) -> Result<Edge, StartError> {
 
 fn validate(config: &Config) -> Result<(), StartError> {
     edge(config)?;
+    http::SecurityHeaders::log(config);
     if config.http_redirect_port.is_some() && !config.tls_enabled() {
         return Err(StartError::Config("HTTP_REDIRECT_PORT needs TLS_CERT and TLS_KEY".into()));
     }

@@ -168,6 +168,14 @@ pub struct Config {
     #[arg(long, env = "HSTS_MAX_AGE", default_value_t = 365 * 24 * 3600)]
     pub hsts_max_age: u64,
 
+    /// The Content-Security-Policy header of the pages served from
+    /// PUBLIC_DIR, exactly as given; empty sends none. Unset: the bundled
+    /// web client gets its strict policy, a frontend of your own none (as
+    /// under Node), so that scripts, styles and fonts it loads from a CDN
+    /// keep working.
+    #[arg(long, env = "CONTENT_SECURITY_POLICY")]
+    pub content_security_policy: Option<String>,
+
     // ---- abuse limits ----
     /// Web origins (`https://chat.example.com`) allowed to open sockets and
     /// call the API from a browser, comma-separated; `*` allows any. The

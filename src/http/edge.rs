@@ -8,7 +8,7 @@
 //! - [`guard`] is the middleware: it keeps monitoring paths on their own
 //!   listener, redirects plain HTTP to https, refuses websocket upgrades over
 //!   plain HTTP and foreign origins, answers CORS for listed origins, records
-//!   the [`ClientAddr`] and adds the headers.
+//!   the [`ClientAddr`] and adds the [security headers](super::security_headers).
 
 use std::sync::Arc;
 
@@ -21,18 +21,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::client_addr::{ClientAddr, TrustedProxies, peer_of};
+use super::security_headers::SecurityHeaders;
 use super::serve::Port;
 use crate::config::Config;
-
-/// The page's policy: everything from this origin, media from blob URLs
-/// (files received live), nothing inline, never framed.
-const PAGE_CSP: &str = "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; \
-     style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
-     form-action 'self'; frame-ancestors 'none'";
-
-/// API answers (JSON, user files) are data, never documents: a file opened
-/// directly runs no script and cannot be framed.
-const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'; sandbox";
 
 /// Paths that answer over plain HTTP even with FORCE_HTTPS: load balancers
 /// and orchestrators probe them on the internal network.
@@ -158,6 +149,8 @@ pub struct Edge {
     hsts: Option<HeaderValue>,
     /// METRICS_ADDR is set: `/metrics` and `/readyz` answer only there.
     monitoring_elsewhere: bool,
+    /// What every response carries (the pages' policy among them).
+    headers: SecurityHeaders,
 }
 
 impl Edge {
@@ -181,6 +174,7 @@ impl Edge {
             tls: config.tls_enabled(),
             hsts,
             monitoring_elsewhere: config.metrics_addr.is_some(),
+            headers: SecurityHeaders::from_config(config)?,
         })
     }
 
@@ -239,17 +233,7 @@ pub async fn guard(State(edge): State<Arc<Edge>>, mut request: Request, next: Ne
         Verdict::Answer(answer) => (answer, None),
     };
     let headers = response.headers_mut();
-    let csp = if api { API_CSP } else { PAGE_CSP };
-    for (name, value) in [
-        (header::CONTENT_SECURITY_POLICY, csp),
-        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
-        (header::REFERRER_POLICY, "no-referrer"),
-        (header::X_FRAME_OPTIONS, "DENY"),
-        (header::HeaderName::from_static("cross-origin-opener-policy"), "same-origin"),
-        (header::HeaderName::from_static("permissions-policy"), "camera=(), microphone=(), geolocation=()"),
-    ] {
-        headers.entry(name).or_insert(HeaderValue::from_static(value));
-    }
+    edge.headers.apply(api, headers);
     if let Some(hsts) = edge.hsts.as_ref().filter(|_| arrival.https) {
         headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
     }

@@ -10,6 +10,7 @@ mod client_bundle;
 mod edge;
 mod health;
 mod own_head;
+mod security_headers;
 mod serve;
 
 use std::convert::Infallible;
@@ -30,6 +31,7 @@ pub use api::{Api, ApiError, Limits, MAX_AVATAR_BYTES};
 pub use client_addr::{AddressKey, ClientAddr};
 pub use edge::Edge;
 pub use health::Readiness;
+pub use security_headers::SecurityHeaders;
 pub use serve::{Port, serve};
 
 /// Builds the router. `socketio` is the socket.io service, mounted at
