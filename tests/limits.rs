@@ -86,6 +86,10 @@ async fn every_application_limit_answers_its_code_and_the_socket_stays() {
     assert!(assert_error(&cursor, "invalid_payload").len() < 200, "the echoed cursor is cut short: {cursor}");
     let page = client.request("history", json!({ "room": "general", "limit": 501 })).await;
     assert!(assert_error(&page, "invalid_payload").contains("between 1 and 500"), "{page}");
+    let wrong_type = client.request("history", json!({ "room": "general", "limit": long(100_000) })).await;
+    let explanation = assert_error(&wrong_type, "invalid_payload");
+    assert!(explanation.contains("invalid type: string"), "{explanation}");
+    assert!(explanation.chars().count() < 300, "the quoted value is cut short: {} chars", explanation.len());
 
     let file = json!({ "room": "general", "file": { "name": long(100_000), "type": "image/png", "data": placeholder(0) } });
     let named = client.request_binary("message", file, &[&png(100)]).await;

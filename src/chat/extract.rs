@@ -60,11 +60,19 @@ fn first_arg<T: DeserializeOwned, A: Adapter>(
     args.map(|FirstArg(first)| first).map_err(|err| ChatError::invalid_payload(describe(&err.to_string())))
 }
 
+/// Longest parser explanation sent back, in characters. serde quotes a
+/// string of the wrong type whole, which can be most of a frame.
+const MAX_DESCRIPTION_CHARS: usize = 200;
+
 /// A parser error as a client should read it: serde's explanation without
-/// the position in the raw packet, which means nothing to the sender.
+/// the position in the raw packet, which means nothing to the sender, and
+/// cut short.
 fn describe(error: &str) -> String {
     let error = error.rsplit_once(" at line ").map_or(error, |(head, _)| head);
-    format!("malformed payload: {error}")
+    match error.char_indices().nth(MAX_DESCRIPTION_CHARS) {
+        Some((cut, _)) => format!("malformed payload: {}…", &error[..cut]),
+        None => format!("malformed payload: {error}"),
+    }
 }
 
 impl<T: DeserializeOwned, A: Adapter> FromMessageParts<A> for Payload<T> {
