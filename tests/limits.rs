@@ -11,7 +11,8 @@ mod common;
 use std::time::Duration;
 
 use chatwire::config::Transport;
-use common::{Client, TestApp, assert_error, placeholder, png, spawn_app, spawn_app_with};
+use common::redis::RedisServer;
+use common::{Client, TestApp, assert_error, placeholder, png, spawn_app, spawn_app_with, spawn_clustered};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message as Frame;
 
@@ -46,6 +47,29 @@ async fn a_100000_character_text_gets_text_too_long_and_the_sender_keeps_chattin
     let private = alice.request("message", json!({ "to": "bob", "text": long(100_000) })).await;
     assert_error(&private, "text_too_long");
     keeps_chatting(&alice, &bob, "general", "and the one after").await;
+}
+
+#[tokio::test]
+async fn across_instances_a_long_text_is_answered_and_the_next_one_delivered() {
+    let redis = RedisServer::start();
+    let a = spawn_clustered(&redis.url(), "limits", "a").await;
+    let b = spawn_clustered(&redis.url(), "limits", "b").await;
+    for app in [&a, &b] {
+        app.wait_ready(200, Duration::from_secs(10)).await;
+    }
+    let alice = a.member("alice", "general").await;
+    let bob = b.member("bob", "general").await;
+    let _ = alice.next("member joined").await;
+
+    assert_error(
+        &alice.request("message", json!({ "room": "general", "text": long(100_000) })).await,
+        "text_too_long",
+    );
+    assert_error(
+        &alice.request("message", json!({ "to": "bob", "text": long(100_000) })).await,
+        "text_too_long",
+    );
+    keeps_chatting(&alice, &bob, "general", "from instance a to b").await;
 }
 
 #[tokio::test]
