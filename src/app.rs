@@ -107,6 +107,9 @@ impl Application {
     /// With `REDIS_URL` set it returns without waiting for Redis.
     pub async fn build(config: Config) -> Result<Self, StartError> {
         validate(&config)?;
+        for warning in config.deprecations() {
+            tracing::warn!("{warning}");
+        }
         let addr = SocketAddr::new(config.host, config.port);
         let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
@@ -146,6 +149,7 @@ impl Application {
             instance_id = %instance.id,
             mode,
             transports = ?config.transports,
+            max_frame_bytes = config.transport_cap(),
             "chatwire listening on {}://{local_addr}",
             if tls.is_some() { "https" } else { "http" }
         );
@@ -287,7 +291,7 @@ pub fn services(config: &Config, instance: &Instance, stores: Stores, secret: &[
     let policy = Policy {
         allow_guests: config.allow_guests,
         max_file_bytes: config.max_file_bytes,
-        max_message_bytes: config.max_message_bytes,
+        max_frame_bytes: config.transport_cap(),
         event_rate: config.event_rate,
         event_burst: config.event_burst,
         delivery_bytes_per_sec: config.delivery_bytes_per_sec,
@@ -319,22 +323,27 @@ pub fn services(config: &Config, instance: &Instance, stores: Stores, secret: &[
 
 /// socket.io settings shared by every mode.
 ///
-/// A file travels as one binary websocket frame. Frames (and binary
-/// attachments) up to twice MAX_FILE_BYTES are read, so a file a little
-/// over the limit gets a clean `file_too_large` ack; anything larger closes
-/// the connection, as an oversized text frame does.
+/// The transport cap ([`Config::transport_cap`]: MAX_FRAME_BYTES, Node's
+/// `maxHttpBufferSize`, raised for files) bounds what one client makes us
+/// hold: a websocket message, each websocket frame of it (tungstenite would
+/// otherwise buffer a single frame of up to 16 MiB before checking the
+/// message), a polling body, and a packet's binary attachments together. A
+/// file travels as one binary frame, read up to twice MAX_FILE_BYTES so that
+/// a file a little over the limit gets a clean `file_too_large`. Anything
+/// larger closes the connection; anything smaller is read and handled.
 pub fn socketio_builder(config: &Config) -> SocketIoBuilder {
-    let hard_cap = config.max_message_bytes.max(config.max_file_bytes.saturating_mul(2));
+    let cap = config.transport_cap();
     let parser = ParserConfig::common()
         .max_incoming_binaries(MAX_BINARY_ATTACHMENTS)
-        .max_incoming_binary_buf_size(hard_cap)
+        .max_incoming_binary_buf_size(cap)
         .packet_completion_timeout(Duration::from_secs(30));
     let builder = SocketIo::builder()
         .with_parser(parser)
         .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
         .max_buffer_size(SEND_QUEUE_PACKETS)
-        .ws_max_message_size(hard_cap)
-        .max_payload(hard_cap as u64);
+        .ws_max_message_size(cap)
+        .ws_max_frame_size(cap)
+        .max_payload(cap as u64);
     match (config.websocket_enabled(), config.polling_enabled()) {
         (true, true) => builder.transports([TransportType::Polling, TransportType::Websocket]),
         (false, true) => builder.transports([TransportType::Polling]),

@@ -9,6 +9,13 @@ use clap::{Parser, ValueEnum};
 /// Settings given in MB count mebibytes.
 const MIB: u64 = 1024 * 1024;
 
+/// MAX_FRAME_BYTES when unset: Node's `maxHttpBufferSize` default (1e6).
+pub const DEFAULT_FRAME_BYTES: u64 = 1_000_000;
+
+/// The smallest MAX_FRAME_BYTES accepted: a frame must hold the largest
+/// valid event (a 4000-character text is up to 24 KB of JSON).
+const MIN_FRAME_BYTES: u64 = 32 * 1024;
+
 /// chatwire's settings.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -67,10 +74,20 @@ pub struct Config {
     #[arg(long, env = "HISTORY_TTL_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=36_500))]
     pub history_ttl_days: u64,
 
-    /// Largest websocket message (or polling request) a client may send, in
-    /// bytes. A client sending more is disconnected.
-    #[arg(long, env = "MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
-    pub max_message_bytes: usize,
+    /// Largest frame a client may send, in bytes: a websocket message or a
+    /// polling request body (Node's `maxHttpBufferSize`). Default 1000000.
+    /// Raised to twice MAX_FILE_BYTES when that is larger, so a file fits in
+    /// its frame. A client sending more is disconnected; a smaller frame is
+    /// read, and content over an application limit is answered with an
+    /// error code.
+    #[arg(long, env = "MAX_FRAME_BYTES", value_parser = clap::value_parser!(u64).range(MIN_FRAME_BYTES..))]
+    pub max_frame_bytes: Option<u64>,
+
+    /// Deprecated name of MAX_FRAME_BYTES, which it stood for before the
+    /// text part of a frame had a cap of its own; read when MAX_FRAME_BYTES
+    /// is not set, with a warning at start.
+    #[arg(long, env = "MAX_MESSAGE_BYTES", hide = true)]
+    pub max_message_bytes: Option<u64>,
 
     /// Prefix of every Redis key and pub/sub channel, so several deployments
     /// can share one Redis.
@@ -321,6 +338,36 @@ impl Config {
         Ok(Some(secret.into_bytes()))
     }
 
+    /// MAX_FRAME_BYTES, or its deprecated name MAX_MESSAGE_BYTES, or the
+    /// default: the frame cap before files raise it.
+    pub fn frame_bytes(&self) -> usize {
+        let bytes = self.max_frame_bytes.or(self.max_message_bytes).unwrap_or(DEFAULT_FRAME_BYTES);
+        usize::try_from(bytes).unwrap_or(usize::MAX)
+    }
+
+    /// The transport cap: the largest frame (websocket message, polling
+    /// body, or a packet's binary attachments together) read from a client.
+    /// [`Config::frame_bytes`], raised to twice MAX_FILE_BYTES so that a
+    /// file a little over its limit still arrives and gets `file_too_large`.
+    pub fn transport_cap(&self) -> usize {
+        self.frame_bytes().max(self.max_file_bytes.saturating_mul(2))
+    }
+
+    /// Warnings about settings that are still read but should be changed,
+    /// logged at start.
+    pub fn deprecations(&self) -> Vec<String> {
+        match (self.max_message_bytes, self.max_frame_bytes) {
+            (Some(old), None) => vec![format!(
+                "MAX_MESSAGE_BYTES is deprecated: read as MAX_FRAME_BYTES={old} (frames over it disconnect); \
+                 rename it, or unset it for Node's default of {DEFAULT_FRAME_BYTES}"
+            )],
+            (Some(_), Some(new)) => vec![format!(
+                "MAX_MESSAGE_BYTES is deprecated and ignored: MAX_FRAME_BYTES={new} is set; remove MAX_MESSAGE_BYTES"
+            )],
+            (None, _) => Vec::new(),
+        }
+    }
+
     /// True if TLS is served directly.
     pub fn tls_enabled(&self) -> bool {
         self.tls_cert.is_some() && self.tls_key.is_some()
@@ -329,5 +376,39 @@ impl Config {
     /// True if websocket is enabled.
     pub fn websocket_enabled(&self) -> bool {
         self.transports.contains(&Transport::Websocket)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        Config::try_parse_from([&["chatwire"], args].concat()).unwrap()
+    }
+
+    #[test]
+    fn the_frame_cap_is_nodes_unless_files_need_more() {
+        let small_files = parse(&["--max-file-bytes", "100000"]);
+        assert_eq!(small_files.frame_bytes(), 1_000_000, "Node's maxHttpBufferSize");
+        assert_eq!(small_files.transport_cap(), 1_000_000);
+        let default_files = parse(&[]);
+        assert_eq!(default_files.transport_cap(), 10 * 1024 * 1024, "a 5 MiB file's frame may be twice that");
+        let set = parse(&["--max-frame-bytes", "20000000"]);
+        assert_eq!(set.transport_cap(), 20_000_000);
+        assert!(set.deprecations().is_empty());
+        assert!(Config::try_parse_from(["chatwire", "--max-frame-bytes", "1000"]).is_err(), "too small");
+    }
+
+    #[test]
+    fn the_old_name_still_sets_the_frame_cap_with_a_warning() {
+        let old = parse(&["--max-message-bytes", "16384", "--max-file-bytes", "4096"]);
+        assert_eq!(old.transport_cap(), 16384, "an operator's smaller cap is kept");
+        assert!(old.deprecations()[0].contains("read as MAX_FRAME_BYTES=16384"), "{:?}", old.deprecations());
+        let both = parse(&["--max-message-bytes", "16384", "--max-frame-bytes", "2000000"]);
+        assert_eq!(both.frame_bytes(), 2_000_000, "the new name wins");
+        assert!(both.deprecations()[0].contains("ignored"), "{:?}", both.deprecations());
     }
 }

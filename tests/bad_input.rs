@@ -65,13 +65,13 @@ async fn extra_arguments_are_ignored() {
 #[tokio::test]
 async fn an_oversized_frame_disconnects_only_its_sender() {
     let app = spawn_app_with(|c| {
-        c.max_message_bytes = 16 * 1024;
+        c.max_frame_bytes = Some(32 * 1024);
         c.max_file_bytes = 4 * 1024;
     })
     .await;
     let bystander = app.member("bystander", "general").await;
     let flooder = app.member("flooder", "general").await;
-    let huge = format!("42{}", json!(["message", { "room": "general", "text": "x".repeat(20 * 1024) }]));
+    let huge = format!("42{}", json!(["message", { "room": "general", "text": "x".repeat(40 * 1024) }]));
     flooder.send_raw(huge).await;
     assert!(flooder.wait_closed().await, "the oversized frame closes the connection");
     bystander.expect_none("message", Duration::from_millis(100)).await;

@@ -218,7 +218,7 @@ async fn bad_message_payloads_are_refused_and_nothing_is_sent() {
         (json!({ "room": "general" }), "invalid_payload"),
         (json!({ "room": "general", "text": "" }), "invalid_text"),
         (json!({ "room": "general", "text": "  \n " }), "invalid_text"),
-        (json!({ "room": "general", "text": "x".repeat(4001) }), "invalid_text"),
+        (json!({ "room": "general", "text": "x".repeat(4001) }), "text_too_long"),
         (json!({ "room": "general", "text": 42 }), "invalid_payload"),
         (json!({ "text": "nowhere" }), "invalid_payload"),
         (json!({ "room": "general", "to": "bob", "text": "both" }), "invalid_payload"),

@@ -15,7 +15,7 @@ pub enum ChatError {
     /// The payload has the wrong shape: wrong type, missing field, bad cursor.
     #[error("{0}")]
     InvalidPayload(String),
-    /// A username, room name or text broke its rules.
+    /// A username, room name, text or file broke its rules.
     #[error("{0}")]
     Invalid(ValidationError),
     /// The name is held by another session.
@@ -99,6 +99,7 @@ impl ChatError {
             Self::Invalid(ValidationError::Username(_)) => "invalid_username",
             Self::Invalid(ValidationError::Room(_)) => "invalid_room",
             Self::Invalid(ValidationError::Text(_)) => "invalid_text",
+            Self::Invalid(ValidationError::TextTooLong(_)) => "text_too_long",
             Self::Invalid(ValidationError::MessageId(_)) => "invalid_payload",
             Self::Invalid(ValidationError::FileName(_)) => "invalid_file_name",
             Self::Invalid(ValidationError::FileType(_)) => "file_type_not_allowed",
@@ -216,5 +217,13 @@ mod tests {
         assert!(limited.to_string().ends_with("try again in 2 s"), "{limited}");
         assert_eq!(wait(&Duration::from_secs(61)), "2 min");
         assert_eq!(size(300 * 1024), "300 KiB");
+    }
+
+    #[test]
+    fn a_too_long_text_has_its_own_code() {
+        let too_long = ChatError::from(ValidationError::TextTooLong(100_000));
+        assert_eq!(too_long.code(), "text_too_long");
+        assert!(too_long.to_string().contains("at most 4000 characters"), "{too_long}");
+        assert_eq!(ChatError::from(ValidationError::Text("must not be empty")).code(), "invalid_text");
     }
 }

@@ -16,7 +16,7 @@ use socketioxide::socket::{DisconnectReason, Socket};
 use tokio::sync::oneshot;
 
 use super::ChatError;
-use super::limits::Admission;
+use super::limits::{Admission, PacketSize};
 use super::socket_state::SocketState;
 use crate::metrics::metrics;
 
@@ -60,11 +60,19 @@ fn first_arg<T: DeserializeOwned, A: Adapter>(
     args.map(|FirstArg(first)| first).map_err(|err| ChatError::invalid_payload(describe(&err.to_string())))
 }
 
+/// Longest parser explanation sent back, in characters. serde quotes a
+/// string of the wrong type whole, which can be most of a frame.
+const MAX_DESCRIPTION_CHARS: usize = 200;
+
 /// A parser error as a client should read it: serde's explanation without
-/// the position in the raw packet, which means nothing to the sender.
+/// the position in the raw packet, which means nothing to the sender, and
+/// cut short.
 fn describe(error: &str) -> String {
     let error = error.rsplit_once(" at line ").map_or(error, |(head, _)| head);
-    format!("malformed payload: {error}")
+    match error.char_indices().nth(MAX_DESCRIPTION_CHARS) {
+        Some((cut, _)) => format!("malformed payload: {}…", &error[..cut]),
+        None => format!("malformed payload: {error}"),
+    }
 }
 
 impl<T: DeserializeOwned, A: Adapter> FromMessageParts<A> for Payload<T> {
@@ -142,8 +150,10 @@ impl<A: Adapter> Reply<A> {
 /// sent them and `add user` completes before the events that follow it.
 ///
 /// Taking a place is also where flood control happens (see [`limits`]): an
-/// event over the socket's allowance is answered `rate_limited` at once and
-/// its handler never runs; a socket that keeps flooding is disconnected.
+/// event over the socket's allowance (a large packet costs more of it), or
+/// whose packet would take the bytes waiting in the queue over the transport
+/// cap, is answered `rate_limited` at once and never parsed; a socket that
+/// keeps flooding is disconnected.
 ///
 /// [`limits`]: super::limits
 pub struct InOrder {
@@ -158,12 +168,12 @@ pub struct Turn {
     _in_flight: Option<InFlight>,
 }
 
-/// Counts an admitted event as in flight until dropped.
-struct InFlight(Arc<SocketState>);
+/// Counts an admitted event (and its packet's bytes) as in flight until dropped.
+struct InFlight(Arc<SocketState>, usize);
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.event_finished();
+        self.0.event_finished(self.1);
     }
 }
 
@@ -185,12 +195,23 @@ impl InOrder {
     }
 }
 
+/// What a packet weighs, before it is parsed.
+fn packet_size(v: &Value) -> PacketSize {
+    match v {
+        Value::Str(text, binaries) => PacketSize {
+            text: text.as_str().len(),
+            binary: binaries.iter().flatten().map(bytes::Bytes::len).sum(),
+        },
+        Value::Bytes(bytes) => PacketSize { text: 0, binary: bytes.len() },
+    }
+}
+
 /// Only `message` carries binary attachments (a file).
 fn accepts_binary<A: Adapter>(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> bool {
     Event::from_message_parts(s, v, ack).is_ok_and(|Event(event)| event == "message")
 }
 
-/// An event refused by flood control or size limits (its handler is skipped).
+/// An event refused by flood control (its handler is skipped).
 #[derive(Debug, thiserror::Error)]
 #[error("event refused: rate limited")]
 pub struct RateLimited;
@@ -202,21 +223,24 @@ impl<A: Adapter> FromMessageParts<A> for InOrder {
             metrics().event_in(&event);
         }
         let state = SocketState::of_socket(s);
+        // Oversized frames never get here: the transport closed their
+        // connection (see `app::socketio_builder`). Anything smaller is
+        // handled, and content over a limit answered with its error code.
+        let size = packet_size(v);
         let (text_bytes, has_binaries) = match v {
             Value::Str(text, binaries) => (text.as_str().len(), binaries.is_some()),
             Value::Bytes(bytes) => (bytes.len(), true),
         };
-        if text_bytes > state.max_text_bytes() || (has_binaries && !accepts_binary(s, v, ack)) {
-            // The frame cap lets files through; other frames answer to MAX_MESSAGE_BYTES.
-            tracing::info!(sid = %s.id, bytes = text_bytes, "disconnecting a socket that sent an oversized or stray binary message");
+        if has_binaries && !accepts_binary(s, v, ack) {
+            tracing::info!(sid = %s.id, bytes = text_bytes, "disconnecting a socket that sent a stray binary message");
             let _ = s.clone().disconnect();
             return Err(RateLimited);
         }
-        let admission = state.admit();
+        let admission = state.admit(size);
         if admission == Admission::Admit {
-            state.event_started();
+            state.event_started(size.total());
             let mut place = Self::enqueue(&state);
-            place.in_flight = Some(InFlight(state));
+            place.in_flight = Some(InFlight(state, size.total()));
             return Ok(place);
         }
         metrics().rate_limited();

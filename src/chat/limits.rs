@@ -1,9 +1,11 @@
 //! Per-socket flood control: a token bucket on events, a cap on events
-//! waiting for their turn, and disconnection of a socket that keeps
-//! flooding. Checked synchronously when a packet arrives, before any store
-//! call, so a flooding socket costs little and other users do not notice.
-//! A second bucket counts bytes delivered (a message's size times its
-//! recipients), so that one event cannot fan a file out to everyone.
+//! waiting for their turn (in number and in bytes), and disconnection of a
+//! socket that keeps flooding. Checked synchronously when a packet arrives,
+//! before it is parsed or any store call, so a flooding socket costs little
+//! and other users do not notice. A large packet costs more of the event
+//! allowance than a small one ([`PacketSize::event_cost`]). A second bucket
+//! counts bytes delivered (a message's size times its recipients), so that
+//! one event cannot fan a file out to everyone.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +19,36 @@ pub const MAX_QUEUED_EVENTS: usize = 64;
 
 /// Refusals counted over this window decide whether a socket is flooding.
 const FLOOD_WINDOW: Duration = Duration::from_secs(10);
+
+/// Bytes of a packet's JSON that one event token pays for. Every valid
+/// event fits (a 4000-character text is at most 24 KB of JSON), so only
+/// content over an application limit costs more than one event; this was
+/// also the old cap on a packet's text.
+pub const EVENT_TEXT_BYTES: usize = 64 * 1024;
+
+/// What an incoming packet weighs, measured before it is parsed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PacketSize {
+    /// Bytes of its JSON text.
+    pub text: usize,
+    /// Bytes of its binary attachments (with the msgpack parser: the whole
+    /// packet, which cannot be told apart from a file before decoding).
+    pub binary: usize,
+}
+
+impl PacketSize {
+    /// Every byte the packet holds while it waits for its turn.
+    pub fn total(&self) -> usize {
+        self.text.saturating_add(self.binary)
+    }
+
+    /// Event tokens it costs: one per started [`EVENT_TEXT_BYTES`] of JSON,
+    /// at least one. Binary attachments (files) answer to the delivery
+    /// allowance and the file quota instead.
+    pub fn event_cost(&self) -> u32 {
+        u32::try_from(self.text.div_ceil(EVENT_TEXT_BYTES).max(1)).unwrap_or(u32::MAX)
+    }
+}
 
 /// What to do with an incoming event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +72,20 @@ pub struct EventLimiter {
     window_start: Instant,
     max_refusals: u32,
     max_queued: usize,
+    /// Bytes of events in flight, at most (one event alone always passes);
+    /// `None`: unlimited.
+    max_in_flight_bytes: Option<usize>,
     /// Bytes the socket may have delivered; `None`: unlimited.
     delivery: Option<ByteBucket>,
+}
+
+/// The events of a socket already admitted and not finished.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backlog {
+    /// How many.
+    pub events: usize,
+    /// Their [`PacketSize::total`]s, summed.
+    pub bytes: usize,
 }
 
 /// A token bucket counted in bytes.
@@ -85,8 +129,17 @@ impl EventLimiter {
             window_start: now,
             max_refusals: burst.max(1).saturating_mul(4),
             max_queued: MAX_QUEUED_EVENTS.max(burst as usize),
+            max_in_flight_bytes: None,
             delivery: None,
         }
+    }
+
+    /// Caps the bytes of the events in flight (admitted, not finished) at
+    /// `max`: a packet that would go over it is refused unless nothing else
+    /// is in flight. With `max` the transport cap, what a socket's queue
+    /// holds stays within one frame however fast it sends.
+    pub fn with_in_flight_bytes(self, max: usize) -> Self {
+        Self { max_in_flight_bytes: Some(max), ..self }
     }
 
     /// Adds a delivery allowance: `bytes_per_sec` sustained, `burst` at once.
@@ -107,18 +160,22 @@ impl EventLimiter {
         }
     }
 
-    /// Decides on one event, `queued` being how many of the socket's events
-    /// already wait for their turn.
-    pub fn admit(&mut self, queued: usize) -> Admission {
-        self.admit_at(Instant::now(), queued)
+    /// Decides on one packet of `size`, given the socket's events already
+    /// in flight. A cost above the burst could never be paid in full: it
+    /// passes when the bucket is full, and empties it.
+    pub fn admit(&mut self, backlog: Backlog, size: PacketSize) -> Admission {
+        self.admit_at(Instant::now(), backlog, size)
     }
 
-    fn admit_at(&mut self, now: Instant, queued: usize) -> Admission {
+    fn admit_at(&mut self, now: Instant, backlog: Backlog, size: PacketSize) -> Admission {
         let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
         self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
         self.refilled = now;
-        if queued < self.max_queued && self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        let cost = f64::from(size.event_cost()).min(self.burst);
+        let fits = backlog.events == 0
+            || self.max_in_flight_bytes.is_none_or(|max| backlog.bytes.saturating_add(size.total()) <= max);
+        if backlog.events < self.max_queued && fits && self.tokens >= cost {
+            self.tokens -= cost;
             return Admission::Admit;
         }
         if now.saturating_duration_since(self.window_start) > FLOOD_WINDOW {
@@ -190,25 +247,79 @@ impl Drop for AddressSlot {
 mod tests {
     use super::*;
 
+    /// Nothing in flight.
+    const IDLE: Backlog = Backlog { events: 0, bytes: 0 };
+    /// An ordinary chat event.
+    const SMALL: PacketSize = PacketSize { text: 100, binary: 0 };
+
+    #[test]
+    fn large_text_costs_more_of_the_event_allowance() {
+        assert_eq!(SMALL.event_cost(), 1);
+        assert_eq!(PacketSize { text: 0, binary: 0 }.event_cost(), 1);
+        assert_eq!(PacketSize { text: EVENT_TEXT_BYTES, binary: 0 }.event_cost(), 1);
+        assert_eq!(PacketSize { text: EVENT_TEXT_BYTES + 1, binary: 0 }.event_cost(), 2);
+        assert_eq!(PacketSize { text: 1_000_000, binary: 0 }.event_cost(), 16);
+        assert_eq!(PacketSize { text: 100, binary: 5_000_000 }.event_cost(), 1, "files pay elsewhere");
+
+        let mut limiter = EventLimiter::new(1, 40);
+        let start = Instant::now();
+        let megabyte = PacketSize { text: 1_000_000, binary: 0 };
+        assert_eq!(limiter.admit_at(start, IDLE, megabyte), Admission::Admit);
+        assert_eq!(limiter.admit_at(start, IDLE, megabyte), Admission::Admit);
+        assert_eq!(limiter.admit_at(start, IDLE, megabyte), Admission::Refuse, "8 of 40 tokens left");
+        for _ in 0..8 {
+            assert_eq!(limiter.admit_at(start, IDLE, SMALL), Admission::Admit);
+        }
+        assert_eq!(limiter.admit_at(start, IDLE, SMALL), Admission::Refuse);
+
+        let mut narrow = EventLimiter::new(1, 4);
+        assert_eq!(
+            narrow.admit_at(start, IDLE, megabyte),
+            Admission::Admit,
+            "over the burst: passes when full"
+        );
+        assert_eq!(narrow.admit_at(start, IDLE, SMALL), Admission::Refuse, "...and empties the bucket");
+    }
+
+    #[test]
+    fn events_in_flight_hold_at_most_the_byte_budget() {
+        let mut limiter = EventLimiter::new(1000, 1000).with_in_flight_bytes(1_000_000);
+        let big = PacketSize { text: 600_000, binary: 0 };
+        let one_waiting = Backlog { events: 1, bytes: 600_000 };
+        assert_eq!(limiter.admit(IDLE, big), Admission::Admit);
+        assert_eq!(limiter.admit(one_waiting, big), Admission::Refuse, "1.2 MB would wait");
+        assert_eq!(limiter.admit(one_waiting, SMALL), Admission::Admit, "small events still pass");
+        let file = PacketSize { text: 200, binary: 3_000_000 };
+        assert_eq!(limiter.admit(IDLE, file), Admission::Admit, "one event alone always fits");
+        let after_file = Backlog { events: 1, bytes: file.total() };
+        assert_eq!(limiter.admit(after_file, SMALL), Admission::Refuse, "nothing more while it waits");
+        let mut unlimited = EventLimiter::new(1000, 1000);
+        assert_eq!(unlimited.admit(one_waiting, big), Admission::Admit, "no budget set");
+    }
+
     #[test]
     fn a_burst_passes_then_the_rate_holds() {
         let mut limiter = EventLimiter::new(10, 5);
         let start = Instant::now();
         for _ in 0..5 {
-            assert_eq!(limiter.admit_at(start, 0), Admission::Admit);
+            assert_eq!(limiter.admit_at(start, IDLE, SMALL), Admission::Admit);
         }
-        assert_eq!(limiter.admit_at(start, 0), Admission::Refuse, "the burst is spent");
+        assert_eq!(limiter.admit_at(start, IDLE, SMALL), Admission::Refuse, "the burst is spent");
         assert_eq!(
-            limiter.admit_at(start + Duration::from_millis(100), 0),
+            limiter.admit_at(start + Duration::from_millis(100), IDLE, SMALL),
             Admission::Admit,
             "one token per 100 ms"
         );
-        assert_eq!(limiter.admit_at(start + Duration::from_millis(110), 0), Admission::Refuse);
+        assert_eq!(limiter.admit_at(start + Duration::from_millis(110), IDLE, SMALL), Admission::Refuse);
         let later = start + Duration::from_secs(60);
         for _ in 0..5 {
-            assert_eq!(limiter.admit_at(later, 0), Admission::Admit, "refills up to the burst, not beyond");
+            assert_eq!(
+                limiter.admit_at(later, IDLE, SMALL),
+                Admission::Admit,
+                "refills up to the burst, not beyond"
+            );
         }
-        assert_eq!(limiter.admit_at(later, 0), Admission::Refuse);
+        assert_eq!(limiter.admit_at(later, IDLE, SMALL), Admission::Refuse);
     }
 
     fn key(ip: &str) -> AddressKey {
@@ -260,22 +371,27 @@ mod tests {
     #[test]
     fn a_full_queue_refuses_even_with_tokens() {
         let mut limiter = EventLimiter::new(10, 5);
-        assert_eq!(limiter.admit(MAX_QUEUED_EVENTS), Admission::Refuse);
-        assert_eq!(limiter.admit(0), Admission::Admit);
+        let full = Backlog { events: MAX_QUEUED_EVENTS, bytes: 0 };
+        assert_eq!(limiter.admit(full, SMALL), Admission::Refuse);
+        assert_eq!(limiter.admit(IDLE, SMALL), Admission::Admit);
     }
 
     #[test]
     fn a_socket_that_keeps_flooding_is_cut_off() {
         let mut limiter = EventLimiter::new(1, 2);
         let start = Instant::now();
-        let outcomes: Vec<_> = (0..12).map(|_| limiter.admit_at(start, 0)).collect();
+        let outcomes: Vec<_> = (0..12).map(|_| limiter.admit_at(start, IDLE, SMALL)).collect();
         assert_eq!(outcomes.iter().filter(|a| **a == Admission::Admit).count(), 2);
         assert_eq!(outcomes.iter().filter(|a| **a == Admission::Refuse).count(), 8);
         assert_eq!(outcomes.last(), Some(&Admission::Disconnect), "more than 4 × burst refusals");
         let mut calm = EventLimiter::new(1, 2);
         for second in 0..100 {
             let at = start + Duration::from_secs(second);
-            assert_eq!(calm.admit_at(at, 0), Admission::Admit, "a socket within its rate is never refused");
+            assert_eq!(
+                calm.admit_at(at, IDLE, SMALL),
+                Admission::Admit,
+                "a socket within its rate is never refused"
+            );
         }
     }
 }

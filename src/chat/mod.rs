@@ -69,9 +69,9 @@ pub struct Policy {
     pub allow_guests: bool,
     /// Largest file a message may carry, in bytes.
     pub max_file_bytes: usize,
-    /// Largest text part of a packet (MAX_MESSAGE_BYTES); files travel as
-    /// binary attachments and answer to `max_file_bytes` instead.
-    pub max_message_bytes: usize,
+    /// The transport cap (MAX_FRAME_BYTES, raised for files): also the most
+    /// bytes of one socket's events held waiting for their turn.
+    pub max_frame_bytes: usize,
     /// Events per second one socket may send, sustained.
     pub event_rate: u32,
     /// Events one socket may send in a burst.
@@ -260,8 +260,9 @@ pub async fn prepare_socket<A: Adapter>(
 ) -> Result<(), handshake::Refusal> {
     let policy = chat.policy();
     let limiter = EventLimiter::new(policy.event_rate, policy.event_burst)
-        .with_delivery_allowance(policy.delivery_bytes_per_sec, policy.delivery_burst_bytes);
-    SocketState::attach(&socket, limiter, policy.max_message_bytes);
+        .with_delivery_allowance(policy.delivery_bytes_per_sec, policy.delivery_burst_bytes)
+        .with_in_flight_bytes(policy.max_frame_bytes);
+    SocketState::attach(&socket, limiter);
     InOrder::reserve_first(&SocketState::of(&socket));
     let client = socket.req_parts().extensions.get::<ClientAddr>().copied();
     if let Some(client) = client {

@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 
 use super::ChatError;
 use super::extract::InOrder;
-use super::limits::{AddressSlot, Admission, EventLimiter};
+use super::limits::{AddressSlot, Admission, Backlog, EventLimiter, PacketSize};
 use crate::auth::Session;
 use crate::domain::{UserId, Username};
 use crate::metrics::SocketGauge;
@@ -32,6 +32,8 @@ pub struct SocketState {
     queue_tail: Mutex<Option<oneshot::Receiver<()>>>,
     /// Events admitted and not finished yet.
     queued: AtomicUsize,
+    /// Their packets' bytes.
+    queued_bytes: AtomicUsize,
     /// The socket's event allowance.
     limiter: Mutex<EventLimiter>,
     /// Its place in the per-address connection count, freed with the socket.
@@ -39,20 +41,18 @@ pub struct SocketState {
     /// The connect handler's place at the head of the queue, reserved by
     /// the connect middleware (see `InOrder::reserve_first`).
     connect_place: Mutex<Option<InOrder>>,
-    /// Largest text part of a packet (MAX_MESSAGE_BYTES).
-    max_text_bytes: usize,
     /// Counts the socket in `/metrics` while it exists.
     _gauge: SocketGauge,
 }
 
 impl Default for SocketState {
     fn default() -> Self {
-        Self::new(EventLimiter::new(1, 1), 0)
+        Self::new(EventLimiter::new(1, 1))
     }
 }
 
 impl SocketState {
-    fn new(limiter: EventLimiter, max_text_bytes: usize) -> Self {
+    fn new(limiter: EventLimiter) -> Self {
         Self {
             user: OnceLock::new(),
             id: OnceLock::new(),
@@ -61,17 +61,17 @@ impl SocketState {
             unverified: AtomicBool::new(false),
             queue_tail: Mutex::default(),
             queued: AtomicUsize::new(0),
+            queued_bytes: AtomicUsize::new(0),
             limiter: Mutex::new(limiter),
             address_slot: OnceLock::new(),
             connect_place: Mutex::default(),
-            max_text_bytes,
             _gauge: SocketGauge::new(),
         }
     }
 
     /// Attaches fresh state to a socket that is connecting.
-    pub fn attach<A: Adapter>(socket: &SocketRef<A>, limiter: EventLimiter, max_text_bytes: usize) {
-        socket.extensions.insert(Arc::new(Self::new(limiter, max_text_bytes)));
+    pub fn attach<A: Adapter>(socket: &SocketRef<A>, limiter: EventLimiter) {
+        socket.extensions.insert(Arc::new(Self::new(limiter)));
     }
 
     pub(super) fn set_connect_place(&self, place: InOrder) {
@@ -82,20 +82,18 @@ impl SocketState {
         self.connect_place.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
     }
 
-    /// Largest text part of a packet this socket may send.
-    pub fn max_text_bytes(&self) -> usize {
-        self.max_text_bytes
-    }
-
     /// Keeps the socket's per-address slot for as long as the socket lives.
     pub fn hold_address_slot(&self, slot: AddressSlot) {
         let _ = self.address_slot.set(slot);
     }
 
-    /// Decides whether the socket may send one more event now.
-    pub fn admit(&self) -> Admission {
-        let queued = self.queued.load(Ordering::Acquire);
-        self.limiter.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).admit(queued)
+    /// Decides whether the socket may send one more event, of `size`, now.
+    pub fn admit(&self, size: PacketSize) -> Admission {
+        let backlog = Backlog {
+            events: self.queued.load(Ordering::Acquire),
+            bytes: self.queued_bytes.load(Ordering::Acquire),
+        };
+        self.limiter.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).admit(backlog, size)
     }
 
     /// Charges a message's delivery against the socket's byte allowance
@@ -105,13 +103,15 @@ impl SocketState {
     }
 
     /// Counts an admitted event until its handler finishes.
-    pub(super) fn event_started(&self) {
+    pub(super) fn event_started(&self, bytes: usize) {
         self.queued.fetch_add(1, Ordering::AcqRel);
+        self.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
     }
 
     /// The counterpart of [`SocketState::event_started`].
-    pub(super) fn event_finished(&self) {
+    pub(super) fn event_finished(&self, bytes: usize) {
         self.queued.fetch_sub(1, Ordering::AcqRel);
+        self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
     }
 
     /// The state of a socket.

@@ -26,9 +26,13 @@ pub enum ValidationError {
     /// A room name broke the naming rules.
     #[error("room name {0}")]
     Room(&'static str),
-    /// A message text was empty or too long.
+    /// A message text was empty or blank.
     #[error("message text {0}")]
     Text(&'static str),
+    /// A message text was longer than [`MAX_TEXT_CHARS`]; holds its length
+    /// in characters, so the sender learns how much to cut.
+    #[error("message text must be at most {MAX_TEXT_CHARS} characters (this one has {0})")]
+    TextTooLong(usize),
     /// A history cursor was not a message id.
     #[error("`{0}` is not a message id")]
     MessageId(String),

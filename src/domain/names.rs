@@ -310,8 +310,9 @@ impl Text {
         if raw.trim().is_empty() {
             return Err(ValidationError::Text("must not be empty"));
         }
-        if raw.chars().count() > MAX_TEXT_CHARS {
-            return Err(ValidationError::Text("must be at most 4000 characters"));
+        let chars = raw.chars().count();
+        if chars > MAX_TEXT_CHARS {
+            return Err(ValidationError::TextTooLong(chars));
         }
         Ok(Self(raw.to_owned()))
     }
@@ -608,7 +609,15 @@ mod tests {
     fn text_limits_are_enforced() {
         assert!(Text::parse(" \n ").is_err());
         assert!(Text::parse(&"a".repeat(MAX_TEXT_CHARS)).is_ok());
-        assert!(Text::parse(&"a".repeat(MAX_TEXT_CHARS + 1)).is_err());
+        assert_eq!(
+            Text::parse(&"a".repeat(MAX_TEXT_CHARS + 1)),
+            Err(ValidationError::TextTooLong(MAX_TEXT_CHARS + 1))
+        );
+        assert_eq!(
+            Text::parse(&"é".repeat(100_000)).unwrap_err().to_string(),
+            "message text must be at most 4000 characters (this one has 100000)",
+            "characters, not bytes"
+        );
         assert_eq!(Text::parse(" two\nlines ").unwrap().as_str(), " two\nlines ");
     }
 }

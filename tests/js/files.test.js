@@ -408,18 +408,3 @@ describe("a file frame beyond twice MAX_FILE_BYTES", () => {
     }
   });
 });
-
-describe("the file allowance is for binary frames only", () => {
-  // Frames may be as large as twice MAX_FILE_BYTES so that files fit, but an
-  // event's JSON over MAX_MESSAGE_BYTES (64 KiB by default) still cuts the
-  // socket off, as docs/PROTOCOL.md says.
-  test("a 100 KiB text frame disconnects the socket (MAX_MESSAGE_BYTES)", async () => {
-    const room = unique("room");
-    const sender = await member(A, unique("talker"), room);
-    const outcome = await Promise.race([
-      new Promise((resolve) => sender.once("disconnect", () => resolve("disconnected"))),
-      ack(sender, "message", { room, text: "x".repeat(100 * 1024) }).then((reply) => `answered ${JSON.stringify(reply)}`, () => "no answer"),
-    ]);
-    assert.equal(outcome, "disconnected");
-  });
-});

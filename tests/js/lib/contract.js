@@ -244,7 +244,7 @@ export function defineContract(url) {
       ["message: no text", "message", { room: "general" }, "invalid_payload"],
       ["message: empty text", "message", { room: "general", text: "" }, "invalid_text"],
       ["message: blank text", "message", { room: "general", text: " \n\t " }, "invalid_text"],
-      ["message: 4001 characters", "message", { room: "general", text: "x".repeat(4001) }, "invalid_text"],
+      ["message: 4001 characters", "message", { room: "general", text: "x".repeat(4001) }, "text_too_long"],
       ["message: text of wrong type", "message", { room: "general", text: { html: "<b>" } }, "invalid_payload"],
       ["message: a room not joined", "message", { room: "elsewhere", text: "hi" }, "not_in_room"],
       ["message: unknown user", "message", { to: "nobody-online", text: "hi" }, "unknown_user"],
