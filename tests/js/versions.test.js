@@ -108,6 +108,20 @@ describe("one instance, default settings", () => {
     await chatAcrossVersions(VERSIONS.map((version) => ({ version, url: server.url })));
   });
 
+  test("files travel between 2.x and newer clients as binary attachments", async () => {
+    const png = Buffer.concat([Buffer.from("89504e470d0a1a0a", "hex"), Buffer.alloc(300, 7)]);
+    for (const [from, to] of [["2.x", "4.x"], ["4.x", "2.x"], ["3.x", "2.x"], ["2.x", "3.x"]]) {
+      const sender = await user(server.url, nameFor(from), { version: from });
+      const recipient = await user(server.url, nameFor(to), { version: to });
+      const file = { name: "dot.png", type: "image/png", data: png };
+      const sent = await ack(sender, "message", { to: recipient.username, text: "a picture", file });
+      assert.equal(sent.ok, true, `${from} → ${to}: ${JSON.stringify(sent)}`);
+      const got = await next(recipient, "message");
+      assert.equal(got.file.type, "image/png");
+      assert.ok(Buffer.from(got.file.data).equals(png), `${from} → ${to}: the bytes arrive intact`);
+    }
+  });
+
   test("a 2.x client logs in with the token in its query; 3.x and 4.x query tokens are not read", async () => {
     const name = unique("queryuser");
     const token = await account(server.url, server.url, name, PASSWORD);
@@ -179,6 +193,60 @@ describe("2.x over long-polling (TRANSPORTS=polling,websocket)", () => {
     assert.ok(open, `a length-prefixed open packet: ${response.text}`);
     assert.equal(Number(open[1]), 1 + open[2].length);
     assert.deepEqual(JSON.parse(open[2]).upgrades, ["websocket"]);
+  });
+});
+
+/**
+ * The packets of an Engine.IO 3 binary polling payload: each is
+ * `<0: string | 1: binary> <length, one byte per decimal digit> 0xff <packet>`.
+ */
+function binaryPayloadPackets(bytes) {
+  const packets = [];
+  for (let i = 0; i < bytes.length;) {
+    const binary = bytes[i++] === 1;
+    let length = 0;
+    while (bytes[i] !== 0xff) length = length * 10 + bytes[i++];
+    const packet = bytes.subarray(i + 1, i + 1 + length);
+    packets.push(binary ? { binary: Buffer.from(packet) } : { text: packet.toString("utf8") });
+    i += 1 + length;
+  }
+  return packets;
+}
+
+describe("files to a 2.x client on long-polling", () => {
+  let server;
+  before(async () => { server = await startServer({ TRANSPORTS: "polling,websocket" }); });
+  after(async () => { await server?.stop(); });
+
+  // engineioxide 0.17.9 writes a binary attachment into an Engine.IO 3
+  // polling payload in the Engine.IO 4 base64 form ("b<base64>" as a string
+  // packet, not "b4…" nor a binary packet), and socket.io-client 2.x throws
+  // "got plaintext data when reconstructing a packet". Websocket is fine
+  // (tested above); sending files from a polling 2.x client works too.
+  test("a file reaches it as a binary packet", { todo: "engineioxide 0.17.9 mis-encodes binary attachments for Engine.IO 3 polling" }, async () => {
+    const path = "/socket.io/?EIO=3&transport=polling";
+    const opened = await request(server.url, path);
+    const { sid } = JSON.parse(opened.text.slice(opened.text.indexOf("{")));
+    const session = `${path}&sid=${sid}`;
+    const name = nameFor("2.x");
+    const login = `420["add user","${name}"]`;
+    const posted = await request(server.url, session, { method: "POST", body: `${login.length}:${login}` });
+    assert.equal(posted.status, 200, posted.text);
+    const sender = await user(server.url, nameFor("4.x"));
+    const png = Buffer.concat([Buffer.from("89504e470d0a1a0a", "hex"), Buffer.alloc(64, 7)]);
+    const sent = await ack(sender, "message", { to: name, file: { name: "x.png", type: "image/png", data: png } });
+    assert.equal(sent.ok, true, JSON.stringify(sent));
+    const deadline = Date.now() + WAIT_MS;
+    for (;;) {
+      assert.ok(Date.now() < deadline, "no payload with the message");
+      const response = await request(server.url, session);
+      if (response.headers["content-type"] !== "application/octet-stream") continue;
+      const packets = binaryPayloadPackets(response.bytes);
+      const header = packets.findIndex((packet) => packet.text?.startsWith("451-"));
+      assert.ok(header >= 0, JSON.stringify(packets));
+      assert.deepEqual(packets[header + 1], { binary: Buffer.concat([Buffer.from([4]), png]) });
+      break;
+    }
   });
 });
 
