@@ -278,7 +278,14 @@ fn memory_mode(config: &Config, instance: &Instance) -> Result<Wiring, StartErro
     let tasks = chat::spawn_tasks(&io, &chat);
     let readiness = Readiness::new(instance.name.clone(), "memory", true);
     Ok(Wiring {
-        router: http::router(&config.public_dir, edge(config)?, readiness, api, socketio),
+        router: http::router(
+            &config.public_dir,
+            edge(config)?,
+            readiness,
+            api,
+            socketio,
+            http::AllowEio3(config.allow_eio3),
+        ),
         tasks,
         shutdown: Box::pin(async move { io.close().await }),
     })
@@ -340,6 +347,8 @@ pub fn socketio_builder(config: &Config) -> SocketIoBuilder {
     let builder = SocketIo::builder()
         .with_parser(parser)
         .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
+        .ping_interval(Duration::from_millis(config.ping_interval_ms))
+        .ping_timeout(Duration::from_millis(config.ping_timeout_ms))
         .max_buffer_size(SEND_QUEUE_PACKETS)
         .ws_max_message_size(cap)
         .ws_max_frame_size(cap)

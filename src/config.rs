@@ -253,6 +253,23 @@ pub struct Config {
     #[arg(long, env = "CONNECT_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     pub connect_timeout_secs: u64,
 
+    /// Accept socket.io-client 2.x (Engine.IO protocol 3, socket.io
+    /// protocol 4), as Node's `allowEIO3`. `false`: its handshake gets 400
+    /// `Unsupported protocol version`, as from a Node server without it.
+    #[arg(long, env = "ALLOW_EIO3", default_value_t = true, action = clap::ArgAction::Set)]
+    pub allow_eio3: bool,
+
+    /// Node's `pingInterval`, in milliseconds: how often the server pings a
+    /// 3.x/4.x client (a 2.x client pings the server at this interval).
+    #[arg(long, env = "PING_INTERVAL_MS", default_value_t = 25_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub ping_interval_ms: u64,
+
+    /// Node's `pingTimeout`, in milliseconds: how long a ping may wait for its
+    /// answer before the connection counts as dead (for a 2.x client: how
+    /// long past PING_INTERVAL_MS its next ping may be late).
+    #[arg(long, env = "PING_TIMEOUT_MS", default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub ping_timeout_ms: u64,
+
     /// Seconds a connection may take to send a request's headers (from its
     /// start, or between keep-alive requests) before it is closed.
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]

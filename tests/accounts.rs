@@ -140,11 +140,8 @@ async fn bad_and_expired_tokens_are_refused_at_connect() {
     for token in [json!("garbage"), json!(expired), json!(forged), json!(42)] {
         let refused = Client::connect_with_auth(app.addr, Some(json!({ "token": token }))).await;
         let error = refused.err().unwrap_or_else(|| panic!("token {token} was accepted"));
-        assert!(
-            error.0["message"].as_str().unwrap().contains("authentication failed") || token == json!(42),
-            "{:?}",
-            error.0
-        );
+        let code = if token == json!(42) { "invalid_payload" } else { "bad_token" };
+        assert_eq!(error.0["message"], code, "{token}");
     }
     // A token for an account that does not exist (signed with the right secret) is refused too.
     let ghost = Tokens::new(TEST_SECRET.as_bytes(), Duration::from_secs(60)).issue(
@@ -172,7 +169,7 @@ async fn guests_can_be_disabled() {
     let app = spawn_app_with(|c| c.allow_guests = false).await;
     let refused =
         Client::connect_with_auth(app.addr, None).await.err().expect("a guest connection is refused");
-    assert!(refused.0["message"].as_str().unwrap().contains("guests are disabled"), "{:?}", refused.0);
+    assert_eq!(refused.0, json!({ "message": "guests_disabled" }));
     let token = app.account("jack").await;
     let jack = app.with_token(&token).await;
     assert_eq!(jack.request_empty("users").await["numUsers"], 1);

@@ -23,6 +23,31 @@ export class ChatError extends Error {
   }
 }
 
+/**
+ * What each code of a refused handshake means, in words (the server sends
+ * only the code: docs/PROTOCOL.md, "Refused connections").
+ */
+const REFUSALS = {
+  guests_disabled: "This server only admits registered accounts: log in or register.",
+  bad_token: "Your login is no longer valid (it expired, or the server does not know it): log in again.",
+  token_revoked: "You were logged out (on another device, or the password was changed): log in again.",
+  name_registered: "That name now belongs to a registered account: log in to use it.",
+  too_many_connections: "Too many connections from your network right now: close some tabs and try again.",
+  unavailable: "The server cannot reach its database right now. Try again shortly.",
+  invalid_payload: "The server did not understand this page's request: reload the page.",
+  internal: "The server ran into a problem. Try again.",
+};
+
+/**
+ * The ChatError for a `connect_error`: a refusal (the server's code, with
+ * its meaning) once socket.io has given up, else the server is unreachable.
+ */
+export function connectError(err) {
+  if (socket.active) return new ChatError("connect_error", `Cannot connect: ${err.message}`);
+  const code = err.message;
+  return new ChatError(code, REFUSALS[code] ?? `The server refused the connection (${code}).`);
+}
+
 /** Emits `event` and resolves with the ack body, or rejects with a ChatError. */
 export function request(event, payload, { timeoutMs = REQUEST_TIMEOUT_MS } = {}) {
   const args = payload === undefined ? [] : [payload];
@@ -43,8 +68,9 @@ export function connectAsGuest() {
     const onConnect = () => { cleanup(); resolve(); };
     const onError = (err) => {
       cleanup();
+      const error = connectError(err);
       socket.disconnect();
-      reject(new ChatError("connect_error", `Cannot connect: ${err.message}`));
+      reject(error);
     };
     const cleanup = () => { socket.off("connect", onConnect); socket.off("connect_error", onError); };
     socket.once("connect", onConnect);
@@ -72,7 +98,7 @@ export function nextLogin(timeoutMs = 20000) {
     const handlers = {
       login: (body) => settle(resolve, body),
       "chat error": (error) => settle(reject, new ChatError(error?.code ?? "unknown", error?.message ?? "Login refused")),
-      connect_error: (err) => { if (!socket.active) settle(reject, new ChatError("refused", err.message)); },
+      connect_error: (err) => { if (!socket.active) settle(reject, connectError(err)); },
       disconnect: (reason) => {
         if (reason === "io server disconnect") settle(reject, new ChatError("refused", "The server closed the connection."));
       },

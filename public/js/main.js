@@ -1,7 +1,7 @@
 // Wiring: the ways in (register, log in, guest, a saved login), logging in
 // again after a reconnect, the socket's events, and the page's controls.
 
-import { socket, request, connectAsGuest, connectWithToken, nextLogin, disconnect } from "./connection.js";
+import { socket, request, connectAsGuest, connectWithToken, nextLogin, disconnect, connectError } from "./connection.js";
 import * as api from "./api.js";
 import { currentLogin, restoreLogin, setLogin, clearLogin } from "./session.js";
 import { state, dmConversation, isMe } from "./conversations.js";
@@ -62,9 +62,12 @@ async function resumeSavedLogin(saved) {
   }
 }
 
-/** True if a login failed only because the server could not be reached (keep the saved login). */
+/** Codes of failures that say nothing against the saved login (try it again later). */
+const PASSING = new Set(["timeout", "connect_error", "too_many_connections", "unavailable"]);
+
+/** True if a login failed only for a passing reason, such as an unreachable server (keep the saved login). */
 function unreachable(err) {
-  return err.code === "timeout" || err.code === "connect_error";
+  return PASSING.has(err.code);
 }
 
 /** Back to the login screen, e.g. when a reconnect's login is refused. */
@@ -104,8 +107,9 @@ socket.on("connect_error", (err) => {
   // `active` is false when the server refused the handshake (a bad or expired token).
   if (chat.isLoggedIn() && !socket.active) {
     const login = currentLogin();
-    clearLogin();
-    loggedOut(`Could not log back in: ${err.message}`, login);
+    const refusal = connectError(err);
+    if (!unreachable(refusal)) clearLogin();
+    loggedOut(`Could not log back in: ${refusal.message}`, login);
   }
 });
 

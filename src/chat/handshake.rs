@@ -1,20 +1,29 @@
-//! The handshake: a socket that connects with `auth: { token }` is logged in
-//! before its first event, as `add user` would (it gets `login`, the others
-//! `user joined`). A bad or expired token is refused with `connect_error`;
-//! so is a connection without a token when guests are disabled.
+//! The handshake: whether a connecting socket may connect, and who it is.
+//!
+//! A socket that brings a token is logged in before its first event, as
+//! `add user` would (it gets `login`, the others `user joined`). The token
+//! comes in `auth: { token }`; socket.io-client 2.x (socket.io protocol 4)
+//! cannot send `auth`, so for its sockets only, `token` in the handshake
+//! URL's query stands in for it.
+//!
+//! A refused socket never exists: the client gets `connect_error` (2.x:
+//! `error`) whose message is the [`Refusal`]'s stable code.
 
 use std::fmt;
+use std::time::Duration;
 
+use axum::extract::Query;
 use serde::Deserialize;
-use socketioxide::ParserError;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State};
+use socketioxide::{ParserError, ProtocolVersion};
 
 use super::extract::InOrder;
 use super::login::log_in;
 use super::socket_state::SocketState;
 use super::{Chat, ChatError};
 use crate::auth::{AuthError, IdentityKind};
+use crate::http::ClientAddr;
 
 /// The handshake's `auth` object.
 #[derive(Debug, Default, Deserialize)]
@@ -24,47 +33,166 @@ pub struct HandshakeAuth {
     pub token: Option<String>,
 }
 
-/// Why a connection was refused; sent as the `connect_error` message.
-#[derive(Debug)]
-pub struct Refusal(pub(super) String);
+/// The part of a 2.x client's handshake URL that chatwire reads
+/// (`io(url, { query: { token } })`); the engine's own pairs are ignored.
+#[derive(Debug, Default, Deserialize)]
+struct HandshakeQuery {
+    token: Option<String>,
+}
 
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+/// How long after refusing a 2.x client's socket the server tells it to
+/// disconnect. Under socket.io protocol 4 the root namespace is joined
+/// without a CONNECT packet, so socketioxide arms no connect timeout and a
+/// refused client would sit on its open connection for good (Node closes it
+/// after `connectTimeout`). The wait lets the refusal, which socketioxide
+/// sends once the middleware returns, go out first.
+const CLOSE_REFUSED_V4_AFTER: Duration = Duration::from_millis(500);
+
+/// Why a handshake was refused. Its `Display` is its [`code`](Self::code):
+/// socketioxide sends that as the `connect_error` message, the only field
+/// its connect_error packet carries.
+#[derive(Debug)]
+pub enum Refusal {
+    /// `auth` (or a 2.x client's query) is not `{ token }`.
+    Malformed,
+    /// The address has MAX_CONNECTIONS_PER_ADDRESS sockets open on this instance.
+    TooManyConnections(u32),
+    /// The token does not stand: forged, malformed, expired, revoked, or
+    /// its account gone.
+    Auth(AuthError),
+    /// A chat rule: guests disabled, a registered name, the store unreachable.
+    Chat(ChatError),
+}
+
+impl Refusal {
+    /// The stable snake_case code the client gets, shared with the ack
+    /// error codes (src/chat/error.rs) and the HTTP API where one exists.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed => "invalid_payload",
+            Self::TooManyConnections(_) => "too_many_connections",
+            Self::Auth(AuthError::BadToken(_) | AuthError::SessionEnded | AuthError::BadCredentials) => {
+                "bad_token"
+            }
+            Self::Auth(AuthError::Revoked) => "token_revoked",
+            Self::Auth(AuthError::Unavailable) => "unavailable",
+            // Not produced by a token check; kept apart rather than guessed.
+            Self::Auth(
+                AuthError::Invalid(_)
+                | AuthError::AccountExists(_)
+                | AuthError::NameInUse(_)
+                | AuthError::RateLimited(_)
+                | AuthError::Busy(_)
+                | AuthError::NotAnAccount
+                | AuthError::Conflict,
+            ) => "internal",
+            Self::Chat(err) => err.code(),
+        }
+    }
+
+    /// The reason in words, for the log.
+    fn reason(&self) -> String {
+        match self {
+            Self::Malformed => "malformed auth payload: expected { token }".into(),
+            Self::TooManyConnections(max) => {
+                format!("too many connections from this address (at most {max})")
+            }
+            Self::Auth(err) => err.to_string(),
+            Self::Chat(err) => err.to_string(),
+        }
     }
 }
 
-/// Checks the handshake's credentials and remembers who the socket will be.
-pub async fn authenticate<A: Adapter>(
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl From<AuthError> for Refusal {
+    fn from(err: AuthError) -> Self {
+        Self::Auth(err)
+    }
+}
+
+/// Admits a connecting socket or says why not: the per-address cap, then
+/// the credentials. Remembers who the socket will be for [`on_connect`].
+pub async fn admit<A: Adapter>(
     chat: &Chat,
     socket: &SocketRef<A>,
-    auth: Result<HandshakeAuth, ParserError>,
+    auth: Result<Option<HandshakeAuth>, ParserError>,
 ) -> Result<(), Refusal> {
-    let Ok(auth) = auth else { return Err(Refusal("malformed auth payload: expected { token }".into())) };
-    let Some(token) = auth.token else {
+    if let Some(client) = client_addr(socket) {
+        let slot = chat
+            .0
+            .connections
+            .acquire(client.key())
+            .ok_or(Refusal::TooManyConnections(chat.policy().max_connections_per_address))?;
+        SocketState::of(socket).hold_address_slot(slot);
+    }
+    let Some(token) = token(socket, auth)? else {
         return if chat.policy().allow_guests {
             Ok(())
         } else {
-            Err(Refusal(ChatError::GuestsDisabled.to_string()))
+            Err(Refusal::Chat(ChatError::GuestsDisabled))
         };
     };
-    let refused = |err: AuthError| Refusal(format!("authentication failed: {err}"));
-    let session = chat.auth().verify(&token).map_err(refused)?;
+    let session = chat.auth().verify(&token)?;
     // Revoked, or an account deleted or re-registered by someone else since.
-    chat.auth().check(&session).await.map_err(refused)?;
+    chat.auth().check(&session).await?;
     if let IdentityKind::Guest(_) = &session.identity.kind {
         // A guest token may reclaim its name, unless the name was registered since.
         if !chat.policy().allow_guests {
-            return Err(Refusal(ChatError::GuestsDisabled.to_string()));
+            return Err(Refusal::Chat(ChatError::GuestsDisabled));
         }
-        match chat.auth().is_registered(&session.identity.user).await {
-            Ok(false) => {}
-            Ok(true) => return Err(refused(AuthError::BadCredentials)),
-            Err(err) => return Err(refused(AuthError::from(err))),
+        let user = &session.identity.user;
+        if chat.auth().is_registered(user).await.map_err(AuthError::from)? {
+            return Err(Refusal::Chat(ChatError::NameRegistered(user.to_string())));
         }
     }
     SocketState::of(socket).set_pending(session);
     Ok(())
+}
+
+/// The token a socket brings, if any: `auth.token`, or for a 2.x client
+/// (which connects to `/` without a CONNECT packet, so without `auth`)
+/// `token` in its handshake URL's query.
+fn token<A: Adapter>(
+    socket: &SocketRef<A>,
+    auth: Result<Option<HandshakeAuth>, ParserError>,
+) -> Result<Option<String>, Refusal> {
+    let auth = auth.map_err(|_| Refusal::Malformed)?.unwrap_or_default();
+    if socket.protocol() != ProtocolVersion::V4 {
+        return Ok(auth.token);
+    }
+    let Query(query) =
+        Query::<HandshakeQuery>::try_from_uri(&socket.req_parts().uri).map_err(|_| Refusal::Malformed)?;
+    Ok(auth.token.or(query.token))
+}
+
+fn client_addr<A: Adapter>(socket: &SocketRef<A>) -> Option<ClientAddr> {
+    socket.req_parts().extensions.get::<ClientAddr>().copied()
+}
+
+/// Logs a refusal (at info, with its code) and hands it back for
+/// socketioxide to send. A 2.x client's socket is told to disconnect
+/// shortly after (see [`CLOSE_REFUSED_V4_AFTER`]).
+pub fn refused<A: Adapter>(socket: &SocketRef<A>, refusal: Refusal) -> Refusal {
+    let ip = client_addr(socket).map(|client| tracing::field::display(client.0));
+    let protocol = socket.protocol() as u8;
+    let (code, reason) = (refusal.code(), refusal.reason());
+    tracing::info!(sid = %socket.id, ip, protocol, %code, %reason, "refused a socket at the handshake");
+    if socket.protocol() == ProtocolVersion::V4 {
+        let socket = socket.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(CLOSE_REFUSED_V4_AFTER).await;
+            let sid = socket.id;
+            if let Err(err) = socket.disconnect() {
+                tracing::debug!(%sid, error = %err, "a refused socket closed before it was disconnected");
+            }
+        });
+    }
+    refusal
 }
 
 /// Connect handler: logs in a socket that brought a token. Runs before the

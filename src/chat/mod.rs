@@ -55,7 +55,6 @@ pub use rooms::{JOIN_HISTORY, announce_member_joined};
 
 use crate::auth::Auth;
 use crate::domain::{IdGenerator, MessageId, Username};
-use crate::http::ClientAddr;
 use crate::metrics::metrics;
 use crate::store::{AccountStore, FileStore, SocketKey, Store, Stores};
 use extract::InOrder;
@@ -248,15 +247,16 @@ pub fn spawn_tasks<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> Vec<JoinHandle<
     tasks
 }
 
-/// Connect middleware: attaches per-socket state, registers every event
-/// handler, and checks the handshake's credentials. It runs before the
-/// client is told it is connected, so no event can arrive before its
-/// handler exists; a refusal becomes the client's `connect_error`.
+/// Connect middleware: attaches per-socket state, admits the socket (the
+/// per-address cap, its credentials) and registers every event handler. It
+/// runs before the client is told it is connected, so no event can arrive
+/// before its handler exists; a refusal becomes the client's `connect_error`
+/// (socket.io-client 2.x: `error`), with the refusal's code as message.
 pub async fn prepare_socket<A: Adapter>(
     socket: SocketRef<A>,
     io: SocketIo<A>,
     State(chat): State<Chat>,
-    TryData(auth): TryData<handshake::HandshakeAuth>,
+    TryData(auth): TryData<Option<handshake::HandshakeAuth>>,
 ) -> Result<(), handshake::Refusal> {
     let policy = chat.policy();
     let limiter = EventLimiter::new(policy.event_rate, policy.event_burst)
@@ -264,15 +264,7 @@ pub async fn prepare_socket<A: Adapter>(
         .with_in_flight_bytes(policy.max_frame_bytes);
     SocketState::attach(&socket, limiter);
     InOrder::reserve_first(&SocketState::of(&socket));
-    let client = socket.req_parts().extensions.get::<ClientAddr>().copied();
-    if let Some(client) = client {
-        let key = client.key();
-        let slot = chat.0.connections.acquire(key).ok_or_else(|| {
-            tracing::info!(ip = %client.0, %key, "refused a socket: too many connections from this address");
-            handshake::Refusal("too many connections from your address".into())
-        })?;
-        SocketState::of(&socket).hold_address_slot(slot);
-    }
+    handshake::admit(&chat, &socket, auth).await.map_err(|refusal| handshake::refused(&socket, refusal))?;
     socket.on("add user", login::on_add_user::<A>);
     socket.on("users", login::on_users::<A>);
     socket.on("new message", messages::on_new_message::<A>);
@@ -285,8 +277,7 @@ pub async fn prepare_socket<A: Adapter>(
     socket.on("stop typing", typing::on_stop_typing::<A>);
     socket.on_fallback(on_unknown_event);
     socket.on_disconnect(login::on_disconnect::<A>);
-    handshake::authenticate(&chat, &socket, auth).await?;
-    if let Some(timeout) = chat.policy().login_timeout {
+    if let Some(timeout) = policy.login_timeout {
         login_deadline::spawn(io, socket.id, timeout);
     }
     Ok(())

@@ -102,7 +102,14 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
         cluster.quit().await;
     });
     Ok(Wiring {
-        router: http::router(&config.public_dir, edge(config)?, readiness, api, socketio),
+        router: http::router(
+            &config.public_dir,
+            edge(config)?,
+            readiness,
+            api,
+            socketio,
+            http::AllowEio3(config.allow_eio3),
+        ),
         tasks,
         shutdown,
     })

@@ -8,6 +8,7 @@ mod api;
 mod client_addr;
 mod client_bundle;
 mod edge;
+mod eio3;
 mod health;
 mod own_head;
 mod security_headers;
@@ -22,7 +23,7 @@ use axum::extract::Request;
 use axum::middleware;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use tower::{Service, ServiceExt};
+use tower::{Layer, Service, ServiceExt};
 use tower_http::services::ServeDir;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
@@ -30,18 +31,28 @@ use tracing::Level;
 pub use api::{Api, ApiError, Limits, MAX_AVATAR_BYTES};
 pub use client_addr::{AddressKey, ClientAddr};
 pub use edge::Edge;
+pub use eio3::AllowEio3;
 pub use health::Readiness;
 pub use security_headers::SecurityHeaders;
 pub use serve::{Port, serve};
 
 /// Builds the router. `socketio` is the socket.io service, mounted at
-/// `/socket.io/` only, so that the bundle routes beside it stay reachable.
-pub fn router<S>(public_dir: &Path, edge: Edge, readiness: Readiness, api: Api, socketio: S) -> Router
+/// `/socket.io/` only, so that the bundle routes beside it stay reachable;
+/// `eio3` says whether socket.io-client 2.x may use it.
+pub fn router<S>(
+    public_dir: &Path,
+    edge: Edge,
+    readiness: Readiness,
+    api: Api,
+    socketio: S,
+    eio3: AllowEio3,
+) -> Router
 where
     S: Service<Request, Error = Infallible> + Clone + Send + Sync + 'static,
     S::Response: IntoResponse + 'static,
     S::Future: Send + 'static,
 {
+    let socketio = middleware::from_fn_with_state(eio3, eio3::gate).layer(socketio);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -1,29 +1,71 @@
 // socket.io-client helpers: connect like the web client does, and wait for
-// acks and events with bounded timeouts.
+// acks and events with bounded timeouts. Every helper takes a socket of any
+// supported client version (see `clients`).
 
 import { io } from "socket.io-client";
+import { io as io3 } from "sio3";
+import io2 from "sio2";
 
 export const WAIT_MS = 5000;
 
+/**
+ * socket.io-client by major version: 4.x (the default), 3.x, and 2.x
+ * (Engine.IO 3, socket.io protocol 4: no `auth`, no `onAny`, no
+ * `connect_error` for a refusal but `error`).
+ */
+export const clients = { "4.x": io, "3.x": io3, "2.x": io2 };
+
 const open = new Set();
 
-/** A connected client (websocket only, no automatic reconnection unless asked). */
-export async function connect(url, options = {}) {
-  const socket = io(url, { transports: ["websocket"], forceNew: true, reconnection: false, ...options });
+/**
+ * A connected client (websocket only, no automatic reconnection unless
+ * asked). `version` picks the socket.io-client (default 4.x). Events are
+ * recorded from the first one on, so a `login` right after the handshake
+ * is not missed. Rejects with the connect_error (2.x: with an Error whose
+ * `data` is what its `error` event carried), its `socket` attached.
+ */
+export async function connect(url, { version = "4.x", ...options } = {}) {
+  const socket = clients[version](url, { transports: ["websocket"], forceNew: true, reconnection: false, ...options, autoConnect: false });
   open.add(socket);
+  record(socket);
   await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("connect timed out")), WAIT_MS);
-    socket.once("connect", () => { clearTimeout(timer); resolve(); });
-    socket.once("connect_error", (err) => { clearTimeout(timer); reject(err); });
+    const done = (settle, value) => { clearTimeout(timer); socket.off("connect", onConnect); socket.off("connect_error", onError); socket.off("error", onRefused); settle(value); };
+    const onConnect = () => done(resolve);
+    const onError = (err) => done(reject, Object.assign(err, { socket }));
+    const onRefused = (data) => done(reject, Object.assign(new Error(`refused: ${JSON.stringify(data)}`), { data, socket }));
+    socket.once("connect", onConnect);
+    socket.once("connect_error", onError);
+    if (version === "2.x") socket.once("error", onRefused);
+    socket.connect();
   });
-  socket.received = [];
-  socket.onAny((event, ...args) => socket.received.push({ event, args }));
   return socket;
+}
+
+/** Records every event `socket` gets in `socket.received`, for `next` and `none`. */
+function record(socket) {
+  socket.received = [];
+  if (socket.onAny) {
+    socket.onAny((event, ...args) => socket.received.push({ event, args }));
+    return;
+  }
+  // 2.x has no onAny: every event goes through onevent before its listeners.
+  const onevent = socket.onevent;
+  socket.onevent = function (packet) {
+    const [event, ...args] = packet.data ?? [];
+    socket.received.push({ event, args });
+    onevent.call(this, packet);
+  };
 }
 
 /** Emits with an ack and resolves with the ack's argument. */
 export function ack(socket, event, ...args) {
-  return socket.timeout(WAIT_MS).emitWithAck(event, ...args);
+  if (socket.timeout) return socket.timeout(WAIT_MS).emitWithAck(event, ...args);
+  // 3.x and 2.x: no ack timeouts of their own.
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no ack for "${event}" within ${WAIT_MS} ms`)), WAIT_MS);
+    socket.emit(event, ...args, (reply) => { clearTimeout(timer); resolve(reply); });
+  });
 }
 
 /** Resolves with the first argument of the next `event` not yet consumed. */
@@ -51,18 +93,19 @@ export async function none(socket, event, ms = 300) {
   if (found) throw new Error(`unexpected "${event}": ${JSON.stringify(found.args)}`);
 }
 
-/** A client logged in as `name`. */
-export async function user(url, name) {
-  const socket = await connect(url);
+/** A client logged in as `name`; `options` as for `connect`. */
+export async function user(url, name, options = {}) {
+  const socket = await connect(url, options);
   const reply = await ack(socket, "add user", name);
   if (!reply.ok) throw new Error(`login as ${name} refused: ${JSON.stringify(reply)}`);
   await next(socket, "login");
+  socket.username = reply.username;
   return socket;
 }
 
-/** A client logged in as `name` that joined `room`. */
-export async function member(url, name, room) {
-  const socket = await user(url, name);
+/** A client logged in as `name` that joined `room`; `options` as for `connect`. */
+export async function member(url, name, room, options = {}) {
+  const socket = await user(url, name, options);
   const reply = await ack(socket, "join", { room });
   if (!reply.ok) throw new Error(`${name} could not join ${room}: ${JSON.stringify(reply)}`);
   return socket;
