@@ -284,7 +284,7 @@ fn memory_mode(config: &Config, instance: &Instance) -> Result<Wiring, StartErro
             readiness,
             api,
             socketio,
-            http::AllowEio3(config.allow_eio3),
+            http::EngineGate::new(config.allow_eio3, config.max_connections_per_address),
         ),
         tasks,
         shutdown: Box::pin(async move { io.close().await }),

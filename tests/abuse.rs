@@ -118,6 +118,50 @@ async fn connections_per_address_are_capped() {
 }
 
 #[tokio::test]
+async fn refused_connections_left_open_still_count_against_their_address() {
+    let app = spawn_app_with(|c| c.max_connections_per_address = 2).await;
+    let first = app.client().await;
+    let _second = app.client().await;
+    // socket.io-client 2.x sockets join `/` with no connect packet: refused
+    // by the cap, they stay open for as long as their client likes, since
+    // socketioxide cannot close them. Each keeps its engine slot (twice the
+    // cap per address): two fit, the next is refused before the upgrade.
+    let url = format!("ws://{}/socket.io/?EIO=3&transport=websocket", app.addr);
+    let mut lingering = Vec::new();
+    for _ in 0..2 {
+        let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        let refusal = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(Ok(frame)) = ws.next().await {
+                if frame.to_text().is_ok_and(|text| text.starts_with("44")) {
+                    return frame.into_text().unwrap().to_string();
+                }
+            }
+            panic!("closed without a refusal");
+        })
+        .await
+        .expect("no refusal within 5 s");
+        assert!(refusal.contains("too_many_connections"), "{refusal}");
+        lingering.push(ws);
+    }
+    let eio4 = format!("ws://{}/socket.io/?EIO=4&transport=websocket", app.addr);
+    for url in [&url, &eio4] {
+        match tokio_tungstenite::connect_async(url).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status(), 429),
+            other => panic!("expected a 429, got {other:?}"),
+        }
+    }
+
+    // Closing connections frees their places.
+    first.close().await;
+    drop(lingering);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tokio_tungstenite::connect_async(&eio4).await.is_err() {
+        assert!(Instant::now() < deadline, "closed connections free their places");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
 async fn connections_that_never_finish_the_handshake_are_closed() {
     let app = spawn_app_with(|c| c.connect_timeout_secs = 1).await;
     let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", app.addr);

@@ -7,11 +7,7 @@
 //! counts bytes delivered (a message's size times its recipients), so that
 //! one event cannot fan a file out to everyone.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use crate::http::AddressKey;
 
 /// Events of one socket waiting for their turn (see `InOrder`), at most,
 /// unless the burst allowance is larger.
@@ -193,56 +189,6 @@ pub fn delivery_cost(bytes: usize, recipients: usize) -> u64 {
     (bytes as u64).saturating_mul(recipients.max(1) as u64)
 }
 
-/// Open sockets per client address on this instance, capped. Addresses are
-/// counted by [`AddressKey`] (an IPv6 client by its /64).
-#[derive(Debug, Default)]
-pub struct ConnectionsPerAddress {
-    max: u32,
-    open: Mutex<HashMap<AddressKey, u32>>,
-}
-
-impl ConnectionsPerAddress {
-    /// At most `max` sockets per address; 0 means no limit.
-    pub fn new(max: u32) -> Arc<Self> {
-        Arc::new(Self { max, open: Mutex::default() })
-    }
-
-    /// A slot for one more socket from `key`, held until dropped; `None` if
-    /// the address is at its limit.
-    pub fn acquire(self: &Arc<Self>, key: AddressKey) -> Option<AddressSlot> {
-        if self.max == 0 {
-            return Some(AddressSlot { owner: None, key });
-        }
-        let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let count = open.entry(key).or_default();
-        if *count >= self.max {
-            return None;
-        }
-        *count += 1;
-        Some(AddressSlot { owner: Some(self.clone()), key })
-    }
-}
-
-/// One socket's place in its address's count.
-#[derive(Debug)]
-pub struct AddressSlot {
-    owner: Option<Arc<ConnectionsPerAddress>>,
-    key: AddressKey,
-}
-
-impl Drop for AddressSlot {
-    fn drop(&mut self) {
-        let Some(owner) = &self.owner else { return };
-        let mut open = owner.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(count) = open.get_mut(&self.key) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.key);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,10 +268,6 @@ mod tests {
         assert_eq!(limiter.admit_at(later, IDLE, SMALL), Admission::Refuse);
     }
 
-    fn key(ip: &str) -> AddressKey {
-        AddressKey::of(ip.parse().unwrap())
-    }
-
     #[test]
     fn bytes_times_recipients_are_counted_against_the_delivery_allowance() {
         const MIB: u64 = 1024 * 1024;
@@ -344,28 +286,6 @@ mod tests {
         assert!(bucket.take(much_later, 500 * MIB).is_ok(), "more than the burst passes on a full bucket...");
         assert!(bucket.take(much_later, 1).is_err(), "...and empties it");
         assert!(EventLimiter::new(1, 1).charge_delivery(u64::MAX).is_ok(), "no allowance set: unlimited");
-    }
-
-    #[test]
-    fn addresses_get_their_slots_back() {
-        let limit = ConnectionsPerAddress::new(2);
-        let ip = key("127.0.0.1");
-        let (a, b) = (limit.acquire(ip).unwrap(), limit.acquire(ip).unwrap());
-        assert!(limit.acquire(ip).is_none(), "the third socket is refused");
-        assert!(limit.acquire(key("127.0.0.2")).is_some(), "other addresses are not affected");
-        drop(a);
-        assert!(limit.acquire(ip).is_some(), "a closed socket frees its slot");
-        drop(b);
-        assert!(ConnectionsPerAddress::new(0).acquire(ip).is_some(), "0 means no limit");
-    }
-
-    #[test]
-    fn one_ipv6_64_shares_one_count() {
-        let limit = ConnectionsPerAddress::new(2);
-        let _a = limit.acquire(key("2001:db8:1:2::1")).unwrap();
-        let _b = limit.acquire(key("2001:db8:1:2:ffff::9")).unwrap();
-        assert!(limit.acquire(key("2001:db8:1:2:abcd::1")).is_none(), "same /64, third socket");
-        assert!(limit.acquire(key("2001:db8:1:3::1")).is_some(), "the next /64 is someone else");
     }
 
     #[test]

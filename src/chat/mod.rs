@@ -55,10 +55,11 @@ pub use rooms::{JOIN_HISTORY, announce_member_joined};
 
 use crate::auth::Auth;
 use crate::domain::{IdGenerator, MessageId, Username};
+use crate::http::ConnectionsPerAddress;
 use crate::metrics::metrics;
 use crate::store::{AccountStore, FileStore, SocketKey, Store, Stores};
 use extract::InOrder;
-use limits::{ConnectionsPerAddress, EventLimiter};
+use limits::EventLimiter;
 use socket_state::SocketState;
 
 /// What the deployment allows.

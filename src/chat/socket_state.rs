@@ -10,9 +10,10 @@ use tokio::sync::oneshot;
 
 use super::ChatError;
 use super::extract::InOrder;
-use super::limits::{AddressSlot, Admission, Backlog, EventLimiter, PacketSize};
+use super::limits::{Admission, Backlog, EventLimiter, PacketSize};
 use crate::auth::Session;
 use crate::domain::{UserId, Username};
+use crate::http::AddressSlot;
 use crate::metrics::SocketGauge;
 
 /// Per-socket state, stored in the socket's extensions when it connects.

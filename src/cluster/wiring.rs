@@ -108,7 +108,7 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
             readiness,
             api,
             socketio,
-            http::AllowEio3(config.allow_eio3),
+            http::EngineGate::new(config.allow_eio3, config.max_connections_per_address),
         ),
         tasks,
         shutdown,

@@ -7,8 +7,9 @@
 mod api;
 mod client_addr;
 mod client_bundle;
+mod connections;
 mod edge;
-mod eio3;
+mod engine_gate;
 mod health;
 mod own_head;
 mod security_headers;
@@ -30,29 +31,30 @@ use tracing::Level;
 
 pub use api::{Api, ApiError, Limits, MAX_AVATAR_BYTES};
 pub use client_addr::{AddressKey, ClientAddr};
+pub use connections::{AddressSlot, ConnectionsPerAddress};
 pub use edge::Edge;
-pub use eio3::AllowEio3;
+pub use engine_gate::EngineGate;
 pub use health::Readiness;
 pub use security_headers::SecurityHeaders;
 pub use serve::{Port, serve};
 
 /// Builds the router. `socketio` is the socket.io service, mounted at
 /// `/socket.io/` only, so that the bundle routes beside it stay reachable;
-/// `eio3` says whether socket.io-client 2.x may use it.
+/// `gate` admits engine connections (protocol versions, per-address cap).
 pub fn router<S>(
     public_dir: &Path,
     edge: Edge,
     readiness: Readiness,
     api: Api,
     socketio: S,
-    eio3: AllowEio3,
+    gate: EngineGate,
 ) -> Router
 where
     S: Service<Request, Error = Infallible> + Clone + Send + Sync + 'static,
     S::Response: IntoResponse + 'static,
     S::Future: Send + 'static,
 {
-    let socketio = middleware::from_fn_with_state(eio3, eio3::gate).layer(socketio);
+    let socketio = middleware::from_fn_with_state(gate, engine_gate::gate).layer(socketio);
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
