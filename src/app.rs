@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use crate::auth::{Auth, Tokens};
 use crate::chat::{self, Chat, Policy};
 use crate::cluster;
-use crate::config::Config;
+use crate::config::{Config, PacketParser};
 use crate::domain;
 use crate::http::{self, Api, Edge, Limits, Port, Readiness};
 use crate::store::{MemoryStore, Stores};
@@ -328,8 +328,13 @@ pub fn socketio_builder(config: &Config) -> SocketIoBuilder {
         .max_incoming_binaries(MAX_BINARY_ATTACHMENTS)
         .max_incoming_binary_buf_size(hard_cap)
         .packet_completion_timeout(Duration::from_secs(30));
-    let builder = SocketIo::builder()
-        .with_parser(parser)
+    let builder = match config.parser {
+        PacketParser::Common => SocketIo::builder().with_parser(parser),
+        // Binaries travel inside the MessagePack packet, not as attachments:
+        // the attachment limits have no counterpart, the frame caps below bound it.
+        PacketParser::Msgpack => SocketIo::builder().with_parser(ParserConfig::msgpack()),
+    };
+    let builder = builder
         .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
         .max_buffer_size(SEND_QUEUE_PACKETS)
         .ws_max_message_size(hard_cap)

@@ -56,6 +56,11 @@ fn first_arg<T: DeserializeOwned, A: Adapter>(
     v: &mut Value,
     ack: &Option<i64>,
 ) -> Result<Option<T>, ChatError> {
+    if let Value::Bytes(packet) = v
+        && let Some(normalized) = super::msgpack::normalize(packet)
+    {
+        *packet = normalized.into();
+    }
     let Ok(TryData(args)) = TryData::<FirstArg<T>>::from_message_parts(s, v, ack);
     args.map(|FirstArg(first)| first).map_err(|err| ChatError::invalid_payload(describe(&err.to_string())))
 }
@@ -204,7 +209,8 @@ impl<A: Adapter> FromMessageParts<A> for InOrder {
         let state = SocketState::of_socket(s);
         let (text_bytes, has_binaries) = match v {
             Value::Str(text, binaries) => (text.as_str().len(), binaries.is_some()),
-            Value::Bytes(bytes) => (bytes.len(), true),
+            // PARSER=msgpack: the whole event is one MessagePack value.
+            Value::Bytes(packet) => super::msgpack::shape(packet),
         };
         if text_bytes > state.max_text_bytes() || (has_binaries && !accepts_binary(s, v, ack)) {
             // The frame cap lets files through; other frames answer to MAX_MESSAGE_BYTES.

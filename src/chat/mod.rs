@@ -25,6 +25,7 @@ mod limits;
 mod login;
 mod login_deadline;
 mod messages;
+mod msgpack;
 mod presence;
 pub mod probe;
 mod quota;
@@ -256,7 +257,8 @@ pub async fn prepare_socket<A: Adapter>(
     socket: SocketRef<A>,
     io: SocketIo<A>,
     State(chat): State<Chat>,
-    TryData(auth): TryData<handshake::HandshakeAuth>,
+    // An `Option`: under PARSER=msgpack a connect without `auth` carries nil.
+    TryData(auth): TryData<Option<handshake::HandshakeAuth>>,
 ) -> Result<(), handshake::Refusal> {
     let policy = chat.policy();
     let limiter = EventLimiter::new(policy.event_rate, policy.event_burst)
@@ -284,7 +286,7 @@ pub async fn prepare_socket<A: Adapter>(
     socket.on("stop typing", typing::on_stop_typing::<A>);
     socket.on_fallback(on_unknown_event);
     socket.on_disconnect(login::on_disconnect::<A>);
-    handshake::authenticate(&chat, &socket, auth).await?;
+    handshake::authenticate(&chat, &socket, auth.map(Option::unwrap_or_default)).await?;
     if let Some(timeout) = chat.policy().login_timeout {
         login_deadline::spawn(io, socket.id, timeout);
     }
