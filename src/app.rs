@@ -328,6 +328,8 @@ pub fn socketio_builder(config: &Config) -> SocketIoBuilder {
         .max_incoming_binaries(MAX_BINARY_ATTACHMENTS)
         .max_incoming_binary_buf_size(hard_cap)
         .packet_completion_timeout(Duration::from_secs(30));
+    // The process's parser, for /metrics and the parser-mismatch warning.
+    crate::metrics::metrics().set_parser(config.parser);
     let builder = match config.parser {
         PacketParser::Common => SocketIo::builder().with_parser(parser),
         // Binaries travel inside the MessagePack packet, not as attachments:
