@@ -146,6 +146,7 @@ impl Application {
             instance_id = %instance.id,
             mode,
             transports = ?config.transports,
+            parser = %config.parser,
             "chatwire listening on {}://{local_addr}",
             if tls.is_some() { "https" } else { "http" }
         );
