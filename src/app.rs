@@ -312,6 +312,7 @@ pub fn services(config: &Config, instance: &Instance, stores: Stores, secret: &[
         max_room_chars: domain::MAX_ROOM_CHARS,
         max_recipients: chat::MAX_RECIPIENTS,
         history_limit: config.history_limit as usize,
+        parser: config.parser.as_str(),
     };
     let api = Api::new(auth, stores, limits, chat.clone());
     (chat, api)
