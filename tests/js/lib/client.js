@@ -7,9 +7,12 @@ export const WAIT_MS = 5000;
 
 const open = new Set();
 
+/** Options every client of these helpers gets (msgpack.test.js sets a parser). */
+export const clientDefaults = {};
+
 /** A connected client (websocket only, no automatic reconnection unless asked). */
 export async function connect(url, options = {}) {
-  const socket = io(url, { transports: ["websocket"], forceNew: true, reconnection: false, ...options });
+  const socket = io(url, { transports: ["websocket"], forceNew: true, reconnection: false, ...clientDefaults, ...options });
   open.add(socket);
   await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("connect timed out")), WAIT_MS);
