@@ -1,6 +1,7 @@
 //! Extractors shared by every event handler: the payload ([`Payload`],
 //! [`OptionalPayload`]), the answer ([`Reply`]) and the event's place in
-//! its socket's queue ([`InOrder`]).
+//! its socket's queue ([`InOrder`]); and the handshake's `auth`
+//! ([`ConnectData`]).
 
 use std::convert::Infallible;
 use std::fmt;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 
 use serde::de::{DeserializeOwned, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
+use socketioxide::ParserError;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::{FromConnectParts, FromDisconnectParts, FromMessageParts, Value};
@@ -85,6 +87,25 @@ impl<T: DeserializeOwned, A: Adapter> FromMessageParts<A> for OptionalPayload<T>
     type Error = Infallible;
     fn from_message_parts(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> Result<Self, Infallible> {
         Ok(Self(first_arg::<Option<T>, A>(s, v, ack).map(Option::flatten)))
+    }
+}
+
+/// The handshake's `auth`, or why it could not be read: socketioxide's
+/// `TryData`, except that under PARSER=msgpack JavaScript's `undefined` is
+/// left out, as JSON leaves it (`auth: { token: undefined }` is a guest).
+pub struct ConnectData<T>(pub Result<T, ParserError>);
+
+impl<T: DeserializeOwned, A: Adapter> FromConnectParts<A> for ConnectData<T> {
+    type Error = Infallible;
+    fn from_connect_parts(s: &Arc<Socket<A>>, auth: &Option<Value>) -> Result<Self, Infallible> {
+        let normalized = match auth {
+            Some(Value::Bytes(packet)) => {
+                super::msgpack::normalize(packet).map(|n| Some(Value::Bytes(n.into())))
+            }
+            _ => None,
+        };
+        let Ok(TryData(data)) = TryData::<T>::from_connect_parts(s, normalized.as_ref().unwrap_or(auth));
+        Ok(Self(data))
     }
 }
 

@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{SocketRef, State, TryData};
+use socketioxide::extract::{SocketRef, State};
 use socketioxide::operators::BroadcastOperators;
 use socketioxide::socket::Sid;
 use tokio::sync::Notify;
@@ -59,7 +59,7 @@ use crate::domain::{IdGenerator, MessageId, Username};
 use crate::http::ClientAddr;
 use crate::metrics::metrics;
 use crate::store::{AccountStore, FileStore, SocketKey, Store, Stores};
-use extract::InOrder;
+use extract::{ConnectData, InOrder};
 use limits::{ConnectionsPerAddress, EventLimiter};
 use socket_state::SocketState;
 
@@ -258,7 +258,7 @@ pub async fn prepare_socket<A: Adapter>(
     io: SocketIo<A>,
     State(chat): State<Chat>,
     // An `Option`: under PARSER=msgpack a connect without `auth` carries nil.
-    TryData(auth): TryData<Option<handshake::HandshakeAuth>>,
+    ConnectData(auth): ConnectData<Option<handshake::HandshakeAuth>>,
 ) -> Result<(), handshake::Refusal> {
     let policy = chat.policy();
     let limiter = EventLimiter::new(policy.event_rate, policy.event_burst)

@@ -203,6 +203,11 @@ for (const [mode, start] of Object.entries(deployments)) {
       }
     });
 
+    test("auth with an undefined token is a guest, as in JSON where it is left out", async () => {
+      const socket = await connect(url(), { auth: { token: undefined } });
+      assert.equal((await ack(socket, "add user", unique("guest"))).ok, true);
+    });
+
     defineContract(url);
   });
 }
