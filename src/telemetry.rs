@@ -60,8 +60,10 @@ pub fn init(format: LogFormat) {
 /// socketioxide's decode failures close with `reason = PacketParsingError`.
 /// This layer's filter enables exactly that callsite, once per closed
 /// connection (already enabled by the default `RUST_LOG=info`), and the
-/// layer reads the reason from its fields. The socket.io handshake itself
-/// can fail that way, so it also catches a client that never connects.
+/// layer reads the reason from its fields. A mismatched client fails at its
+/// very first packet (the socket.io CONNECT), so this is what it looks like.
+/// tests/parser.rs runs the real binary against both kinds of mismatch, and
+/// fails if a socketioxide upgrade moves that span.
 ///
 /// The first one is logged at once; the next ones at most once per
 /// [`UNDECODABLE_REPORT_INTERVAL`], with how many there were meanwhile.
