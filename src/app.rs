@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use crate::auth::{Auth, Tokens};
 use crate::chat::{self, Chat, Policy};
 use crate::cluster;
-use crate::config::Config;
+use crate::config::{Config, PacketParser};
 use crate::domain;
 use crate::http::{self, Api, Edge, Limits, Port, Readiness};
 use crate::store::{MemoryStore, Stores};
@@ -150,6 +150,7 @@ impl Application {
             mode,
             transports = ?config.transports,
             max_frame_bytes = config.transport_cap(),
+            parser = %config.parser,
             "chatwire listening on {}://{local_addr}",
             if tls.is_some() { "https" } else { "http" }
         );
@@ -323,6 +324,7 @@ pub fn services(config: &Config, instance: &Instance, stores: Stores, secret: &[
         max_room_chars: domain::MAX_ROOM_CHARS,
         max_recipients: chat::MAX_RECIPIENTS,
         history_limit: config.history_limit as usize,
+        parser: config.parser.as_str(),
     };
     let api = Api::new(auth, stores, limits, chat.clone());
     (chat, api)
@@ -344,8 +346,15 @@ pub fn socketio_builder(config: &Config) -> SocketIoBuilder {
         .max_incoming_binaries(MAX_BINARY_ATTACHMENTS)
         .max_incoming_binary_buf_size(cap)
         .packet_completion_timeout(Duration::from_secs(30));
-    let builder = SocketIo::builder()
-        .with_parser(parser)
+    // The process's parser, for /metrics and the parser-mismatch warning.
+    crate::metrics::metrics().set_parser(config.parser);
+    let builder = match config.parser {
+        PacketParser::Common => SocketIo::builder().with_parser(parser),
+        // Binaries travel inside the MessagePack packet, not as attachments:
+        // the attachment limits have no counterpart, the frame caps below bound it.
+        PacketParser::Msgpack => SocketIo::builder().with_parser(ParserConfig::msgpack()),
+    };
+    let builder = builder
         .connect_timeout(Duration::from_secs(config.connect_timeout_secs))
         .ping_interval(Duration::from_millis(config.ping_interval_ms))
         .ping_timeout(Duration::from_millis(config.ping_timeout_ms))

@@ -43,6 +43,12 @@ pub struct Config {
     #[arg(long, env = "TRANSPORTS", value_delimiter = ',', default_value = "websocket")]
     pub transports: Vec<Transport>,
 
+    /// How socket.io packets are encoded: `common` (socket.io's default
+    /// parser) or `msgpack` (socket.io-msgpack-parser's MessagePack). Every
+    /// client and every instance of a deployment must use the same one.
+    #[arg(long, env = "PARSER", default_value = "common")]
+    pub parser: PacketParser,
+
     /// Directory holding the web client, served at `/`.
     #[arg(long, env = "PUBLIC_DIR", default_value = "public")]
     pub public_dir: PathBuf,
@@ -293,6 +299,31 @@ pub enum Transport {
     Websocket,
     /// HTTP long-polling; behind several instances it needs sticky sessions.
     Polling,
+}
+
+/// A socket.io packet encoding (PARSER).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PacketParser {
+    /// socket.io's default parser: JSON text, binaries as attachments.
+    Common,
+    /// socket.io-msgpack-parser: every packet one MessagePack binary frame.
+    Msgpack,
+}
+
+impl PacketParser {
+    /// The setting's value, as logs and peers name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Common => "common",
+            Self::Msgpack => "msgpack",
+        }
+    }
+}
+
+impl std::fmt::Display for PacketParser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Log output format.

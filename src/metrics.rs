@@ -1,6 +1,7 @@
 //! Prometheus metrics of this process, served at `/metrics`: sockets,
 //! events in and out by name, flood refusals, Redis errors and reconnects,
-//! and how long broadcasting a message takes.
+//! how long broadcasting a message takes, and the packet parser with the
+//! signs of a parser mismatch (undecodable packets, peers using another).
 //!
 //! Metrics describe the process, so there is one registry per process
 //! ([`metrics`]), as with any Prometheus client; counting is a relaxed
@@ -8,9 +9,11 @@
 //! fixed lists: a client inventing event names cannot grow the output.
 
 use std::fmt::Write;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
+
+use crate::config::PacketParser;
 
 /// Client → server events counted by name; anything else is `other`.
 const EVENTS_IN: &[&str] = &[
@@ -57,6 +60,10 @@ pub struct Metrics {
     emit_buckets: Vec<AtomicU64>,
     emit_sum_us: AtomicU64,
     emit_count: AtomicU64,
+    /// PARSER, once socket.io is set up.
+    parser: Mutex<Option<PacketParser>>,
+    undecodable_packets: AtomicU64,
+    mismatched_peers: AtomicI64,
 }
 
 /// The registry of this process.
@@ -74,6 +81,9 @@ pub fn metrics() -> &'static Metrics {
             emit_buckets: counters(LATENCY_BUCKETS_US.len()),
             emit_sum_us: AtomicU64::new(0),
             emit_count: AtomicU64::new(0),
+            parser: Mutex::new(None),
+            undecodable_packets: AtomicU64::new(0),
+            mismatched_peers: AtomicI64::new(0),
         }
     })
 }
@@ -137,6 +147,26 @@ impl Metrics {
         self.redis_reconnects.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Records the packet parser this process's socket.io speaks.
+    pub fn set_parser(&self, parser: PacketParser) {
+        *self.parser.lock().unwrap_or_else(PoisonError::into_inner) = Some(parser);
+    }
+
+    /// The packet parser this process's socket.io speaks, once set up.
+    pub fn parser(&self) -> Option<PacketParser> {
+        *self.parser.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A connection was closed because a packet could not be decoded.
+    pub fn undecodable_packet(&self) {
+        self.undecodable_packets.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many live instances of the deployment use another parser.
+    pub fn set_mismatched_peers(&self, peers: usize) {
+        self.mismatched_peers.store(i64::try_from(peers).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
     /// A message broadcast took `took` (local delivery and the publish).
     pub fn emit_latency(&self, took: Duration) {
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
@@ -194,10 +224,30 @@ impl Metrics {
                 &self.redis_reconnects,
                 "Times the Redis connection came back.",
             ),
+            (
+                "chatwire_undecodable_packets_total",
+                &self.undecodable_packets,
+                "Connections closed on a packet the parser could not decode (most often a client using another PARSER).",
+            ),
         ] {
             family(&mut out, metric, "counter", help);
             let _ = writeln!(out, "{metric} {}", get(counter));
         }
+        if let Some(parser) = self.parser() {
+            family(&mut out, "chatwire_parser_info", "gauge", "The packet parser (PARSER) of this instance.");
+            let _ = writeln!(out, "chatwire_parser_info{{parser=\"{parser}\"}} 1");
+        }
+        family(
+            &mut out,
+            "chatwire_parser_mismatched_peers",
+            "gauge",
+            "Live instances of the deployment whose PARSER differs from this one's.",
+        );
+        let _ = writeln!(
+            out,
+            "chatwire_parser_mismatched_peers {}",
+            self.mismatched_peers.load(Ordering::Relaxed)
+        );
         family(
             &mut out,
             "chatwire_emit_seconds",
@@ -235,5 +285,18 @@ mod tests {
         assert!(text.contains("chatwire_users_online 3"));
         assert!(!text.contains("chatwire_rooms "), "unknown gauges are left out");
         assert!(text.contains("chatwire_emit_seconds_bucket{le=\"+Inf\"}"));
+    }
+
+    #[test]
+    fn the_parser_and_its_mismatches_are_exposed() {
+        let m = metrics();
+        m.set_parser(PacketParser::Msgpack);
+        m.undecodable_packet();
+        m.set_mismatched_peers(2);
+        let text = m.render(None, None);
+        assert!(text.contains("chatwire_parser_info{parser=\"msgpack\"} 1"), "{text}");
+        assert!(text.contains("# TYPE chatwire_undecodable_packets_total counter"));
+        assert!(!text.contains("chatwire_undecodable_packets_total 0"), "counted");
+        assert!(text.contains("chatwire_parser_mismatched_peers 2"));
     }
 }

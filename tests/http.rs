@@ -13,14 +13,23 @@ async fn serves_the_web_client_at_root() {
     let response = reqwest::get(app.url("/")).await.unwrap();
     assert_eq!(response.status(), 200);
     let body = response.text().await.unwrap();
-    assert!(body.contains("/socket.io/socket.io.js"), "the page loads the client from the server");
     assert!(body.contains("/js/main.js"));
+    let loader = reqwest::get(app.url("/js/socket-io.js")).await.unwrap().text().await.unwrap();
+    assert!(loader.contains("/socket.io/socket.io.js"), "the page loads the client from the server");
+    assert!(loader.contains("/socket.io/socket.io.msgpack.min.js"), "in the build for PARSER=msgpack too");
 }
 
 #[tokio::test]
 async fn serves_the_pinned_socketio_browser_client() {
     let app = spawn_app().await;
-    for file in ["socket.io.js", "socket.io.min.js", "socket.io.esm.min.js", "socket.io.js.map"] {
+    for file in [
+        "socket.io.js",
+        "socket.io.min.js",
+        "socket.io.esm.min.js",
+        "socket.io.js.map",
+        "socket.io.msgpack.min.js",
+        "socket.io.msgpack.min.js.map",
+    ] {
         let response = reqwest::get(app.url(&format!("/socket.io/{file}"))).await.unwrap();
         assert_eq!(response.status(), 200, "{file}");
         assert_eq!(response.headers()["etag"], "\"4.8.4\"");
@@ -102,4 +111,5 @@ async fn the_limits_are_published_for_clients() {
     assert_eq!(config["allowGuests"], false);
     assert_eq!(config["maxTextChars"], 4000);
     assert_eq!(config["maxAvatarBytes"], 1024 * 1024);
+    assert_eq!(config["parser"], "common", "the web client loads the socket.io build that matches");
 }

@@ -2,7 +2,7 @@
 // connects bare and sends `add user`; an account connects with its token in
 // the handshake and is logged in by the server before its first event.
 
-/* global io */
+import { io } from "./socket-io.js";
 
 const REQUEST_TIMEOUT_MS = 8000;
 

@@ -1,6 +1,7 @@
 //! Extractors shared by every event handler: the payload ([`Payload`],
 //! [`OptionalPayload`]), the answer ([`Reply`]) and the event's place in
-//! its socket's queue ([`InOrder`]).
+//! its socket's queue ([`InOrder`]); and the handshake's `auth`
+//! ([`ConnectData`]).
 
 use std::convert::Infallible;
 use std::fmt;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 
 use serde::de::{DeserializeOwned, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
+use socketioxide::ParserError;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::{FromConnectParts, FromDisconnectParts, FromMessageParts, Value};
@@ -56,6 +58,11 @@ fn first_arg<T: DeserializeOwned, A: Adapter>(
     v: &mut Value,
     ack: &Option<i64>,
 ) -> Result<Option<T>, ChatError> {
+    if let Value::Bytes(packet) = v
+        && let Some(normalized) = super::msgpack::normalize(packet)
+    {
+        *packet = normalized.into();
+    }
     let Ok(TryData(args)) = TryData::<FirstArg<T>>::from_message_parts(s, v, ack);
     args.map(|FirstArg(first)| first).map_err(|err| ChatError::invalid_payload(describe(&err.to_string())))
 }
@@ -88,6 +95,25 @@ impl<T: DeserializeOwned, A: Adapter> FromMessageParts<A> for OptionalPayload<T>
     type Error = Infallible;
     fn from_message_parts(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> Result<Self, Infallible> {
         Ok(Self(first_arg::<Option<T>, A>(s, v, ack).map(Option::flatten)))
+    }
+}
+
+/// The handshake's `auth`, or why it could not be read: socketioxide's
+/// `TryData`, except that under PARSER=msgpack JavaScript's `undefined` is
+/// left out, as JSON leaves it (`auth: { token: undefined }` is a guest).
+pub struct ConnectData<T>(pub Result<T, ParserError>);
+
+impl<T: DeserializeOwned, A: Adapter> FromConnectParts<A> for ConnectData<T> {
+    type Error = Infallible;
+    fn from_connect_parts(s: &Arc<Socket<A>>, auth: &Option<Value>) -> Result<Self, Infallible> {
+        let normalized = match auth {
+            Some(Value::Bytes(packet)) => {
+                super::msgpack::normalize(packet).map(|n| Some(Value::Bytes(n.into())))
+            }
+            _ => None,
+        };
+        let Ok(TryData(data)) = TryData::<T>::from_connect_parts(s, normalized.as_ref().unwrap_or(auth));
+        Ok(Self(data))
     }
 }
 
@@ -229,7 +255,8 @@ impl<A: Adapter> FromMessageParts<A> for InOrder {
         let size = packet_size(v);
         let (text_bytes, has_binaries) = match v {
             Value::Str(text, binaries) => (text.as_str().len(), binaries.is_some()),
-            Value::Bytes(bytes) => (bytes.len(), true),
+            // PARSER=msgpack: the whole event is one MessagePack value.
+            Value::Bytes(packet) => super::msgpack::shape(packet),
         };
         if has_binaries && !accepts_binary(s, v, ack) {
             tracing::info!(sid = %s.id, bytes = text_bytes, "disconnecting a socket that sent a stray binary message");

@@ -25,6 +25,7 @@ mod limits;
 mod login;
 mod login_deadline;
 mod messages;
+mod msgpack;
 mod presence;
 pub mod probe;
 mod quota;
@@ -41,7 +42,7 @@ use std::time::Duration;
 
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{SocketRef, State, TryData};
+use socketioxide::extract::{SocketRef, State};
 use socketioxide::operators::BroadcastOperators;
 use socketioxide::socket::Sid;
 use tokio::sync::Notify;
@@ -58,7 +59,7 @@ use crate::domain::{IdGenerator, MessageId, Username};
 use crate::http::ConnectionsPerAddress;
 use crate::metrics::metrics;
 use crate::store::{AccountStore, FileStore, SocketKey, Store, Stores};
-use extract::InOrder;
+use extract::{ConnectData, InOrder};
 use limits::EventLimiter;
 use socket_state::SocketState;
 
@@ -257,7 +258,8 @@ pub async fn prepare_socket<A: Adapter>(
     socket: SocketRef<A>,
     io: SocketIo<A>,
     State(chat): State<Chat>,
-    TryData(auth): TryData<Option<handshake::HandshakeAuth>>,
+    // An `Option`: under PARSER=msgpack a connect without `auth` carries nil.
+    ConnectData(auth): ConnectData<Option<handshake::HandshakeAuth>>,
 ) -> Result<(), handshake::Refusal> {
     let policy = chat.policy();
     let limiter = EventLimiter::new(policy.event_rate, policy.event_burst)

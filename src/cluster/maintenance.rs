@@ -6,7 +6,8 @@
 //! 3. resyncs this instance's presence if Redis lost it (outage, or we were
 //!    taken for dead) and tells everyone what came back,
 //! 4. flushes history written while Redis was away,
-//! 5. purges instances whose heartbeat expired, announcing their users' departure.
+//! 5. purges instances whose heartbeat expired, announcing their users' departure,
+//! 6. publishes this instance's PARSER and checks the live peers use the same.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::socket::Sid;
 use tokio::task::JoinHandle;
 
-use super::Cluster;
+use super::{Cluster, ParserCheck};
 use crate::chat::{self, Chat, ChatError};
 use crate::http::Readiness;
 use crate::store::{RedisStore, Resync};
@@ -43,6 +44,7 @@ pub fn spawn_maintenance<A: Adapter>(
     cluster: Cluster,
     readiness: Readiness,
     timing: Timing,
+    mut parsers: ParserCheck,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut reconnects = cluster.commands().reconnect_rx();
@@ -82,6 +84,7 @@ pub fn spawn_maintenance<A: Adapter>(
                 // A failed heartbeat alone leaves the verdict as it was.
                 if let Some(synced) = round(&io, &chat, &store, timing.ttl, !in_sync).await {
                     in_sync = synced;
+                    parsers.run().await;
                 }
                 last_round = Some(tokio::time::Instant::now());
             }

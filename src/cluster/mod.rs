@@ -3,6 +3,7 @@
 //! - [`url`]: which Redis, from `REDIS_URL`
 //! - [`pubsub`]: the socket.io adapter's driver (sharded pub/sub)
 //! - [`maintenance`]: heartbeats, purging dead instances, recovering from outages
+//! - [`parsers`]: every instance on the same PARSER, or an error in the log
 //! - [`wiring`]: cluster mode assembled for the application
 //!
 //! [`Cluster::connect`] returns at once, whether or not Redis is up: both
@@ -10,6 +11,7 @@
 //! own clients meanwhile (see `store::RedisStore`).
 
 mod maintenance;
+mod parsers;
 mod pubsub;
 mod url;
 mod wiring;
@@ -20,6 +22,7 @@ use fred::prelude::{Builder, Client, ClientLike, ReconnectPolicy};
 use tokio::task::JoinHandle;
 
 pub use maintenance::{Timing, spawn_maintenance};
+pub use parsers::ParserCheck;
 pub use pubsub::PubSub;
 pub use url::{RedisTarget, UrlError};
 pub use wiring::wire;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use socketioxide::handler::ConnectHandler;
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 
-use super::{Cluster, PubSub, RedisTarget, Timing, spawn_maintenance};
+use super::{Cluster, ParserCheck, PubSub, RedisTarget, Timing, spawn_maintenance};
 use crate::app::{Instance, StartError, Wiring, edge, services, socketio_builder};
 use crate::chat;
 use crate::config::Config;
@@ -56,6 +56,9 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
     };
     tasks.extend(chat::spawn_tasks(&io, &chat));
     tasks.push(store.clone().spawn_key_migration());
+    let parsers =
+        ParserCheck::new(cluster.commands(), &config.redis_prefix, &instance.id, config.parser, timing.ttl);
+    let leaving = parsers.clone();
     let maintenance = spawn_maintenance(
         io.clone(),
         chat.clone(),
@@ -63,6 +66,7 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
         cluster.clone(),
         readiness.clone(),
         timing,
+        parsers,
     );
     let stop_maintenance = maintenance.abort_handle();
     tasks.push(maintenance);
@@ -75,6 +79,7 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
         // nothing can be broadcast, and the other instances would never hear
         // that our users went offline (most come back through another
         // instance within seconds, and are announced again).
+        leaving.withdraw().await;
         match store.purge_instance(store.instance()).await {
             Ok(purge) => {
                 for logout in &purge.logouts {

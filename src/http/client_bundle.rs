@@ -1,6 +1,8 @@
 //! `/socket.io/socket.io.js` and friends: the socket.io browser client, as
 //! Node's socket.io serves it, so pages that load the client from the server
-//! keep working. The files are socket.io-client 4.8.4 from npm, embedded in
+//! keep working; `socket.io.msgpack.min.js` is the build with
+//! socket.io-msgpack-parser, for `PARSER=msgpack` (served whatever PARSER is,
+//! as Node does). The files are socket.io-client 4.8.4 from npm, embedded in
 //! the binary (see assets/socket.io-client/).
 
 use axum::extract::Path;
@@ -21,6 +23,16 @@ const FILES: &[(&str, &str, &[u8])] = &[
         "socket.io.esm.min.js.map",
         MAP,
         include_bytes!("../../assets/socket.io-client/socket.io.esm.min.js.map"),
+    ),
+    (
+        "socket.io.msgpack.min.js",
+        JS,
+        include_bytes!("../../assets/socket.io-client/socket.io.msgpack.min.js"),
+    ),
+    (
+        "socket.io.msgpack.min.js.map",
+        MAP,
+        include_bytes!("../../assets/socket.io-client/socket.io.msgpack.min.js.map"),
     ),
 ];
 const JS: &str = "application/javascript; charset=utf-8";

@@ -56,6 +56,9 @@ pub struct Limits {
     pub max_recipients: usize,
     /// Largest history page.
     pub history_limit: usize,
+    /// The packet parser (PARSER), so the web client loads the matching
+    /// socket.io build: `common` or `msgpack`.
+    pub parser: &'static str,
 }
 
 impl Api {

@@ -17,6 +17,9 @@ export const clients = { "4.x": io, "3.x": io3, "2.x": io2 };
 
 const open = new Set();
 
+/** Options every client of these helpers gets (msgpack.test.js sets a parser). */
+export const clientDefaults = {};
+
 /**
  * A connected client (websocket only, no automatic reconnection unless
  * asked). `version` picks the socket.io-client (default 4.x). Events are
@@ -25,7 +28,7 @@ const open = new Set();
  * `data` is what its `error` event carried), its `socket` attached.
  */
 export async function connect(url, { version = "4.x", ...options } = {}) {
-  const socket = clients[version](url, { transports: ["websocket"], forceNew: true, reconnection: false, ...options, autoConnect: false });
+  const socket = clients[version](url, { transports: ["websocket"], forceNew: true, reconnection: false, ...clientDefaults, ...options, autoConnect: false });
   open.add(socket);
   record(socket);
   await new Promise((resolve, reject) => {
