@@ -222,13 +222,19 @@ impl InOrder {
 }
 
 /// What a packet weighs, before it is parsed.
-fn packet_size(v: &Value) -> PacketSize {
+/// A packet's size, and whether it carries binaries. Under PARSER=msgpack
+/// the whole event is one MessagePack value: its text is what is not a
+/// binary, so a long text costs what the same JSON text costs.
+fn packet_size(v: &Value) -> (PacketSize, bool) {
     match v {
-        Value::Str(text, binaries) => PacketSize {
-            text: text.as_str().len(),
-            binary: binaries.iter().flatten().map(bytes::Bytes::len).sum(),
-        },
-        Value::Bytes(bytes) => PacketSize { text: 0, binary: bytes.len() },
+        Value::Str(text, binaries) => {
+            let binary = binaries.iter().flatten().map(bytes::Bytes::len).sum();
+            (PacketSize { text: text.as_str().len(), binary }, binaries.is_some())
+        }
+        Value::Bytes(packet) => {
+            let (text, has_binaries) = super::msgpack::shape(packet);
+            (PacketSize { text, binary: packet.len().saturating_sub(text) }, has_binaries)
+        }
     }
 }
 
@@ -252,14 +258,9 @@ impl<A: Adapter> FromMessageParts<A> for InOrder {
         // Oversized frames never get here: the transport closed their
         // connection (see `app::socketio_builder`). Anything smaller is
         // handled, and content over a limit answered with its error code.
-        let size = packet_size(v);
-        let (text_bytes, has_binaries) = match v {
-            Value::Str(text, binaries) => (text.as_str().len(), binaries.is_some()),
-            // PARSER=msgpack: the whole event is one MessagePack value.
-            Value::Bytes(packet) => super::msgpack::shape(packet),
-        };
+        let (size, has_binaries) = packet_size(v);
         if has_binaries && !accepts_binary(s, v, ack) {
-            tracing::info!(sid = %s.id, bytes = text_bytes, "disconnecting a socket that sent a stray binary message");
+            tracing::info!(sid = %s.id, bytes = size.text, "disconnecting a socket that sent a stray binary message");
             let _ = s.clone().disconnect();
             return Err(RateLimited);
         }

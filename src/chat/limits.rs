@@ -25,10 +25,10 @@ pub const EVENT_TEXT_BYTES: usize = 64 * 1024;
 /// What an incoming packet weighs, measured before it is parsed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PacketSize {
-    /// Bytes of its JSON text.
+    /// Bytes of its text (JSON, or under PARSER=msgpack everything in the
+    /// MessagePack value that is not a binary).
     pub text: usize,
-    /// Bytes of its binary attachments (with the msgpack parser: the whole
-    /// packet, which cannot be told apart from a file before decoding).
+    /// Bytes of its binaries (attachments, or MessagePack binaries).
     pub binary: usize,
 }
 
