@@ -33,9 +33,6 @@ const MEMORY_FILES_MAX_BYTES: usize = 256 * 1024 * 1024;
 /// queue allocates as it fills, so an idle connection pays nothing for it.
 const SEND_QUEUE_PACKETS: usize = 4096;
 
-/// Binary attachments one packet may carry (a message has at most one file).
-const MAX_BINARY_ATTACHMENTS: usize = 2;
-
 /// How long shutdown waits for sockets to close and the server to stop.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -300,6 +297,7 @@ pub fn services(config: &Config, instance: &Instance, stores: Stores, secret: &[
         allow_guests: config.allow_guests,
         max_file_bytes: config.max_file_bytes,
         max_frame_bytes: config.transport_cap(),
+        max_text_bytes: config.frame_bytes(),
         event_rate: config.event_rate,
         event_burst: config.event_burst,
         delivery_bytes_per_sec: config.delivery_bytes_per_sec,
@@ -343,7 +341,7 @@ pub fn services(config: &Config, instance: &Instance, stores: Stores, secret: &[
 pub fn socketio_builder(config: &Config) -> SocketIoBuilder {
     let cap = config.transport_cap();
     let parser = ParserConfig::common()
-        .max_incoming_binaries(MAX_BINARY_ATTACHMENTS)
+        .max_incoming_binaries(chat::MAX_BINARY_ATTACHMENTS)
         .max_incoming_binary_buf_size(cap)
         .packet_completion_timeout(Duration::from_secs(30));
     // The process's parser, for /metrics and the parser-mismatch warning.

@@ -100,9 +100,10 @@ impl Undecodable {
         tracing::warn!(
             parser,
             unreported = earlier,
-            "a client sent a packet that PARSER={parser} cannot decode, and was disconnected: every client \
-             must use the same parser as the server (socket.io-msgpack-parser needs PARSER=msgpack, \
-             socket.io's default parser PARSER=common)"
+            "a client sent a packet that PARSER={parser} cannot decode, and was disconnected: most likely \
+             it uses another parser (every client must use the same parser as the server: \
+             socket.io-msgpack-parser needs PARSER=msgpack, socket.io's default parser PARSER=common), \
+             or it sent malformed packets"
         );
     }
 }

@@ -162,6 +162,64 @@ async fn refused_connections_left_open_still_count_against_their_address() {
 }
 
 #[tokio::test]
+async fn a_refused_2x_socket_that_connects_later_is_not_disconnected_by_its_refusal() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message as Frame;
+
+    let app = spawn_app_with(|c| c.max_connections_per_address = 2).await;
+    let holder = app.client().await;
+    let observer = app.user("observer").await;
+    // A 2.x socket joins `/` at once and is refused: the address is full.
+    let url = format!("ws://{}/socket.io/?EIO=3&transport=websocket", app.addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let mut texts = Vec::new();
+    while !texts.iter().any(|t: &String| t.starts_with("44")) {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("no refusal in 5 s") {
+            Some(Ok(Frame::Text(text))) => texts.push(text.to_string()),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(texts.iter().any(|t| t.contains("too_many_connections")), "{texts:?}");
+
+    // A place frees up, and the client connects with a packet of its own
+    // (the same sid), then logs in, all before its refusal's delayed
+    // disconnect is due.
+    holder.close().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        ws.send(Frame::text("40")).await.unwrap();
+        let answer = loop {
+            match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("no answer in 5 s") {
+                Some(Ok(Frame::Text(text))) if text.starts_with("4") => break text.to_string(),
+                Some(Ok(_)) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        };
+        if answer == "40" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never admitted: {answer}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ws.send(Frame::text(r#"42["add user","ghost"]"#)).await.unwrap();
+    assert_eq!(observer.next("user joined").await["username"], "ghost");
+
+    // The refusal's delayed disconnect must not touch the new socket: no
+    // disconnect packet arrives, and when the client goes, so does its user.
+    let quiet = tokio::time::timeout(Duration::from_millis(1500), async {
+        while let Some(Ok(frame)) = ws.next().await {
+            if frame.to_text().is_ok_and(|text| text == "41") {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "the live socket was disconnected by its earlier refusal");
+    drop(ws);
+    assert_eq!(observer.next("user left").await["username"], "ghost", "the user left with its socket");
+}
+
+#[tokio::test]
 async fn connections_that_never_finish_the_handshake_are_closed() {
     let app = spawn_app_with(|c| c.connect_timeout_secs = 1).await;
     let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", app.addr);

@@ -141,6 +141,21 @@ async fn frames_up_to_nodes_default_cap_are_read_and_larger_ones_disconnect() {
     bob.expect_none("message", Duration::from_millis(100)).await;
 }
 
+#[tokio::test]
+async fn files_raise_the_frame_cap_for_binaries_only() {
+    // Default files (5 MiB) raise the frame cap to 10 MiB; a text is still
+    // held to MAX_FRAME_BYTES (1,000,000 bytes): serde buffers a text it
+    // parses at several times its size.
+    let app = spawn_app().await;
+    let alice = app.member("alice", "general").await;
+    let bob = app.member("bob", "general").await;
+    alice.send_raw(frame_of_size(1_000_000)).await;
+    assert_eq!(alice.next("chat error").await["code"], "text_too_long");
+    alice.send_raw(frame_of_size(2_000_000)).await;
+    assert!(alice.wait_closed().await, "a 2 MB text is over the text cap, whatever files allow");
+    assert_eq!(bob.next("member left").await["username"], "alice");
+}
+
 /// A `message` event (no ack) whose websocket frame is exactly `bytes` long.
 fn frame_of_size(bytes: usize) -> String {
     let frame = |text: &str| format!("42{}", json!(["message", { "room": "general", "text": text }]));

@@ -222,18 +222,19 @@ impl InOrder {
 }
 
 /// What a packet weighs, before it is parsed.
-/// A packet's size, and whether it carries binaries. Under PARSER=msgpack
+/// A packet's size, and how many binaries it carries. Under PARSER=msgpack
 /// the whole event is one MessagePack value: its text is what is not a
 /// binary, so a long text costs what the same JSON text costs.
-fn packet_size(v: &Value) -> (PacketSize, bool) {
+fn packet_size(v: &Value) -> (PacketSize, usize) {
     match v {
         Value::Str(text, binaries) => {
             let binary = binaries.iter().flatten().map(bytes::Bytes::len).sum();
-            (PacketSize { text: text.as_str().len(), binary }, binaries.is_some())
+            let count = binaries.as_ref().map_or(0, |binaries| binaries.len().max(1));
+            (PacketSize { text: text.as_str().len(), binary }, count)
         }
         Value::Bytes(packet) => {
-            let (text, has_binaries) = super::msgpack::shape(packet);
-            (PacketSize { text, binary: packet.len().saturating_sub(text) }, has_binaries)
+            let (text, count) = super::msgpack::shape(packet);
+            (PacketSize { text, binary: packet.len().saturating_sub(text) }, count)
         }
     }
 }
@@ -258,9 +259,18 @@ impl<A: Adapter> FromMessageParts<A> for InOrder {
         // Oversized frames never get here: the transport closed their
         // connection (see `app::socketio_builder`). Anything smaller is
         // handled, and content over a limit answered with its error code.
-        let (size, has_binaries) = packet_size(v);
-        if has_binaries && !accepts_binary(s, v, ack) {
-            tracing::info!(sid = %s.id, bytes = size.text, "disconnecting a socket that sent a stray binary message");
+        let (size, binaries) = packet_size(v);
+        if !state.text_fits(size) {
+            // A frame over the transport cap for text (see `text_fits`).
+            tracing::info!(sid = %s.id, bytes = size.text, "disconnecting a socket that sent a text over MAX_FRAME_BYTES");
+            let _ = s.clone().disconnect();
+            return Err(RateLimited);
+        }
+        // The common parser counts attachments as it decodes; a MessagePack
+        // value holds any number of binaries, each costing no event token.
+        let stray = binaries > super::limits::MAX_BINARY_ATTACHMENTS || !accepts_binary(s, v, ack);
+        if binaries > 0 && stray {
+            tracing::info!(sid = %s.id, bytes = size.text, binaries, "disconnecting a socket that sent a stray binary message");
             let _ = s.clone().disconnect();
             return Err(RateLimited);
         }

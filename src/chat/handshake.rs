@@ -16,7 +16,7 @@ use axum::extract::Query;
 use serde::Deserialize;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State};
-use socketioxide::{ParserError, ProtocolVersion};
+use socketioxide::{ParserError, ProtocolVersion, SocketIo};
 
 use super::extract::InOrder;
 use super::login::log_in;
@@ -177,16 +177,24 @@ fn client_addr<A: Adapter>(socket: &SocketRef<A>) -> Option<ClientAddr> {
 /// Logs a refusal (at info, with its code) and hands it back for
 /// socketioxide to send. A 2.x client's socket is told to disconnect
 /// shortly after (see [`CLOSE_REFUSED_V4_AFTER`]).
-pub fn refused<A: Adapter>(socket: &SocketRef<A>, refusal: Refusal) -> Refusal {
+pub fn refused<A: Adapter>(io: &SocketIo<A>, socket: &SocketRef<A>, refusal: Refusal) -> Refusal {
     let ip = client_addr(socket).map(|client| tracing::field::display(client.0));
     let protocol = socket.protocol() as u8;
     let (code, reason) = (refusal.code(), refusal.reason());
     tracing::info!(sid = %socket.id, ip, protocol, %code, %reason, "refused a socket at the handshake");
     if socket.protocol() == ProtocolVersion::V4 {
-        let socket = socket.clone();
+        let (io, socket) = (io.clone(), socket.clone());
         tokio::spawn(async move {
             tokio::time::sleep(CLOSE_REFUSED_V4_AFTER).await;
             let sid = socket.id;
+            // The client may have connected since with a CONNECT packet of
+            // its own, under the same sid. Disconnecting the refused socket
+            // would remove that one from the namespace without its
+            // disconnect handler (socketioxide removes by sid), leaving its
+            // user online for good.
+            if io.get_socket(sid).is_some() {
+                return tracing::debug!(%sid, "a refused 2.x socket connected since: left alone");
+            }
             if let Err(err) = socket.disconnect() {
                 tracing::debug!(%sid, error = %err, "a refused socket closed before it was disconnected");
             }

@@ -9,6 +9,11 @@
 
 use std::time::{Duration, Instant};
 
+/// Binary attachments one packet may carry (a message has at most one
+/// file): the common parser's decoder counts them, `InOrder` counts a
+/// MessagePack packet's binaries.
+pub const MAX_BINARY_ATTACHMENTS: usize = 2;
+
 /// Events of one socket waiting for their turn (see `InOrder`), at most,
 /// unless the burst allowance is larger.
 pub const MAX_QUEUED_EVENTS: usize = 64;
@@ -73,6 +78,9 @@ pub struct EventLimiter {
     max_in_flight_bytes: Option<usize>,
     /// Bytes the socket may have delivered; `None`: unlimited.
     delivery: Option<ByteBucket>,
+    /// Largest text part of a packet (MAX_FRAME_BYTES, never raised for
+    /// files: only binaries need that); `None`: unlimited.
+    max_text_bytes: Option<usize>,
 }
 
 /// The events of a socket already admitted and not finished.
@@ -127,6 +135,7 @@ impl EventLimiter {
             max_queued: MAX_QUEUED_EVENTS.max(burst as usize),
             max_in_flight_bytes: None,
             delivery: None,
+            max_text_bytes: None,
         }
     }
 
@@ -136,6 +145,19 @@ impl EventLimiter {
     /// holds stays within one frame however fast it sends.
     pub fn with_in_flight_bytes(self, max: usize) -> Self {
         Self { max_in_flight_bytes: Some(max), ..self }
+    }
+
+    /// Caps a packet's text part at `max` bytes (see [`Self::text_fits`]).
+    pub fn with_max_text_bytes(self, max: usize) -> Self {
+        Self { max_text_bytes: Some(max), ..self }
+    }
+
+    /// Whether a packet's text fits the cap. Files raise the frame cap to
+    /// twice MAX_FILE_BYTES, but only for binaries: a text that large is
+    /// parsed whole (serde buffers it at several times its size), so text
+    /// over MAX_FRAME_BYTES is a frame over the transport cap.
+    pub fn text_fits(&self, size: PacketSize) -> bool {
+        self.max_text_bytes.is_none_or(|max| size.text <= max)
     }
 
     /// Adds a delivery allowance: `bytes_per_sec` sustained, `burst` at once.

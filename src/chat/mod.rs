@@ -61,6 +61,7 @@ use crate::metrics::metrics;
 use crate::store::{AccountStore, FileStore, SocketKey, Store, Stores};
 use extract::{ConnectData, InOrder};
 use limits::EventLimiter;
+pub use limits::MAX_BINARY_ATTACHMENTS;
 use socket_state::SocketState;
 
 /// What the deployment allows.
@@ -73,6 +74,8 @@ pub struct Policy {
     /// The transport cap (MAX_FRAME_BYTES, raised for files): also the most
     /// bytes of one socket's events held waiting for their turn.
     pub max_frame_bytes: usize,
+    /// Largest text part of a packet: MAX_FRAME_BYTES, not raised for files.
+    pub max_text_bytes: usize,
     /// Events per second one socket may send, sustained.
     pub event_rate: u32,
     /// Events one socket may send in a burst.
@@ -264,10 +267,13 @@ pub async fn prepare_socket<A: Adapter>(
     let policy = chat.policy();
     let limiter = EventLimiter::new(policy.event_rate, policy.event_burst)
         .with_delivery_allowance(policy.delivery_bytes_per_sec, policy.delivery_burst_bytes)
-        .with_in_flight_bytes(policy.max_frame_bytes);
+        .with_in_flight_bytes(policy.max_frame_bytes)
+        .with_max_text_bytes(policy.max_text_bytes);
     SocketState::attach(&socket, limiter);
     InOrder::reserve_first(&SocketState::of(&socket));
-    handshake::admit(&chat, &socket, auth).await.map_err(|refusal| handshake::refused(&socket, refusal))?;
+    handshake::admit(&chat, &socket, auth)
+        .await
+        .map_err(|refusal| handshake::refused(&io, &socket, refusal))?;
     socket.on("add user", login::on_add_user::<A>);
     socket.on("users", login::on_users::<A>);
     socket.on("new message", messages::on_new_message::<A>);

@@ -112,20 +112,22 @@ fn walk(packet: &[u8], mut visit: impl FnMut(Kind, Range<usize>)) -> Option<()> 
     Some(())
 }
 
-/// The bytes of `packet` that are not binary, and whether it holds any
-/// binary: the common parser's (text length, has attachments).
-pub(super) fn shape(packet: &[u8]) -> (usize, bool) {
+/// The bytes of `packet` that are not binary, and how many binaries it
+/// holds: the common parser's (text length, attachments). A packet this
+/// walker cannot read counts as all text and one binary, the strictest
+/// reading (socketioxide's decoder rejects it anyway).
+pub(super) fn shape(packet: &[u8]) -> (usize, usize) {
     let mut binary_bytes = 0;
-    let mut binaries = false;
+    let mut binaries = 0;
     let walked = walk(packet, |kind, span| {
         if matches!(kind, Kind::Bin | Kind::ArrayBuffer { .. }) {
             binary_bytes += span.len();
-            binaries = true;
+            binaries += 1;
         }
     });
     match walked {
         Some(()) => (packet.len() - binary_bytes, binaries),
-        None => (packet.len(), true),
+        None => (packet.len(), 1),
     }
 }
 
@@ -190,13 +192,22 @@ mod tests {
         packet.extend_from_slice(b"new message");
         packet.extend_from_slice(&[0xa5]);
         packet.extend_from_slice(b"hello");
-        assert_eq!(shape(&packet), (packet.len(), false));
+        assert_eq!(shape(&packet), (packet.len(), 0));
+    }
+
+    #[test]
+    fn every_bin_value_is_counted() {
+        // ["message", [bin(0), bin(0), bin(0)]]: three binaries, none of them a file.
+        let mut packet = vec![0x92, 0xa7];
+        packet.extend_from_slice(b"message");
+        packet.extend_from_slice(&[0x93, 0xc4, 0x00, 0xc4, 0x00, 0xc4, 0x00]);
+        assert_eq!(shape(&packet), (packet.len() - 6, 3));
     }
 
     #[test]
     fn a_bin_value_is_a_binary_and_not_text() {
         let packet = message_with_bin();
-        assert_eq!(shape(&packet), (packet.len() - 5, true));
+        assert_eq!(shape(&packet), (packet.len() - 5, 1));
     }
 
     #[test]
@@ -205,7 +216,7 @@ mod tests {
         let mut packet = vec![0x92, 0xa6];
         packet.extend_from_slice(b"typing");
         packet.extend_from_slice(&[0xc7, 2, 0, 9, 9]);
-        assert_eq!(shape(&packet), (packet.len() - 5, true));
+        assert_eq!(shape(&packet), (packet.len() - 5, 1));
     }
 
     #[test]
@@ -215,7 +226,7 @@ mod tests {
         packet.extend_from_slice(b"typing");
         packet.extend_from_slice(&UNDEFINED);
         packet.extend_from_slice(&[0xd7, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-        assert_eq!(shape(&packet), (packet.len(), false));
+        assert_eq!(shape(&packet), (packet.len(), 0));
     }
 
     #[test]
@@ -225,14 +236,14 @@ mod tests {
         packet.extend(std::iter::repeat_n(b'x', 300));
         packet.extend_from_slice(&[0xc6, 0, 1, 0x11, 0x70]);
         packet.extend(std::iter::repeat_n(7u8, 70_000));
-        assert_eq!(shape(&packet), (packet.len() - 70_005, true));
+        assert_eq!(shape(&packet), (packet.len() - 70_005, 1));
     }
 
     #[test]
     fn malformed_packets_count_as_all_text_and_binary() {
         // A string claiming 200 bytes that has 2; an array claiming 2^32-1 elements.
         for packet in [vec![0x92, 0xd9, 200, b'a', b'b'], vec![0xdd, 0xff, 0xff, 0xff, 0xff, 0xc0]] {
-            assert_eq!(shape(&packet), (packet.len(), true), "{packet:?}");
+            assert_eq!(shape(&packet), (packet.len(), 1), "{packet:?}");
             assert_eq!(normalize(&packet), None);
         }
     }
@@ -258,7 +269,7 @@ mod tests {
         let mut expected = packet[..packet.len() - 9].to_vec();
         expected.extend_from_slice(&[NIL, 0xc5, 0, 2, 5, 6]);
         assert_eq!(normalized, expected);
-        assert_eq!(shape(&normalized), (normalized.len() - 5, true), "the bytes stay binary");
+        assert_eq!(shape(&normalized), (normalized.len() - 5, 1), "the bytes stay binary");
         assert_eq!(normalize(&normalized), None, "normalizing twice changes nothing");
     }
 }

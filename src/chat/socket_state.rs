@@ -88,6 +88,12 @@ impl SocketState {
         let _ = self.address_slot.set(slot);
     }
 
+    /// Whether a packet's text part is within the cap (see
+    /// [`EventLimiter::text_fits`]).
+    pub fn text_fits(&self, size: PacketSize) -> bool {
+        self.limiter.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).text_fits(size)
+    }
+
     /// Decides whether the socket may send one more event, of `size`, now.
     pub fn admit(&self, size: PacketSize) -> Admission {
         let backlog = Backlog {

@@ -49,11 +49,13 @@ pub enum Frontend {
 impl Frontend {
     /// Looks for the bundled client's mark in `public_dir/index.html`.
     pub fn of(public_dir: &Path) -> Self {
-        let mut head = String::new();
+        // Bytes, not a string: the cut may fall inside a character.
+        let mut head = Vec::new();
         let read = std::fs::File::open(public_dir.join("index.html"))
-            .and_then(|file| file.take(MARK_SEARCH_BYTES).read_to_string(&mut head));
+            .and_then(|file| file.take(MARK_SEARCH_BYTES).read_to_end(&mut head));
+        let mark = BUNDLED_CLIENT_MARK.as_bytes();
         match read {
-            Ok(_) if head.contains(BUNDLED_CLIENT_MARK) => Self::Bundled,
+            Ok(_) if head.windows(mark.len()).any(|window| window == mark) => Self::Bundled,
             _ => Self::Own,
         }
     }
@@ -161,6 +163,10 @@ mod tests {
         assert_eq!(Frontend::of(&dir), Frontend::Own);
         std::fs::write(dir.join("index.html"), format!("<head>{BUNDLED_CLIENT_MARK}</head>")).unwrap();
         assert_eq!(Frontend::of(&dir), Frontend::Bundled);
+        // The search window ends inside a two-byte character.
+        let long = format!("<head>{BUNDLED_CLIENT_MARK}{}</head>", "é".repeat(MARK_SEARCH_BYTES as usize));
+        std::fs::write(dir.join("index.html"), format!(" {long}")).unwrap();
+        assert_eq!(Frontend::of(&dir), Frontend::Bundled, "a cut character does not hide the mark");
         std::fs::remove_dir_all(&dir).unwrap();
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("public");
         assert_eq!(Frontend::of(&shipped), Frontend::Bundled, "public/index.html lost its mark");
