@@ -231,6 +231,21 @@ pub fn no_delay(tcp: &mut tokio::net::TcpStream) {
     }
 }
 
+/// The HTTP router of either mode, around its socket.io service.
+pub fn router<S>(config: &Config, readiness: Readiness, api: Api, socketio: S) -> Result<Router, StartError>
+where
+    S: tower::Service<axum::extract::Request, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Response: axum::response::IntoResponse + 'static,
+    S::Future: Send + 'static,
+{
+    let gate = http::EngineGate::new(config.allow_eio3, config.max_connections_per_address);
+    Ok(http::router(&config.public_dir, edge(config)?, readiness, api, socketio, gate))
+}
+
 /// The request-edge rules, or why the configuration is wrong.
 pub fn edge(config: &Config) -> Result<Edge, StartError> {
     Edge::from_config(config).map_err(StartError::Config)
@@ -276,14 +291,7 @@ fn memory_mode(config: &Config, instance: &Instance) -> Result<Wiring, StartErro
     let tasks = chat::spawn_tasks(&io, &chat);
     let readiness = Readiness::new(instance.name.clone(), "memory", true);
     Ok(Wiring {
-        router: http::router(
-            &config.public_dir,
-            edge(config)?,
-            readiness,
-            api,
-            socketio,
-            http::EngineGate::new(config.allow_eio3, config.max_connections_per_address),
-        ),
+        router: router(config, readiness, api, socketio)?,
         tasks,
         shutdown: Box::pin(async move { io.close().await }),
     })

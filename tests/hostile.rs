@@ -197,10 +197,11 @@ async fn text_under_the_frame_cap_is_answered_and_stray_attachments_disconnect()
     let app = spawn_app_with(|c| c.max_frame_bytes = Some(64 * 1024)).await;
     let mut bystanders = Bystanders::new(&app).await;
     let attacker = mallory(&app).await;
-    // 100 KiB of text: over MAX_FRAME_BYTES but under the 10 MiB that files
-    // raise the cap to. Node would read it too (maxHttpBufferSize raised
-    // for files), and so it is read and refused, not cut off.
-    let big = format!(r#"42["message",{{"room":"lobby","text":"{}"}}]"#, "a".repeat(100 * 1024));
+    // 60 KiB of text: far over the 4,000-character limit, under
+    // MAX_FRAME_BYTES: read and refused, not cut off. (Text over
+    // MAX_FRAME_BYTES disconnects even though files raise the frame cap for
+    // binaries: tests/limits.rs.)
+    let big = format!(r#"42["message",{{"room":"lobby","text":"{}"}}]"#, "a".repeat(60 * 1024));
     attacker.send_raw(big).await;
     assert_eq!(attacker.next("chat error").await["code"], "text_too_long");
     bystanders.still_chat(&app, "oversized text").await;

@@ -8,10 +8,10 @@ use socketioxide::handler::ConnectHandler;
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 
 use super::{Cluster, ParserCheck, PubSub, RedisTarget, Timing, spawn_maintenance};
-use crate::app::{Instance, StartError, Wiring, edge, services, socketio_builder};
+use crate::app::{Instance, StartError, Wiring, router, services, socketio_builder};
 use crate::chat;
 use crate::config::Config;
-use crate::http::{self, Readiness};
+use crate::http::Readiness;
 use crate::store::{RedisStore, Stores};
 
 /// How long shutdown waits for disconnect handlers to record their logouts.
@@ -106,16 +106,5 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
         }
         cluster.quit().await;
     });
-    Ok(Wiring {
-        router: http::router(
-            &config.public_dir,
-            edge(config)?,
-            readiness,
-            api,
-            socketio,
-            http::EngineGate::new(config.allow_eio3, config.max_connections_per_address),
-        ),
-        tasks,
-        shutdown,
-    })
+    Ok(Wiring { router: router(config, readiness, api, socketio)?, tasks, shutdown })
 }
