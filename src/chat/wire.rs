@@ -15,8 +15,11 @@ use crate::store::RoomInfo;
 
 /// `add user`: the demo sends a bare name; our client adds the session
 /// secret it got at its first login, to take its name back on reconnect.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+///
+/// Read by hand, not as a `#[serde(untagged)]` enum: serde buffers an
+/// untagged value whole (at 10 to 30 times its size) before trying each
+/// variant, and this payload is read before its sender has logged in.
+#[derive(Debug)]
 pub enum AddUser {
     /// `"alice"`
     Name(String),
@@ -25,9 +28,39 @@ pub enum AddUser {
         /// The name to log in as.
         username: String,
         /// The secret returned by an earlier login.
-        #[serde(default)]
         session: Option<String>,
     },
+}
+
+impl<'de> Deserialize<'de> for AddUser {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// The object form; unknown fields are skipped, not kept.
+        #[derive(Deserialize)]
+        struct WithSession {
+            username: String,
+            #[serde(default)]
+            session: Option<String>,
+        }
+        struct NameOrObject;
+        impl<'de> Visitor<'de> for NameOrObject {
+            type Value = AddUser;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a name, or an object { username, session? }")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<AddUser, E> {
+                Ok(AddUser::Name(name.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, name: String) -> Result<AddUser, E> {
+                Ok(AddUser::Name(name))
+            }
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<AddUser, M::Error> {
+                let WithSession { username, session } =
+                    WithSession::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(AddUser::WithSession { username, session })
+            }
+        }
+        deserializer.deserialize_any(NameOrObject)
+    }
 }
 
 /// `join` and `leave`.
@@ -39,13 +72,48 @@ pub struct RoomRequest {
 }
 
 /// One name or a list of names (`to` of `message`, `with` of `history`).
-#[derive(Debug, Deserialize)]
-#[serde(untagged, expecting = "a name or a list of names")]
+///
+/// Read by hand, not as a `#[serde(untagged)]` enum (which buffers the
+/// whole value first): a list keeps at most one name more than
+/// [`MAX_RECIPIENTS`](super::MAX_RECIPIENTS), enough to answer
+/// `too_many_recipients`, and skips the rest without keeping it.
+#[derive(Debug)]
 pub enum Names {
     /// A single user.
     One(String),
     /// Several users.
     Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for Names {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NameOrList;
+        impl<'de> Visitor<'de> for NameOrList {
+            type Value = Names;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a name or a list of names")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Names, E> {
+                Ok(Names::One(name.to_owned()))
+            }
+            fn visit_string<E: de::Error>(self, name: String) -> Result<Names, E> {
+                Ok(Names::One(name))
+            }
+            fn visit_seq<S: de::SeqAccess<'de>>(self, mut seq: S) -> Result<Names, S::Error> {
+                let keep = super::MAX_RECIPIENTS + 1;
+                let mut names = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(keep));
+                while names.len() < keep {
+                    match seq.next_element::<String>()? {
+                        Some(name) => names.push(name),
+                        None => return Ok(Names::Many(names)),
+                    }
+                }
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Names::Many(names))
+            }
+        }
+        deserializer.deserialize_any(NameOrList)
+    }
 }
 
 /// `message`: exactly one of `room` / `to`, and a text, a file, or both.
@@ -279,4 +347,40 @@ pub struct Sent {
 pub struct HistoryPageBody {
     /// Messages, oldest first.
     pub messages: Vec<Message>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+    use super::*;
+
+    #[test]
+    fn add_user_takes_a_name_or_an_object() {
+        assert!(
+            matches!(serde_json::from_str(r#""alice""#).unwrap(), AddUser::Name(name) if name == "alice")
+        );
+        let object = r#"{ "username": "alice", "session": "s", "extra": [1, 2, 3] }"#;
+        let parsed: AddUser = serde_json::from_str(object).unwrap();
+        assert!(
+            matches!(parsed, AddUser::WithSession { username, session: Some(session) } if username == "alice" && session == "s")
+        );
+        assert!(serde_json::from_str::<AddUser>(r#"{ "session": "s" }"#).is_err(), "a username is required");
+        assert!(serde_json::from_str::<AddUser>("42").is_err());
+        assert!(serde_json::from_str::<AddUser>(r#"["alice"]"#).is_err());
+    }
+
+    #[test]
+    fn a_list_of_names_keeps_one_more_than_the_recipient_limit() {
+        assert!(matches!(serde_json::from_str(r#""bob""#).unwrap(), Names::One(name) if name == "bob"));
+        let Names::Many(two) = serde_json::from_str(r#"["a", "b"]"#).unwrap() else { panic!("a list") };
+        assert_eq!(two, ["a", "b"]);
+        let many = serde_json::to_string(&vec!["x"; 10_000]).unwrap();
+        let Names::Many(kept) = serde_json::from_str(&many).unwrap() else { panic!("a list") };
+        assert_eq!(kept.len(), super::super::MAX_RECIPIENTS + 1, "enough to answer too_many_recipients");
+        let mixed = format!(r#"[{}, 1, {{"x": []}}]"#, vec![r#""x""#; 60].join(","));
+        assert!(serde_json::from_str::<Names>(&mixed).is_ok(), "what is past the limit is skipped");
+        assert!(serde_json::from_str::<Names>(r#"["a", 1]"#).is_err(), "names within the limit are names");
+        assert!(serde_json::from_str::<Names>("{}").is_err());
+    }
 }
