@@ -9,7 +9,7 @@ import { createHmac } from "node:crypto";
 import { io } from "socket.io-client";
 import { startServer, startPair, TEST_SECRET } from "./lib/server.js";
 import { startRedis } from "./lib/redis.js";
-import { connect, ack, next, none, closeAll, WAIT_MS } from "./lib/client.js";
+import { connect, ack, next, nextMatching, none, closeAll, WAIT_MS } from "./lib/client.js";
 import { MAX_FILE_BYTES } from "./lib/contract.js";
 import { request, register, login, account, newAddress } from "./lib/http.js";
 
@@ -85,13 +85,6 @@ async function guest(url, name) {
 }
 
 /** Consumes `event`s until one satisfies `matches`; resolves with it. */
-async function nextMatching(socket, event, matches) {
-  for (;;) {
-    const value = await next(socket, event);
-    if (matches(value)) return value;
-  }
-}
-
 function assertError(reply, code) {
   assert.equal(reply.ok, false, `expected ${code}, got ${JSON.stringify(reply)}`);
   assert.equal(reply.error.code, code, JSON.stringify(reply));

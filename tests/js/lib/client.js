@@ -89,6 +89,18 @@ export function next(socket, event, timeoutMs = WAIT_MS) {
   });
 }
 
+/**
+ * Resolves with the next `event` whose argument `matches`, skipping others
+ * (a late `user left` of an earlier test's user, say).
+ */
+export async function nextMatching(socket, event, matches, timeoutMs = WAIT_MS) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await next(socket, event, Math.max(1, deadline - Date.now()));
+    if (matches(value)) return value;
+  }
+}
+
 /** Asserts that no `event` arrives within `ms`. */
 export async function none(socket, event, ms = 300) {
   await new Promise((resolve) => setTimeout(resolve, ms));
