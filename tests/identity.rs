@@ -138,6 +138,17 @@ async fn delete_me(app: &TestApp, token: &str, password: &str) -> (u16, Value) {
 }
 
 /// Waits until the server disconnects `client`, having said `session_ended`.
+/// `token` is refused as revoked by `app` (another instance than the one
+/// that revoked it).
+async fn assert_revoked_on(app: &TestApp, token: &str) {
+    let (status, body) = call(app, reqwest::Method::GET, NO_SUCH_FILE, token, None).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("token_revoked")),
+        "refused on every instance"
+    );
+}
+
 async fn assert_session_ended(client: &Client) {
     let said = client.next("chat error").await;
     assert_eq!(said["code"], "session_ended", "{said}");
@@ -265,12 +276,7 @@ async fn logout_revokes_the_token_and_ends_its_sockets_everywhere(d: Deployment)
     assert_eq!(status, 204);
     assert_session_ended(&on_home).await;
     assert_session_ended(&on_other).await;
-    let (status, body) = call(d.other(), reqwest::Method::GET, NO_SUCH_FILE, &token, None).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (401, Some("token_revoked")),
-        "refused on every instance"
-    );
+    assert_revoked_on(d.other(), &token).await;
     assert!(Client::connect_with_auth(d.other().addr, Some(json!({ "token": token }))).await.is_err());
 
     let reply = other_device.request("users", json!(null)).await;
@@ -292,12 +298,7 @@ async fn a_password_change_revokes_every_token_of_the_account(d: Deployment) {
     let fresh = body["token"].as_str().unwrap().to_owned();
 
     assert_session_ended(&on_other).await;
-    let (status, body) = call(d.other(), reqwest::Method::GET, NO_SUCH_FILE, &token, None).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (401, Some("token_revoked")),
-        "refused on every instance"
-    );
+    assert_revoked_on(d.other(), &token).await;
     let (status, _) =
         d.other().post_json("/api/login", json!({ "username": "alice", "password": "password1234" })).await;
     assert_eq!(status, 401, "the old password no longer works");
