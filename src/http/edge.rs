@@ -12,15 +12,14 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Request, State};
 use axum::http::uri::Authority;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use super::client_addr::{ClientAddr, TrustedProxies, peer_of};
+use super::refusal;
 use super::security_headers::SecurityHeaders;
 use super::serve::Port;
 use crate::config::Config;
@@ -302,10 +301,6 @@ fn plain_http(edge: &Edge, request: &Request, host: Option<&Authority>) -> Respo
         Ok(location) => (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, location)]).into_response(),
         Err(_) => refusal(StatusCode::BAD_REQUEST, "bad_request", "the URL cannot be redirected"),
     }
-}
-
-fn refusal(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response()
 }
 
 /// The answer to a CORS preflight from a listed origin.

@@ -97,8 +97,11 @@ fn unsupported_protocol() -> Response {
 /// The answer to a connection over the engine cap. A browser's websocket
 /// never shows it; the client just fails to connect, as at any full server.
 fn too_many_connections() -> Response {
-    let body = json!({ "error": { "code": "too_many_connections", "message": "too many connections from your address" } });
-    (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response()
+    super::refusal(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_connections",
+        "too many connections from your address",
+    )
 }
 
 #[cfg(test)]

@@ -76,3 +76,10 @@ pub fn redirect_router(edge: Edge) -> Router {
         .route("/healthz", get(health::healthz))
         .layer(middleware::from_fn_with_state(Arc::new(edge.redirect_only()), edge::guard))
 }
+
+/// The body every HTTP refusal carries: `{ error: { code, message } }`, as
+/// the API's errors and the socket events' acks.
+fn refusal(status: axum::http::StatusCode, code: &str, message: &str) -> axum::response::Response {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    (status, axum::Json(body)).into_response()
+}

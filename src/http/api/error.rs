@@ -4,10 +4,8 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::auth::{AuthError, whole_seconds};
 use crate::domain::ValidationError;
@@ -71,8 +69,7 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message) = self.parts();
-        let mut response =
-            (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response();
+        let mut response = crate::http::refusal(status, code, &message);
         match &self {
             Self::RateLimited(wait) | Self::Busy(wait) => {
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(whole_seconds(*wait)));
