@@ -285,7 +285,7 @@ fn memory_mode(config: &Config, instance: &Instance) -> Result<Wiring, StartErro
             rand::random::<[u8; 32]>().to_vec()
         }
     };
-    let (chat, api) = services(config, instance, Stores::of(Arc::new(store)), &secret);
+    let (chat, api) = services(config, instance, Stores::of(Arc::new(store)), &secret, chat::Ghosts::none());
     let (socketio, io) = socketio_builder(config).with_state(chat.clone()).build_svc();
     io.ns("/", chat::on_connect.with(chat::prepare_socket));
     let tasks = chat::spawn_tasks(&io, &chat);
@@ -298,7 +298,13 @@ fn memory_mode(config: &Config, instance: &Instance) -> Result<Wiring, StartErro
 }
 
 /// The chat state and the HTTP API over one backend's stores.
-pub fn services(config: &Config, instance: &Instance, stores: Stores, secret: &[u8]) -> (Chat, Api) {
+pub fn services(
+    config: &Config,
+    instance: &Instance,
+    stores: Stores,
+    secret: &[u8],
+    ghosts: chat::Ghosts,
+) -> (Chat, Api) {
     let tokens = Tokens::new(secret, Duration::from_secs(config.token_ttl_secs));
     let auth = Auth::new(tokens, stores.accounts.clone(), stores.state.clone());
     let policy = Policy {
@@ -319,8 +325,14 @@ pub fn services(config: &Config, instance: &Instance, stores: Stores, secret: &[
         announce_max_users: config.announce_max_users,
         session_check: std::time::Duration::from_millis(config.session_check_ms),
     };
-    let chat =
-        Chat::new(stores.clone(), auth.clone(), policy, instance.id.clone(), config.history_limit as usize);
+    let chat = Chat::new(
+        stores.clone(),
+        auth.clone(),
+        policy,
+        instance.id.clone(),
+        config.history_limit as usize,
+        ghosts,
+    );
     let limits = Limits {
         allow_guests: config.allow_guests,
         max_file_bytes: config.max_file_bytes,

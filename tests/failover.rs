@@ -14,6 +14,9 @@ use common::{Client, TestApp, assert_error, spawn_clustered};
 use serde_json::json;
 
 const RECOVERY: Duration = Duration::from_secs(10);
+/// Longer than an instance takes to judge another dead by its connections
+/// (3 s settling after its own reconnect, 1 s of absence, a look every 0.5 s).
+const LIVENESS_VERDICT: Duration = Duration::from_secs(5);
 
 /// Sends probes from `from` to `room` until `to` receives one; returns how long it took.
 async fn wait_for_delivery(from: &Client, to: &Client, room: &str, within: Duration) -> Duration {
@@ -118,6 +121,10 @@ async fn a_redis_restart_under_traffic_heals_by_itself() {
     let texts: Vec<&str> =
         history["messages"].as_array().unwrap().iter().filter_map(|m| m["text"].as_str()).collect();
     assert!(texts.contains(&"outage 19"), "messages sent during the outage reach history: {texts:?}");
+    // Every instance's Redis connections closed with the restart, and none
+    // was taken for dead: they all reconnect before anyone judges.
+    bob.expect_none("user left", LIVENESS_VERDICT).await;
+    alice.expect_none("user left", Duration::ZERO).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,4 +206,67 @@ async fn the_log_says_what_is_happening_with_redis() {
     assert_eq!(ready.status(), 503);
     let body: serde_json::Value = ready.json().await.unwrap();
     assert_eq!(body, json!({ "status": "unavailable", "mode": "redis", "instance": "logger" }));
+}
+
+/// A process on `url` named `name`, with heartbeats too slow to matter,
+/// once it watches the other instances' connections.
+fn watching_instance(url: &str, prefix: &str, name: &str) -> Process {
+    let env =
+        [("REDIS_URL", url), ("REDIS_PREFIX", prefix), ("INSTANCE_NAME", name), ("INSTANCE_TTL_MS", "30000")];
+    let process = Process::start(&env);
+    process.wait_for_log("watching the other instances", RECOVERY);
+    process
+}
+
+/// A client of `process` logged in as `name`.
+async fn logged_in(process: &Process, name: &str) -> Client {
+    let client = Client::connect(process.addr).await;
+    assert_eq!(client.request("add user", json!(name)).await["ok"], true);
+    client
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_held_by_a_killed_process_is_free_again_within_seconds() {
+    let redis = RedisServer::start();
+    let mut doomed = watching_instance(&redis.url(), "ghost", "doomed");
+    let survivor = watching_instance(&redis.url(), "ghost", "survivor");
+    let _alice = logged_in(&doomed, "alice").await;
+    let bob = logged_in(&survivor, "bob").await;
+    bob.clear();
+    // A live holder keeps its name.
+    let impostor = Client::connect(survivor.addr).await;
+    assert_error(&impostor.request("add user", json!("alice")).await, "name_taken");
+
+    doomed.kill();
+    let killed = tokio::time::Instant::now();
+    // A demo frontend reconnecting through the survivor logs in with its
+    // name, no session, once: it gets the name the dead process held.
+    let again = Client::connect(survivor.addr).await;
+    let login = again.request("add user", json!("alice")).await;
+    assert_eq!(login["ok"], true, "{login}");
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(3), "taken over {took:?} after the kill");
+    // Everyone saw the ghost leave, then alice come back, in that order.
+    assert_eq!(bob.next("user left").await, json!({ "username": "alice", "numUsers": 1 }));
+    assert_eq!(bob.next("user joined").await, json!({ "username": "alice", "numUsers": 2 }));
+    assert_eq!(bob.request_empty("users").await["numUsers"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_process_is_noticed_by_its_closed_connections_not_its_heartbeat() {
+    let redis = RedisServer::start();
+    let mut doomed = watching_instance(&redis.url(), "closed", "doomed");
+    let survivor = watching_instance(&redis.url(), "closed", "survivor");
+    let alice = logged_in(&doomed, "alice").await;
+    assert_eq!(alice.request("join", json!({ "room": "general" })).await["ok"], true);
+    let bob = logged_in(&survivor, "bob").await;
+    assert_eq!(bob.request("join", json!({ "room": "general" })).await["ok"], true);
+    bob.clear();
+
+    doomed.kill();
+    let killed = tokio::time::Instant::now();
+    assert_eq!(bob.next("member left").await, json!({ "room": "general", "username": "alice" }));
+    assert_eq!(bob.next("user left").await, json!({ "username": "alice", "numUsers": 1 }));
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(3), "noticed {took:?} after the kill (the heartbeat would take 30 s)");
 }

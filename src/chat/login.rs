@@ -13,7 +13,7 @@ use super::wire::{AddUser, LoggedIn, LoginEvent, MemberEvent, UsersList};
 use super::{Chat, ChatError, channels, log_emit, namespace, online, presence};
 use crate::auth::{Identity, IdentityKind, Session};
 use crate::domain::Username;
-use crate::store::{Login, Logout, OwnerProof};
+use crate::store::{Login, Logout, OwnerProof, StoreError};
 
 /// `add user` (name | { username, session }) → `login` to the socket, and
 /// `user joined` (or `presence`) to everyone else.
@@ -86,7 +86,17 @@ pub(super) async fn log_in<A: Adapter>(
 ) -> Result<Login, ChatError> {
     let state = SocketState::of(socket);
     let key = chat.socket_key(socket.id);
-    let login = chat.store().login(&identity.user, &identity.proof(), &key).await?;
+    let login = match chat.store().login(&identity.user, &identity.proof(), &key).await {
+        // Held by sockets of an instance that died? Then the name is free
+        // once that instance is purged: what a frontend that logs in again
+        // after reconnecting elsewhere needs. A live holder still wins.
+        Err(StoreError::NameTaken(_)) if chat.ghosts().reap().await => {
+            let login = chat.store().login(&identity.user, &identity.proof(), &key).await?;
+            tracing::info!(user = %login.user, "name free on a second look (its holder was a dead instance, or left)");
+            login
+        }
+        result => result?,
+    };
     let max_sockets = chat.policy().max_sockets_per_user;
     if login.sockets > max_sockets as usize {
         // Not the user's first socket, so nobody was told it came online.

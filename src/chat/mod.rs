@@ -20,6 +20,7 @@ mod avatars;
 mod channels;
 mod error;
 mod extract;
+mod ghosts;
 mod handshake;
 mod limits;
 mod login;
@@ -49,6 +50,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 pub use error::{ChatError, ErrorBody};
+pub use ghosts::{Ghosts, ReapRequest};
 pub use login::{announce_login, announce_logout, recheck_guests};
 pub use messages::{DEFAULT_HISTORY_PAGE, MAX_RECIPIENTS};
 pub use presence::{PUSH_MAX_USERS, send_all_batches};
@@ -124,17 +126,21 @@ struct Inner {
     /// Wakes the session sweeper after a revocation through this instance.
     sessions_changes: Notify,
     connections: Arc<ConnectionsPerAddress>,
+    /// Asks the cluster whether a taken name is held by a dead instance.
+    ghosts: Ghosts,
 }
 
 impl Chat {
     /// Chat state over `stores`, for the instance named `instance`, whose
-    /// store keeps `history_limit` messages per conversation.
+    /// store keeps `history_limit` messages per conversation; `ghosts`
+    /// looks for dead instances holding a name.
     pub fn new(
         stores: Stores,
         auth: Auth,
         policy: Policy,
         instance: impl Into<String>,
         history_limit: usize,
+        ghosts: Ghosts,
     ) -> Self {
         let connections = ConnectionsPerAddress::new(policy.max_connections_per_address);
         Self(Arc::new(Inner {
@@ -150,7 +156,13 @@ impl Chat {
             presence_batch: Mutex::new(presence::Batch::default()),
             avatar_changes: avatars::Changes::default(),
             sessions_changes: Notify::new(),
+            ghosts,
         }))
+    }
+
+    /// Looks for dead instances holding names.
+    pub fn ghosts(&self) -> &Ghosts {
+        &self.0.ghosts
     }
 
     /// The shared state store.

@@ -3,6 +3,7 @@
 //! - [`url`]: which Redis, from `REDIS_URL`
 //! - [`pubsub`]: the socket.io adapter's driver (sharded pub/sub)
 //! - [`maintenance`]: heartbeats, purging dead instances, recovering from outages
+//! - [`liveness`]: noticing within a second that an instance's process died
 //! - [`parsers`]: every instance on the same PARSER, or an error in the log
 //! - [`wiring`]: cluster mode assembled for the application
 //!
@@ -10,6 +11,7 @@
 //! connections keep retrying in the background, and the instance serves its
 //! own clients meanwhile (see `store::RedisStore`).
 
+mod liveness;
 mod maintenance;
 mod parsers;
 mod pubsub;
@@ -21,7 +23,7 @@ use std::time::Duration;
 use fred::prelude::{Builder, Client, ClientLike, ReconnectPolicy};
 use tokio::task::JoinHandle;
 
-pub use maintenance::{Timing, spawn_maintenance};
+pub use maintenance::{Maintenance, Timing};
 pub use parsers::ParserCheck;
 pub use pubsub::PubSub;
 pub use url::{RedisTarget, UrlError};
@@ -48,6 +50,9 @@ pub fn client_builder(target: &RedisTarget) -> Builder {
     builder.with_connection_config(|connection| {
         connection.connection_timeout = Duration::from_secs(2);
         connection.internal_command_timeout = Duration::from_secs(2);
+        // Each connection is named after the client (`CLIENT SETNAME`), so
+        // the others see when this process's connections close (liveness).
+        connection.auto_client_setname = true;
         // No automatic retries: a script that ran but whose reply was lost
         // must not run twice; the resync repairs what a failure left behind.
         connection.max_command_attempts = 1;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use socketioxide::handler::ConnectHandler;
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 
-use super::{Cluster, ParserCheck, PubSub, RedisTarget, Timing, spawn_maintenance};
+use super::{Cluster, Maintenance, ParserCheck, PubSub, RedisTarget, Timing};
 use crate::app::{Instance, StartError, Wiring, router, services, socketio_builder};
 use crate::chat;
 use crate::config::Config;
@@ -35,7 +35,8 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
             .with_file_ttl(config.file_ttl())
             .with_history_ttl(config.history_ttl()),
     );
-    let (chat, api) = services(config, instance, Stores::of(store.clone()), &secret);
+    let (ghosts, reap_requests) = chat::Ghosts::channel();
+    let (chat, api) = services(config, instance, Stores::of(store.clone()), &secret, ghosts);
 
     let adapter = RedisAdapterCtr::new_with_driver(
         cluster.pubsub(),
@@ -59,15 +60,17 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
     let parsers =
         ParserCheck::new(cluster.commands(), &config.redis_prefix, &instance.id, config.parser, timing.ttl);
     let leaving = parsers.clone();
-    let maintenance = spawn_maintenance(
-        io.clone(),
-        chat.clone(),
-        store.clone(),
-        cluster.clone(),
-        readiness.clone(),
+    let maintenance = Maintenance {
+        io: io.clone(),
+        chat: chat.clone(),
+        store: store.clone(),
+        cluster: cluster.clone(),
+        readiness: readiness.clone(),
         timing,
         parsers,
-    );
+        reap_requests,
+    }
+    .spawn();
     let stop_maintenance = maintenance.abort_handle();
     tasks.push(maintenance);
     tracing::info!(redis = %cluster.describe(), prefix = %config.redis_prefix, "cluster mode: connecting to Redis in the background");

@@ -72,6 +72,8 @@ pub struct Keys {
     pub rooms: String,
     /// instance id → last heartbeat (ms, Redis clock)
     pub instances: String,
+    /// instance id → the name of its command connections (`CLIENT SETNAME`)
+    pub connections: String,
     room_prefix: String,
     instance_prefix: String,
     history_prefix: String,
@@ -86,6 +88,7 @@ impl Keys {
             sockets: format!("{tag}:sockets"),
             rooms: format!("{tag}:rooms"),
             instances: format!("{tag}:instances"),
+            connections: format!("{tag}:connections"),
             room_prefix: format!("{tag}:room:"),
             instance_prefix: format!("{tag}:instance:"),
             history_prefix: format!("{prefix}:history:"),

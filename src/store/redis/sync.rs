@@ -2,11 +2,11 @@
 //! sockets of dead instances, and rewriting this instance's own part of Redis
 //! from its local mirror after an outage.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use fred::prelude::{HashesInterface, SetsInterface, SortedSetsInterface};
+use fred::prelude::{ClientLike, HashesInterface, SetsInterface, SortedSetsInterface};
 
 use super::scripts::{parse_socket_id, socket_id};
 use super::{RedisStore, room_name};
@@ -38,8 +38,8 @@ impl RedisStore {
     /// Records that this instance is alive. Returns false if Redis did not
     /// know it (first heartbeat, or it was purged as dead): a resync is due.
     pub async fn heartbeat(&self) -> Result<bool, StoreError> {
-        let keys = vec![self.keys.instances.clone()];
-        let args = vec![self.instance.clone()];
+        let keys = vec![self.keys.instances.clone(), self.keys.connections.clone()];
+        let args = vec![self.instance.clone(), self.client.id().to_owned()];
         let known: i64 = self
             .call("heartbeat", self.scripts.heartbeat.evalsha_with_reload(&self.client, keys, args))
             .await?;
@@ -56,6 +56,14 @@ impl RedisStore {
         Ok(dead.into_iter().filter(|id| *id != self.instance).collect())
     }
 
+    /// The other registered instances, each with the name its command
+    /// connections carry (instances that never said are left out).
+    pub async fn peer_connections(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let named: HashMap<String, String> =
+            self.call("instance connections", self.client.hgetall(&self.keys.connections)).await?;
+        Ok(named.into_iter().filter(|(id, _)| *id != self.instance).collect())
+    }
+
     /// Removes every socket of a dead instance, then the instance itself.
     /// Safe to run from several survivors at once: each socket's removal is
     /// atomic and reported to exactly one of them.
@@ -69,6 +77,8 @@ impl RedisStore {
             }
         }
         let _: i64 = self.call("forget instance", self.client.zrem(&self.keys.instances, instance)).await?;
+        let _: i64 =
+            self.call("forget connections", self.client.hdel(&self.keys.connections, instance)).await?;
         Ok(purge)
     }
 
