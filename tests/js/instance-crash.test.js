@@ -116,3 +116,25 @@ test("clients that only re-emit add user are all back within 3 s after an instan
   for (const person of moved) await everyoneHears(person, `${person.name} is back`);
   await everyoneHears(people.find((p) => !moved.includes(p)), "welcome back");
 });
+
+test("an instance stopped with SIGTERM hands its clients over just as fast", { timeout: 60000 }, async (t) => {
+  // The twelve are on instances 1 and 3 now; stop 3 the orderly way.
+  for (const person of people) person.disconnects = 0;
+  const logins = new Map(people.map((p) => [p, p.logins.length]));
+  const stoppedAt = Date.now();
+  const stopped = instances[2].stop();
+  await eventually(() => people.some((p) => p.disconnects > 0), 10000, "instance 3's clients to be disconnected");
+  await stopped;
+  const moved = people.filter((p) => p.disconnects > 0);
+  assert.ok(moved.length >= 1, "some clients were on instance 3");
+  await eventually(() => moved.every((p) => p.logins.length === logins.get(p) + 1), 10000, "instance 3's clients to log in again");
+  for (const person of moved) {
+    const reconnected = person.connects.at(-1);
+    assert.ok(person.logins.at(-1) - reconnected <= LOGIN_AFTER_RECONNECT_MS, `${person.name} logged in ${person.logins.at(-1) - reconnected} ms after reconnecting`);
+    assert.deepEqual(person.errors, [], `${person.name} got no error`);
+  }
+  t.diagnostic(`${moved.length} moved; all back ${Math.max(...moved.map((p) => p.logins.at(-1) - stoppedAt))} ms after SIGTERM`);
+  const users = await new Promise((resolve) => people.find((p) => !moved.includes(p)).socket.emit("users", resolve));
+  assert.equal(users.numUsers, 12, JSON.stringify(users));
+  for (const person of moved) await everyoneHears(person, `${person.name} moved again`);
+});
