@@ -8,6 +8,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::process::Process;
 use common::redis::{RedisCluster, RedisServer};
 use common::{Client, TestApp, assert_error, spawn_clustered, spawn_clustered_with};
 use serde_json::json;
@@ -173,12 +174,26 @@ async fn a_stopped_instance_announces_its_users_leaving(url: &str, prefix: &str)
     assert_eq!(alice.request_empty("users").await["numUsers"], 1);
 }
 
+async fn a_killed_process_is_noticed_within_seconds(url: &str, prefix: &str) {
+    let mut doomed = Process::watching(url, prefix, "doomed");
+    let survivor = Process::watching(url, prefix, "survivor");
+    let bob = survivor.user("bob").await;
+    let _alice = doomed.user("alice").await;
+    assert_eq!(bob.next("user joined").await["username"], "alice");
+    doomed.kill();
+    let killed = tokio::time::Instant::now();
+    assert_eq!(bob.next("user left").await, json!({ "username": "alice", "numUsers": 1 }));
+    assert!(killed.elapsed() < Duration::from_secs(3), "noticed {:?} after the kill", killed.elapsed());
+    let again = Client::connect(survivor.addr).await;
+    assert_eq!(again.request("add user", json!("alice")).await["ok"], true, "the name is free");
+}
+
 /// One test per scenario above, each against its own Redis from `$setup`.
 macro_rules! across {
     ($backend:ident, $setup:expr) => {
         mod $backend {
             use super::*;
-            across!(@tests $setup, demo_events_cross_instances, room_messages_reach_every_instance_exactly_once, private_and_multicast_messages_cross_instances, names_are_unique_across_instances, users_are_listed_and_pushed_across_instances, presence_batches_cross_instances, a_stopped_instance_announces_its_users_leaving, avatar_changes_are_announced_across_instances);
+            across!(@tests $setup, demo_events_cross_instances, room_messages_reach_every_instance_exactly_once, private_and_multicast_messages_cross_instances, names_are_unique_across_instances, users_are_listed_and_pushed_across_instances, presence_batches_cross_instances, a_stopped_instance_announces_its_users_leaving, avatar_changes_are_announced_across_instances, a_killed_process_is_noticed_within_seconds);
         }
     };
     (@tests $setup:expr, $($scenario:ident),+) => {

@@ -208,30 +208,13 @@ async fn the_log_says_what_is_happening_with_redis() {
     assert_eq!(body, json!({ "status": "unavailable", "mode": "redis", "instance": "logger" }));
 }
 
-/// A process on `url` named `name`, with heartbeats too slow to matter,
-/// once it watches the other instances' connections.
-fn watching_instance(url: &str, prefix: &str, name: &str) -> Process {
-    let env =
-        [("REDIS_URL", url), ("REDIS_PREFIX", prefix), ("INSTANCE_NAME", name), ("INSTANCE_TTL_MS", "30000")];
-    let process = Process::start(&env);
-    process.wait_for_log("watching the other instances", RECOVERY);
-    process
-}
-
-/// A client of `process` logged in as `name`.
-async fn logged_in(process: &Process, name: &str) -> Client {
-    let client = Client::connect(process.addr).await;
-    assert_eq!(client.request("add user", json!(name)).await["ok"], true);
-    client
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_held_by_a_killed_process_is_free_again_within_seconds() {
     let redis = RedisServer::start();
-    let mut doomed = watching_instance(&redis.url(), "ghost", "doomed");
-    let survivor = watching_instance(&redis.url(), "ghost", "survivor");
-    let _alice = logged_in(&doomed, "alice").await;
-    let bob = logged_in(&survivor, "bob").await;
+    let mut doomed = Process::watching(&redis.url(), "ghost", "doomed");
+    let survivor = Process::watching(&redis.url(), "ghost", "survivor");
+    let _alice = doomed.user("alice").await;
+    let bob = survivor.user("bob").await;
     bob.clear();
     // A live holder keeps its name.
     let impostor = Client::connect(survivor.addr).await;
@@ -255,11 +238,11 @@ async fn a_name_held_by_a_killed_process_is_free_again_within_seconds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_process_is_noticed_by_its_closed_connections_not_its_heartbeat() {
     let redis = RedisServer::start();
-    let mut doomed = watching_instance(&redis.url(), "closed", "doomed");
-    let survivor = watching_instance(&redis.url(), "closed", "survivor");
-    let alice = logged_in(&doomed, "alice").await;
+    let mut doomed = Process::watching(&redis.url(), "closed", "doomed");
+    let survivor = Process::watching(&redis.url(), "closed", "survivor");
+    let alice = doomed.user("alice").await;
     assert_eq!(alice.request("join", json!({ "room": "general" })).await["ok"], true);
-    let bob = logged_in(&survivor, "bob").await;
+    let bob = survivor.user("bob").await;
     assert_eq!(bob.request("join", json!({ "room": "general" })).await["ok"], true);
     bob.clear();
 

@@ -34,6 +34,29 @@ fn collect_lines(
 }
 
 impl Process {
+    /// An instance on the Redis at `url`, with heartbeats too slow to
+    /// matter (a 30 s time-to-live), once it watches the other instances'
+    /// connections: from then on it notices a killed one within seconds.
+    pub fn watching(url: &str, prefix: &str, name: &str) -> Self {
+        let env = [
+            ("REDIS_URL", url),
+            ("REDIS_PREFIX", prefix),
+            ("INSTANCE_NAME", name),
+            ("INSTANCE_TTL_MS", "30000"),
+        ];
+        let process = Self::start(&env);
+        process.wait_for_log("watching the other instances", Duration::from_secs(15));
+        process
+    }
+
+    /// A client of this process, logged in as `name`.
+    pub async fn user(&self, name: &str) -> super::Client {
+        let client = super::Client::connect(self.addr).await;
+        let reply = client.request("add user", serde_json::json!(name)).await;
+        assert_eq!(reply["ok"], true, "{name} logs in: {reply}");
+        client
+    }
+
     /// Starts the binary on 127.0.0.1, port 0, with `env` added, and waits
     /// for the line that says where it listens.
     pub fn start(env: &[(&str, &str)]) -> Self {
