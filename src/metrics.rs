@@ -57,6 +57,7 @@ pub struct Metrics {
     rate_limited: AtomicU64,
     redis_errors: AtomicU64,
     redis_reconnects: AtomicU64,
+    instances_purged: AtomicU64,
     emit_buckets: Vec<AtomicU64>,
     emit_sum_us: AtomicU64,
     emit_count: AtomicU64,
@@ -78,6 +79,7 @@ pub fn metrics() -> &'static Metrics {
             rate_limited: AtomicU64::new(0),
             redis_errors: AtomicU64::new(0),
             redis_reconnects: AtomicU64::new(0),
+            instances_purged: AtomicU64::new(0),
             emit_buckets: counters(LATENCY_BUCKETS_US.len()),
             emit_sum_us: AtomicU64::new(0),
             emit_count: AtomicU64::new(0),
@@ -145,6 +147,11 @@ impl Metrics {
     /// The Redis connection came back.
     pub fn redis_reconnect(&self) {
         self.redis_reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// This instance removed a dead instance's sockets from Redis.
+    pub fn instance_purged(&self) {
+        self.instances_purged.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records the packet parser this process's socket.io speaks.
@@ -223,6 +230,11 @@ impl Metrics {
                 "chatwire_redis_reconnects_total",
                 &self.redis_reconnects,
                 "Times the Redis connection came back.",
+            ),
+            (
+                "chatwire_instances_purged_total",
+                &self.instances_purged,
+                "Dead instances whose sockets this instance removed (closed connections, or no heartbeat).",
             ),
             (
                 "chatwire_undecodable_packets_total",

@@ -233,6 +233,7 @@ async fn purge<A: Adapter>(
 ) -> bool {
     match store.purge_instance(instance).await {
         Ok(purge) => {
+            crate::metrics::metrics().instance_purged();
             tracing::warn!(%instance, sockets = purge.logouts.len(), "{why}: its sockets were removed");
             for logout in &purge.logouts {
                 chat::announce_logout(chat, io, logout, None).await;
