@@ -8,6 +8,8 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::redis::ReplicatedCluster;
@@ -39,6 +41,18 @@ async fn eventually<T, F: Future<Output = Option<T>>>(
 /// The status of `/readyz`, or 0 when the instance does not answer.
 async fn readyz(app: &TestApp) -> u16 {
     reqwest::get(app.url("/readyz")).await.map_or(0, |response| response.status().as_u16())
+}
+
+/// Polls `/readyz` at `url` until `stop` is set; true if it ever answered
+/// anything but 200.
+async fn saw_unready(url: String, stop: Arc<AtomicBool>) -> bool {
+    let mut unready = false;
+    while !stop.load(Ordering::Relaxed) {
+        let status = reqwest::get(&url).await.map_or(0, |response| response.status().as_u16());
+        unready |= status != 200;
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    unready
 }
 
 /// Logs `name` in over HTTP; the status and body.
@@ -101,9 +115,15 @@ async fn every_master_failing_over_in_turn_leaves_both_instances_serving() {
     let mut recoveries = Vec::new();
     for index in cluster.original_masters.clone() {
         tokio::task::block_in_place(|| cluster.wait_replicated(index, Duration::from_secs(10)));
+        let stop = Arc::new(AtomicBool::new(false));
+        let watches = [&a, &b].map(|app| tokio::spawn(saw_unready(app.url("/readyz"), stop.clone())));
         let down = tokio::task::block_in_place(|| cluster.kill_and_wait_for_failover(index, FAILOVER));
         let ok = Instant::now();
         let deadline = ok + RECOVERY;
+        stop.store(true, Ordering::Relaxed);
+        for watch in watches {
+            assert!(watch.await.unwrap(), "/readyz said 200 all the while a master was down");
+        }
 
         for app in [&a, &b] {
             eventually("/readyz 200", deadline, || async { (readyz(app).await == 200).then_some(()) }).await;
