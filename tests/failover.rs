@@ -252,6 +252,7 @@ async fn a_killed_process_is_noticed_by_its_closed_connections_not_its_heartbeat
     assert_eq!(bob.next("user left").await, json!({ "username": "alice", "numUsers": 1 }));
     let took = killed.elapsed();
     assert!(took < Duration::from_secs(3), "noticed {took:?} after the kill (the heartbeat would take 30 s)");
-    let metrics = reqwest::get(format!("http://{}/metrics", survivor.addr)).await.unwrap().text().await.unwrap();
+    let metrics =
+        reqwest::get(format!("http://{}/metrics", survivor.addr)).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("chatwire_instances_purged_total 1"), "{metrics}");
 }

@@ -118,15 +118,26 @@ impl<A: Adapter> Maintenance<A> {
             let mut purged = 0;
             let due = last_round.is_none_or(|at| at.elapsed() >= timing.heartbeat);
             if due && store.is_connected() {
+                // A round can wait on Redis for seconds (a timeout per call):
+                // a connection lost meanwhile must still turn readiness off.
+                let work = round(&io, &chat, &store, !in_sync);
+                tokio::pin!(work);
+                let result = loop {
+                    tokio::select! {
+                        result = &mut work => break result,
+                        _ = checks.tick() => if !cluster.is_connected() { readiness.set_ready(false) },
+                    }
+                };
                 // A failed heartbeat alone leaves the verdict as it was.
-                if let Some(synced) = round(&io, &chat, &store, !in_sync).await {
+                if let Some(synced) = result {
                     in_sync = synced;
                     purged += purge_expired(&io, &chat, &store, timing.ttl).await;
                     parsers.run().await;
                 }
                 last_round = Some(Instant::now());
             }
-            readiness.set_ready(up && in_sync);
+            // The connection as it is now, not as it was before the round.
+            readiness.set_ready(in_sync && cluster.is_connected());
 
             // Dead instances, by their connections: every SWEEP, and
             // sooner while someone is suspect or a login waits.

@@ -21,6 +21,7 @@ mod wiring;
 use std::time::Duration;
 
 use fred::prelude::{Builder, Client, ClientLike, ReconnectPolicy};
+use fred::types::config::ClusterDiscoveryPolicy;
 use tokio::task::JoinHandle;
 
 pub use maintenance::{Maintenance, Timing};
@@ -45,7 +46,19 @@ fn reconnect_policy() -> ReconnectPolicy {
 /// The fred client configuration every chatwire connection uses. (Without a
 /// reconnect policy, a client that may not fail fast never connects at all.)
 pub fn client_builder(target: &RedisTarget) -> Builder {
-    let mut builder = Builder::from_config(target.config());
+    let mut config = target.config();
+    if target.is_cluster() {
+        // fred's default (`ConfigEndpoint`) rediscovers the cluster only
+        // through the nodes in REDIS_URL. Once failovers have killed all of
+        // them, every reconnect fails against dead addresses while the
+        // cluster itself is healthy: the instance stays unready until it is
+        // restarted. `UseCache` also tries the primaries last seen in
+        // CLUSTER SLOTS, which include every promoted replica.
+        if let Err(err) = config.server.set_cluster_discovery_policy(ClusterDiscoveryPolicy::UseCache) {
+            tracing::warn!(error = %err, "could not set the cluster discovery policy");
+        }
+    }
+    let mut builder = Builder::from_config(config);
     builder.set_policy(reconnect_policy());
     builder.with_connection_config(|connection| {
         connection.connection_timeout = Duration::from_secs(2);

@@ -174,3 +174,158 @@ impl RedisCluster {
         format!("redis-cluster://{}", hosts.join(","))
     }
 }
+
+// ---------------------------------------------------------------------------
+// A Redis Cluster with replicas, whose masters can be killed one by one.
+// ---------------------------------------------------------------------------
+
+/// Milliseconds a cluster node may be silent before the others call it
+/// failed (redis.conf's default is 15000; a test cannot wait that long).
+const FAILOVER_NODE_TIMEOUT_MS: &str = "1000";
+
+/// A Redis Cluster of three masters, each with one replica in sync, whose
+/// masters can be SIGKILLed to make their replicas take over.
+pub struct ReplicatedCluster {
+    /// All six nodes, in the order they were started.
+    pub nodes: Vec<RedisServer>,
+    /// Indexes into `nodes` of the masters at creation time.
+    pub original_masters: Vec<usize>,
+}
+
+/// The fields of `INFO` (or `CLUSTER INFO`) output, as `key:value` pairs.
+fn info_field(info: &str, key: &str) -> Option<String> {
+    info.lines().find_map(|line| line.trim().strip_prefix(key)?.strip_prefix(':').map(str::to_owned))
+}
+
+/// Polls `condition` every 50 ms until it holds; panics with `what` after `within`.
+fn wait_until(what: &str, within: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !condition() {
+        assert!(Instant::now() < deadline, "{what} within {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl ReplicatedCluster {
+    /// Creates the cluster and returns once every node agrees it is `ok` and
+    /// every replica's link to its master is up (a replica killed or asked to
+    /// take over before that cannot).
+    pub fn start() -> Self {
+        let nodes: Vec<RedisServer> = (0..6)
+            .map(|_| {
+                let port = free_port(true);
+                let config = format!("nodes-{port}.conf");
+                RedisServer::spawn(
+                    port,
+                    [
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        &config,
+                        "--cluster-node-timeout",
+                        FAILOVER_NODE_TIMEOUT_MS,
+                    ]
+                    .map(String::from)
+                    .to_vec(),
+                )
+            })
+            .collect();
+        let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let output = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addresses)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("redis-cli --cluster create");
+        assert!(
+            output.status.success(),
+            "cluster create failed: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        let within = Duration::from_secs(30);
+        wait_until("every node did not see all six nodes and cluster_state:ok", within, || {
+            nodes.iter().all(|node| {
+                let info = node.cli(&["cluster", "info"]);
+                info_field(&info, "cluster_state").as_deref() == Some("ok")
+                    && info_field(&info, "cluster_known_nodes").as_deref() == Some("6")
+            })
+        });
+        let role = |node: &RedisServer| info_field(&node.cli(&["info", "replication"]), "role");
+        wait_until("every replica's link to its master did not come up", within, || {
+            nodes.iter().all(|node| {
+                let info = node.cli(&["info", "replication"]);
+                match info_field(&info, "role").as_deref() {
+                    Some("master") => info_field(&info, "connected_slaves").as_deref() == Some("1"),
+                    Some("slave") => info_field(&info, "master_link_status").as_deref() == Some("up"),
+                    _ => false,
+                }
+            })
+        });
+        let original_masters: Vec<usize> =
+            (0..nodes.len()).filter(|&i| role(&nodes[i]).as_deref() == Some("master")).collect();
+        assert_eq!(original_masters.len(), 3, "three masters expected");
+        Self { nodes, original_masters }
+    }
+
+    /// `redis-cluster://` listing the original masters only, as a deployment
+    /// configured before any failover would.
+    pub fn masters_url(&self) -> String {
+        let hosts: Vec<String> =
+            self.original_masters.iter().map(|&i| format!("127.0.0.1:{}", self.nodes[i].port)).collect();
+        format!("redis-cluster://{}", hosts.join(","))
+    }
+
+    /// The node id Redis gave `nodes[index]`.
+    pub fn node_id(&self, index: usize) -> String {
+        self.nodes[index].cli(&["cluster", "myid"]).trim().to_owned()
+    }
+
+    /// SIGKILLs `nodes[index]` and returns how long it took the cluster to be
+    /// `ok` again without it: the node is marked failed by every survivor,
+    /// owns no slots, and every survivor reports `cluster_state:ok`.
+    pub fn kill_and_wait_for_failover(&mut self, index: usize, within: Duration) -> Duration {
+        let id = self.node_id(index);
+        self.nodes[index].kill();
+        let killed = Instant::now();
+        let survivors: Vec<&RedisServer> =
+            self.nodes.iter().enumerate().filter(|(i, _)| *i != index).map(|(_, n)| n).collect();
+        wait_until(&format!("node {id} was not failed over"), within, || {
+            survivors.iter().all(|node| {
+                if node.child.is_none() {
+                    return true;
+                }
+                let line = node.cli(&["cluster", "nodes"]);
+                let Some(line) = line.lines().find(|line| line.starts_with(&id)) else { return false };
+                // `<id> <addr> <flags> <master> <ping> <pong> <epoch> <link> [slots...]`
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let failed = fields.get(2).is_some_and(|flags| flags.split(',').any(|f| f == "fail"));
+                let owns_slots = fields.len() > 8;
+                failed
+                    && !owns_slots
+                    && info_field(&node.cli(&["cluster", "info"]), "cluster_state").as_deref() == Some("ok")
+            })
+        });
+        killed.elapsed()
+    }
+}
+
+impl ReplicatedCluster {
+    /// Waits until the replica of `nodes[index]` has acknowledged every write
+    /// its master had accepted when this was called: a test that means to
+    /// check chatwire, not Redis's asynchronous replication, calls it before
+    /// killing that master.
+    pub fn wait_replicated(&self, index: usize, within: Duration) {
+        let master = &self.nodes[index];
+        let offset = |info: &str| -> Option<u64> { info_field(info, "master_repl_offset")?.parse().ok() };
+        let written = offset(&master.cli(&["info", "replication"])).expect("master_repl_offset");
+        wait_until("the replica did not catch up", within, || {
+            // `slave0:ip=127.0.0.1,port=7001,state=online,offset=1234,lag=0`
+            let info = master.cli(&["info", "replication"]);
+            info_field(&info, "slave0")
+                .and_then(|replica| {
+                    replica.split(',').find_map(|kv| kv.strip_prefix("offset=")?.parse::<u64>().ok())
+                })
+                .is_some_and(|acked| acked >= written)
+        });
+    }
+}
