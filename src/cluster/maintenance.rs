@@ -23,7 +23,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::socket::Sid;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
+use tokio::time::{Instant, Interval};
 
 use super::liveness::{self, Liveness, LivenessError};
 use super::{Cluster, ParserCheck};
@@ -118,21 +118,18 @@ impl<A: Adapter> Maintenance<A> {
             let mut purged = 0;
             let due = last_round.is_none_or(|at| at.elapsed() >= timing.heartbeat);
             if due && store.is_connected() {
-                // A round can wait on Redis for seconds (a timeout per call):
-                // a connection lost meanwhile must still turn readiness off.
-                let work = round(&io, &chat, &store, !in_sync);
-                tokio::pin!(work);
-                let result = loop {
-                    tokio::select! {
-                        result = &mut work => break result,
-                        _ = checks.tick() => if !cluster.is_connected() { readiness.set_ready(false) },
-                    }
-                };
-                // A failed heartbeat alone leaves the verdict as it was.
-                if let Some(synced) = result {
-                    in_sync = synced;
-                    purged += purge_expired(&io, &chat, &store, timing.ttl).await;
+                let work = async {
+                    // A failed heartbeat alone leaves the verdict as it was.
+                    let synced = round(&io, &chat, &store, !in_sync).await?;
+                    let purged = purge_expired(&io, &chat, &store, timing.ttl).await;
                     parsers.run().await;
+                    Some((synced, purged))
+                };
+                if let Some((synced, expired)) =
+                    while_connected(work, &mut checks, &cluster, &readiness).await
+                {
+                    in_sync = synced;
+                    purged += expired;
                 }
                 last_round = Some(Instant::now());
             }
@@ -151,7 +148,8 @@ impl<A: Adapter> Maintenance<A> {
             let verdict =
                 if settled && store.is_connected() && last_sweep.is_none_or(|at| at.elapsed() >= gap) {
                     last_sweep = Some(Instant::now());
-                    sweep(&io, &chat, &store, &mut liveness).await
+                    let work = sweep(&io, &chat, &store, &mut liveness);
+                    while_connected(work, &mut checks, &cluster, &readiness).await
                 } else {
                     None
                 };
@@ -164,6 +162,23 @@ impl<A: Adapter> Maintenance<A> {
                     let _ = request.send(());
                 }
             }
+        }
+    }
+}
+
+/// Awaits `work`, which may wait on Redis for seconds (a timeout per call),
+/// while still turning readiness off the moment the connection drops.
+async fn while_connected<T>(
+    work: impl Future<Output = T>,
+    checks: &mut Interval,
+    cluster: &Cluster,
+    readiness: &Readiness,
+) -> T {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            result = &mut work => return result,
+            _ = checks.tick() => if !cluster.is_connected() { readiness.set_ready(false) },
         }
     }
 }
