@@ -244,7 +244,10 @@ mod tests {
             ("redis-sentinel://u:hunter2@h:26379", "sentinelServiceName=NAME"),
             ("redis-sentinel://u:hunter2@h:26379/0?node=h2:26380", "sentinelServiceName=NAME"),
             ("redis-sentinel://:hunter2@h:26379?sentinelServiceName=", "sentinelServiceName=NAME"),
-            ("redis-sentinel://:hunter2@h?sentinelServiceName=x&node=h2", "sentinel node `h2` needs host:port"),
+            (
+                "redis-sentinel://:hunter2@h?sentinelServiceName=x&node=h2",
+                "sentinel node `h2` needs host:port",
+            ),
             ("redis-sentinel://:hunter2@h?sentinelServiceName=x&node=h2:port", "needs host:port"),
             ("redis://:hunter2@h:6379?sentinelServiceName=x", "redis-sentinel://"),
             ("rediss-sentinel://:hunter2@h?sentinelServiceName=x", "not supported"),

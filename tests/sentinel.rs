@@ -1,0 +1,147 @@
+//! Redis Sentinel: two instances on a `redis-sentinel://` URL survive the
+//! primary's death, everything back within 5 s of the replica's promotion.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+mod common;
+
+use std::time::Duration;
+
+use common::redis::RedisSentinel;
+use common::{Client, TestApp, spawn_clustered};
+use serde_json::json;
+use tokio::time::Instant;
+
+/// Everything must work again this long after the sentinels announce the new primary.
+const AFTER_PROMOTION: Duration = Duration::from_secs(5);
+/// Sentinels need 1 s to call the primary down, then elect a leader and promote.
+const PROMOTION: Duration = Duration::from_secs(30);
+const SETUP: Duration = Duration::from_secs(10);
+
+/// Sends probes from `from` to `room` until `to` receives one.
+async fn wait_for_delivery(from: &Client, to: &Client, room: &str, within: Duration) {
+    let started = Instant::now();
+    for i in 0.. {
+        let sent = from.request("message", json!({ "room": room, "text": format!("probe {i}") })).await;
+        assert_eq!(sent["ok"], true, "local sending keeps working: {sent}");
+        if let Ok(got) = tokio::time::timeout(Duration::from_millis(100), to.next("message")).await {
+            assert!(got["text"].as_str().unwrap().starts_with("probe"), "{got}");
+            return;
+        }
+        assert!(started.elapsed() < within, "no cross-instance delivery within {within:?}");
+    }
+}
+
+/// Polls every sentinel until one names a primary other than `old`; returns
+/// when that was first seen.
+async fn wait_for_new_master(redis: &RedisSentinel, old: u16) -> Instant {
+    let started = Instant::now();
+    loop {
+        for port in redis.sentinel_ports() {
+            if redis.master_port_by(port).is_some_and(|master| master != old) {
+                assert_eq!(redis.master_port_by(port), Some(redis.replica.port), "promoted the replica");
+                return Instant::now();
+            }
+        }
+        assert!(started.elapsed() < PROMOTION, "no sentinel promoted the replica within {PROMOTION:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How long since `promoted`, failing once over the budget.
+#[track_caller]
+fn within_budget(promoted: Instant, what: &str) -> Duration {
+    let took = promoted.elapsed();
+    assert!(took <= AFTER_PROMOTION, "{what} took {took:?} after the promotion");
+    eprintln!("sentinel failover: {what} {} ms after the promotion", took.as_millis());
+    took
+}
+
+async fn history_texts(client: &Client) -> Vec<String> {
+    let history = client.request("history", json!({ "room": "general", "limit": 100 })).await;
+    assert_eq!(history["ok"], true, "{history}");
+    history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["text"].as_str().map(String::from))
+        .collect()
+}
+
+async fn user_names(client: &Client) -> serde_json::Value {
+    client.request_empty("users").await["users"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sentinel_failover_is_survived_within_five_seconds_of_the_promotion() {
+    let mut redis = RedisSentinel::start("chatwire");
+    let url = redis.url();
+    let (a, b): (TestApp, TestApp) =
+        (spawn_clustered(&url, "sentinel", "a").await, spawn_clustered(&url, "sentinel", "b").await);
+    a.wait_ready(200, SETUP).await;
+    b.wait_ready(200, SETUP).await;
+
+    // Before: an account, users on both instances, some history.
+    a.account("carol").await;
+    let alice = a.member("alice", "general").await;
+    let dave = a.member("dave", "general").await;
+    let bob = b.member("bob", "general").await;
+    wait_for_delivery(&alice, &bob, "general", SETUP).await;
+    for i in 0..5 {
+        let sent =
+            alice.request("message", json!({ "room": "general", "text": format!("before {i}") })).await;
+        assert_eq!(sent["ok"], true, "{sent}");
+    }
+    assert!(history_texts(&bob).await.contains(&"before 4".to_owned()));
+    redis.wait_replicated();
+
+    // The primary dies; dave leaves while there is none.
+    let old = redis.master.port;
+    redis.master.kill();
+    let killed = Instant::now();
+    dave.close().await;
+    let promoted = wait_for_new_master(&redis, old).await;
+    eprintln!("sentinel failover: promotion seen {} ms after the kill", (promoted - killed).as_millis());
+
+    // Within 5 s of the promotion, everything is back.
+    let left = AFTER_PROMOTION.saturating_sub(promoted.elapsed());
+    a.wait_ready(200, left).await;
+    let left = AFTER_PROMOTION.saturating_sub(promoted.elapsed());
+    b.wait_ready(200, left).await;
+    within_budget(promoted, "both instances ready");
+
+    let (status, body) =
+        b.post_json("/api/login", json!({ "username": "carol", "password": "password1234" })).await;
+    assert_eq!(status, 200, "the account registered before the failover logs in: {body}");
+    let carol = b.with_token(body["token"].as_str().unwrap()).await;
+    within_budget(promoted, "registered account logged in");
+
+    let expected = json!([{ "username": "alice" }, { "username": "bob" }, { "username": "carol" }]);
+    loop {
+        // dave's departure reaches the new primary with instance a's resync.
+        if user_names(&carol).await == expected && user_names(&alice).await == expected {
+            break;
+        }
+        within_budget(promoted, "users list right");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    within_budget(promoted, "users list right");
+
+    bob.clear();
+    let left = AFTER_PROMOTION.saturating_sub(promoted.elapsed());
+    wait_for_delivery(&alice, &bob, "general", left).await;
+    within_budget(promoted, "first cross-instance message");
+    alice.clear();
+    wait_for_delivery(&bob, &alice, "general", AFTER_PROMOTION.saturating_sub(promoted.elapsed())).await;
+
+    let joined = carol.request("join", json!({ "room": "general" })).await;
+    assert_eq!(joined["members"], json!(["alice", "bob", "carol"]), "{joined}");
+    let texts = history_texts(&carol).await;
+    for i in 0..5 {
+        assert!(texts.contains(&format!("before {i}")), "history written before the failover: {texts:?}");
+    }
+    within_budget(promoted, "history read");
+
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
