@@ -72,8 +72,28 @@ async fn user_names(client: &Client) -> serde_json::Value {
     client.request_empty("users").await["users"].clone()
 }
 
+/// How the primary fails.
+#[derive(Debug, Clone, Copy)]
+enum Failure {
+    /// SIGKILL: its connections drop at once.
+    Killed,
+    /// SIGSTOP: its connections stay open and silent, as in a partition.
+    Frozen,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sentinel_failover_is_survived_within_five_seconds_of_the_promotion() {
+async fn a_killed_primary_is_replaced_within_five_seconds_of_the_promotion() {
+    survive_the_loss_of_the_primary(Failure::Killed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_primary_is_replaced_within_five_seconds_of_the_promotion() {
+    survive_the_loss_of_the_primary(Failure::Frozen).await;
+}
+
+/// Two instances on the sentinel URL; the primary fails; within 5 s of the
+/// promotion everything works again on the promoted replica.
+async fn survive_the_loss_of_the_primary(failure: Failure) {
     let mut redis = RedisSentinel::start("chatwire");
     let url = redis.url();
     let (a, b): (TestApp, TestApp) =
@@ -95,13 +115,19 @@ async fn a_sentinel_failover_is_survived_within_five_seconds_of_the_promotion() 
     assert!(history_texts(&bob).await.contains(&"before 4".to_owned()));
     redis.wait_replicated();
 
-    // The primary dies; dave leaves while there is none.
+    // The primary fails; dave leaves while no primary answers.
     let old = redis.master.port;
-    redis.master.kill();
+    match failure {
+        Failure::Killed => redis.master.kill(),
+        Failure::Frozen => redis.master.freeze(),
+    }
     let killed = Instant::now();
     dave.close().await;
     let promoted = wait_for_new_master(&redis, old).await;
-    eprintln!("sentinel failover: promotion seen {} ms after the kill", (promoted - killed).as_millis());
+    eprintln!(
+        "sentinel failover ({failure:?}): promotion seen {} ms after the failure",
+        (promoted - killed).as_millis()
+    );
 
     // Within 5 s of the promotion, everything is back.
     let left = AFTER_PROMOTION.saturating_sub(promoted.elapsed());
@@ -144,4 +170,68 @@ async fn a_sentinel_failover_is_survived_within_five_seconds_of_the_promotion() 
 
     a.stop().await.unwrap();
     b.stop().await.unwrap();
+}
+
+/// How soon after a promotion writes must reach the new primary: the
+/// instances ask the sentinels every 500 ms.
+const SWITCH: Duration = Duration::from_millis(1_500);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_switchover_moves_writes_to_the_new_primary_while_the_old_one_is_still_up() {
+    let redis = RedisSentinel::start("chatwire");
+    let url = redis.url();
+    let (a, b): (TestApp, TestApp) =
+        (spawn_clustered(&url, "switch", "a").await, spawn_clustered(&url, "switch", "b").await);
+    a.wait_ready(200, SETUP).await;
+    b.wait_ready(200, SETUP).await;
+    let alice = a.member("alice", "general").await;
+    let bob = b.member("bob", "general").await;
+    wait_for_delivery(&alice, &bob, "general", SETUP).await;
+    redis.wait_replicated();
+
+    // The operator moves the primary; the old one stays up, and Sentinel
+    // turns it into a replica (dropping what was written to it) only
+    // about 10 s later.
+    let old = redis.master.port;
+    let reply = common::redis::redis_cli(redis.sentinel_ports()[0], &["sentinel", "failover", "chatwire"]);
+    assert_eq!(reply.trim(), "OK", "{reply}");
+    let promoted = wait_for_new_master(&redis, old).await;
+    let mut sent = Vec::new();
+    while promoted.elapsed() < SWITCH * 2 {
+        let text = format!("after {} ms", promoted.elapsed().as_millis());
+        let reply = alice.request("message", json!({ "room": "general", "text": text })).await;
+        assert_eq!(reply["ok"], true, "{reply}");
+        sent.push((promoted.elapsed(), text));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deadline = Instant::now() + PROMOTION;
+    while !redis.master.cli(&["role"]).starts_with("slave") {
+        assert!(Instant::now() < deadline, "the old primary was not turned into a replica");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "sentinel switchover: old primary demoted {} ms after the promotion",
+        promoted.elapsed().as_millis()
+    );
+    a.wait_ready(200, SETUP).await;
+    b.wait_ready(200, SETUP).await;
+    bob.clear();
+    wait_for_delivery(&alice, &bob, "general", SETUP).await;
+
+    // What the old primary took before the instances moved is lost; from
+    // the first message the new primary kept on, none is.
+    let kept = history_texts(&bob).await;
+    let first_kept = sent.iter().position(|(_, text)| kept.contains(text)).expect("some messages are kept");
+    let (moved_after, _) = sent[first_kept];
+    eprintln!(
+        "sentinel switchover: writes on the new primary from {} ms after the promotion",
+        moved_after.as_millis()
+    );
+    assert!(
+        moved_after <= SWITCH,
+        "writes still went to the old primary {moved_after:?} after the promotion"
+    );
+    for (at, text) in &sent[first_kept..] {
+        assert!(kept.contains(text), "`{text}` lost ({at:?} after the promotion): {kept:?}");
+    }
 }

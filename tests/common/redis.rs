@@ -304,3 +304,13 @@ impl Drop for RedisSentinel {
         }
     }
 }
+
+impl RedisServer {
+    /// SIGSTOP: the server keeps its connections open but answers nothing,
+    /// as behind a network partition. (Drop still kills it.)
+    pub fn freeze(&self) {
+        let pid = self.child.as_ref().expect("the server is running").id();
+        let status = Command::new("kill").args(["-STOP", &pid.to_string()]).status().expect("run kill");
+        assert!(status.success());
+    }
+}
