@@ -5,6 +5,7 @@
 //! - [`maintenance`]: heartbeats, purging dead instances, recovering from outages
 //! - [`liveness`]: noticing within a second that an instance's process died
 //! - [`parsers`]: every instance on the same PARSER, or an error in the log
+//! - [`sentinel`]: with Redis Sentinel, staying on the primary it names
 //! - [`wiring`]: cluster mode assembled for the application
 //!
 //! [`Cluster::connect`] returns at once, whether or not Redis is up: both
@@ -15,6 +16,7 @@ mod liveness;
 mod maintenance;
 mod parsers;
 mod pubsub;
+mod sentinel;
 mod url;
 mod wiring;
 
@@ -36,6 +38,8 @@ pub struct Cluster {
     commands: Client,
     pubsub: PubSub,
     target: RedisTarget,
+    /// With Sentinel: the connections that ask it where the primary is.
+    sentinel: Option<sentinel::PrimaryWatch>,
 }
 
 /// Reconnection: quickly at first, then every two seconds, forever.
@@ -90,8 +94,12 @@ impl Cluster {
     pub fn connect(target: &RedisTarget) -> Result<(Self, Vec<JoinHandle<()>>), fred::error::Error> {
         let commands = client_builder(target).build()?;
         drop(commands.connect());
-        let (pubsub, tasks) = PubSub::start(client_builder(target).build_subscriber_client()?);
-        Ok((Self { commands, pubsub, target: target.clone() }, tasks))
+        let subscriber = client_builder(target).build_subscriber_client()?;
+        let sentinel = sentinel::PrimaryWatch::new(target)?;
+        let watching = sentinel.as_ref().map(|watch| watch.spawn(commands.clone(), subscriber.clone()));
+        let (pubsub, mut tasks) = PubSub::start(subscriber);
+        tasks.extend(watching);
+        Ok((Self { commands, pubsub, target: target.clone(), sentinel }, tasks))
     }
 
     /// The client for commands and scripts.
@@ -118,5 +126,8 @@ impl Cluster {
     pub async fn quit(&self) {
         self.pubsub.quit().await;
         let _ = tokio::time::timeout(Duration::from_secs(2), self.commands.quit()).await;
+        if let Some(sentinel) = &self.sentinel {
+            sentinel.quit().await;
+        }
     }
 }

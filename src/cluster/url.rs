@@ -4,6 +4,14 @@
 //!   without Sentinel).
 //! - `redis-cluster://[user:password@]host:port,host:port,...`: a Redis
 //!   Cluster, reached through any of the listed nodes.
+//! - `redis-sentinel://[user:password@]host:port[/db]?sentinelServiceName=NAME&node=host:port&...`:
+//!   a primary watched by Redis Sentinel. `host:port` and every `node` are
+//!   *sentinels*; `NAME` is the name in their `sentinel monitor` line. The
+//!   credentials are the data nodes' (primary and replicas); sentinels that
+//!   require a password of their own get `&sentinelPassword=...` (and
+//!   `&sentinelUsername=...`). On every (re)connection fred asks the
+//!   sentinels for the current primary and checks its `ROLE`, so a promoted
+//!   replica is found by the ordinary reconnect loop.
 
 use fred::prelude::{Config, ServerConfig};
 use fred::types::RespVersion;
@@ -26,13 +34,24 @@ impl RedisTarget {
         let url = url.trim();
         let (config, clustered) = if let Some(rest) = url.strip_prefix("redis-cluster://") {
             (cluster_config(rest)?, true)
+        } else if url.starts_with("redis-sentinel://") {
+            (sentinel_config(url)?, false)
         } else if url.starts_with("redis://") {
+            if query_values(url, SERVICE_NAME).next().is_some() {
+                return Err(UrlError(format!(
+                    "`{SERVICE_NAME}` needs the redis-sentinel:// scheme, got `{}`",
+                    redact(url)
+                )));
+            }
             let config = Config::from_url(url).map_err(|err| UrlError(err.details().to_string()))?;
             (config, false)
-        } else if url.starts_with("rediss://") {
+        } else if url.starts_with("rediss") {
             return Err(UrlError("TLS to Redis (rediss://) is not supported; use a private network".into()));
         } else {
-            return Err(UrlError(format!("expected redis:// or redis-cluster://, got `{}`", redact(url))));
+            return Err(UrlError(format!(
+                "expected redis://, redis-cluster:// or redis-sentinel://, got `{}`",
+                redact(url)
+            )));
         };
         let mut config = config;
         // The `?protocol=resp3` URL parameter is ignored by fred: RESP3 must be
@@ -55,15 +74,56 @@ impl RedisTarget {
 
     /// The nodes, for logs (no credentials).
     pub fn describe(&self) -> String {
-        let hosts: Vec<String> = match &self.config.server {
-            ServerConfig::Centralized { server } => vec![server.to_string()],
-            ServerConfig::Clustered { hosts, .. } => hosts.iter().map(ToString::to_string).collect(),
-            #[allow(unreachable_patterns, reason = "other server kinds are behind features we do not enable")]
-            _ => vec!["?".into()],
+        let list = |hosts: &[fred::types::config::Server]| {
+            hosts.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
         };
-        let kind = if self.clustered { "cluster" } else { "redis" };
-        format!("{kind} {}", hosts.join(","))
+        match &self.config.server {
+            ServerConfig::Centralized { server } => format!("redis {server}"),
+            ServerConfig::Clustered { hosts, .. } => format!("cluster {}", list(hosts)),
+            ServerConfig::Sentinel { hosts, service_name, .. } => {
+                format!("sentinel service {service_name} via {}", list(hosts))
+            }
+            #[allow(unreachable_patterns, reason = "other server kinds are behind features we do not enable")]
+            _ => "redis ?".into(),
+        }
     }
+}
+
+/// The query parameter naming the monitored primary.
+const SERVICE_NAME: &str = "sentinelServiceName";
+
+/// `redis-sentinel://...`: checked here first, so that a mistake gets a
+/// message saying what to write (fred's own are terse), then parsed by fred.
+fn sentinel_config(url: &str) -> Result<Config, UrlError> {
+    if !query_values(url, SERVICE_NAME).any(|name| !name.is_empty()) {
+        return Err(UrlError(format!(
+            "redis-sentinel:// needs `?{SERVICE_NAME}=NAME` (the name in the sentinels' `sentinel monitor` line), got `{}`",
+            redact(url)
+        )));
+    }
+    for node in query_values(url, "node") {
+        let port = node.rsplit_once(':').map(|(_, port)| port);
+        if port.is_none_or(|port| port.parse::<u16>().is_err()) || node.matches(':').count() != 1 {
+            return Err(UrlError(format!("sentinel node `{node}` needs host:port (IPv4 or a name)")));
+        }
+    }
+    let mut config = Config::from_url_sentinel(url).map_err(|err| UrlError(err.details().to_string()))?;
+    if let ServerConfig::Sentinel { hosts, .. } = &mut config.server {
+        // fred appends the URL's own host after the `node`s; it is the one
+        // the operator named first, so it is the one tried first.
+        hosts.rotate_right(1);
+    }
+    Ok(config)
+}
+
+/// The values of the query parameter `key` (not percent-decoded: names and
+/// addresses do not need encoding).
+fn query_values<'a>(url: &'a str, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    query.split('&').filter_map(move |pair| match pair.split_once('=') {
+        Some((name, value)) if name == key => Some(value),
+        _ => None,
+    })
 }
 
 /// `[user:password@]host:port,host:port,...`
@@ -97,12 +157,23 @@ fn cluster_config(rest: &str) -> Result<Config, UrlError> {
     Ok(config)
 }
 
-/// The URL without its password, for error messages.
+/// The URL without its passwords (the data nodes' and the sentinels'), for
+/// error messages.
 fn redact(url: &str) -> String {
-    match url.split_once('@') {
+    let (base, query) = url.split_once('?').map_or((url, None), |(base, query)| (base, Some(query)));
+    let base = match base.rsplit_once('@') {
         Some((_, host)) => format!("…@{host}"),
-        None => url.to_owned(),
-    }
+        None => base.to_owned(),
+    };
+    let Some(query) = query else { return base };
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.to_ascii_lowercase().contains("password") => format!("{key}=…"),
+            _ => pair.to_owned(),
+        })
+        .collect();
+    format!("{base}?{}", pairs.join("&"))
 }
 
 #[cfg(test)]
@@ -127,6 +198,65 @@ mod tests {
         assert_eq!(target.describe(), "cluster 127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002");
         assert_eq!(target.config().password.as_deref(), Some("secret"));
         assert_eq!(target.config().version, RespVersion::RESP3);
+    }
+
+    #[test]
+    fn a_sentinel_url_names_its_service_and_sentinels_first_host_first() {
+        let target = RedisTarget::parse(
+            "redis-sentinel://:secret@10.0.0.1:26379/2?sentinelServiceName=chat&node=10.0.0.2:26380&node=s3:26381",
+        )
+        .unwrap();
+        assert!(!target.is_cluster());
+        let config = target.config();
+        assert_eq!(config.version, RespVersion::RESP3);
+        assert!(!config.fail_fast);
+        assert_eq!(config.password.as_deref(), Some("secret"));
+        assert_eq!(config.database, Some(2));
+        assert_eq!(target.describe(), "sentinel service chat via 10.0.0.1:26379,10.0.0.2:26380,s3:26381");
+        assert!(!target.describe().contains("secret"));
+        // The data nodes' password is not sent to the sentinels unless asked.
+        let ServerConfig::Sentinel { password, username, .. } = &config.server else {
+            panic!("not a sentinel config: {:?}", config.server)
+        };
+        assert_eq!((username, password), (&None, &None));
+    }
+
+    #[test]
+    fn sentinels_may_have_credentials_of_their_own() {
+        let target = RedisTarget::parse(
+            "redis-sentinel://127.0.0.1?sentinelServiceName=chat&sentinelUsername=watcher&sentinelPassword=s3cret",
+        )
+        .unwrap();
+        let config = target.config();
+        assert_eq!(config.password, None);
+        let ServerConfig::Sentinel { hosts, username, password, .. } = &config.server else {
+            panic!("not a sentinel config: {:?}", config.server)
+        };
+        assert_eq!(hosts[0].to_string(), "127.0.0.1:26379", "the sentinels' default port");
+        assert_eq!(username.as_deref(), Some("watcher"));
+        assert_eq!(password.as_deref(), Some("s3cret"));
+        assert!(!target.describe().contains("s3cret"), "{}", target.describe());
+    }
+
+    #[test]
+    fn bad_sentinel_urls_say_what_is_missing_without_the_password() {
+        for (bad, expected) in [
+            ("redis-sentinel://u:hunter2@h:26379", "sentinelServiceName=NAME"),
+            ("redis-sentinel://u:hunter2@h:26379/0?node=h2:26380", "sentinelServiceName=NAME"),
+            ("redis-sentinel://:hunter2@h:26379?sentinelServiceName=", "sentinelServiceName=NAME"),
+            (
+                "redis-sentinel://:hunter2@h?sentinelServiceName=x&node=h2",
+                "sentinel node `h2` needs host:port",
+            ),
+            ("redis-sentinel://:hunter2@h?sentinelServiceName=x&node=h2:port", "needs host:port"),
+            ("redis://:hunter2@h:6379?sentinelServiceName=x", "redis-sentinel://"),
+            ("rediss-sentinel://:hunter2@h?sentinelServiceName=x", "not supported"),
+            ("redis-sentinel://h?sentinelServiceName&sentinelPassword=hunter2", "sentinelServiceName=NAME"),
+        ] {
+            let err = RedisTarget::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(expected), "{bad}: {err}");
+            assert!(!err.contains("hunter2"), "passwords are not echoed: {err}");
+        }
     }
 
     #[test]

@@ -329,3 +329,143 @@ impl ReplicatedCluster {
         });
     }
 }
+
+// ---------------------------------------------------------------------------
+// Redis Sentinel: a primary, one replica and three sentinels.
+// ---------------------------------------------------------------------------
+
+/// A primary, its replica and three sentinels watching them (quorum 2,
+/// primary down after 1 s); every process is killed when dropped.
+pub struct RedisSentinel {
+    pub master: RedisServer,
+    pub replica: RedisServer,
+    /// The name the sentinels monitor the primary under.
+    pub service: String,
+    sentinels: Vec<(u16, Child)>,
+    dir: PathBuf,
+}
+
+impl RedisSentinel {
+    /// Starts everything and waits until the replica is in sync and every
+    /// sentinel knows the replica and the two other sentinels (a failover
+    /// needs both).
+    pub fn start(service: &str) -> Self {
+        let master = RedisServer::start();
+        let replica = RedisServer::spawn(
+            free_port(false),
+            vec!["--replicaof".into(), "127.0.0.1".into(), master.port.to_string()],
+        );
+        let dir =
+            std::env::temp_dir().join(format!("chatwire-sentinel-{}-{}", master.port, std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut sentinel = Self { master, replica, service: service.to_owned(), sentinels: Vec::new(), dir };
+        for _ in 0..3 {
+            let port = free_port(false);
+            let config = sentinel.dir.join(format!("sentinel-{port}.conf"));
+            let (dir, name, master) = (sentinel.dir.display(), service, sentinel.master.port);
+            std::fs::write(
+                &config,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel-{port}.log\n\
+                     sentinel monitor {name} 127.0.0.1 {master} 2\n\
+                     sentinel down-after-milliseconds {name} 1000\n\
+                     sentinel failover-timeout {name} 5000\n"
+                ),
+            )
+            .unwrap();
+            let child = Command::new("redis-server")
+                .arg(&config)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed (scripts/test installs it)");
+            sentinel.sentinels.push((port, child));
+            wait_for_ping(port);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !sentinel.replica.cli(&["info", "replication"]).contains("master_link_status:up") {
+            assert!(Instant::now() < deadline, "the replica did not sync with the primary within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Sentinels find replicas through the primary's INFO (every 10 s)
+        // and each other through hello messages (every 2 s).
+        for port in sentinel.sentinel_ports() {
+            loop {
+                let fields = sentinel_fields(&redis_cli(port, &["sentinel", "master", service]));
+                let known = |field: &str| fields.get(field).map(String::as_str);
+                if known("num-slaves") == Some("1") && known("num-other-sentinels") == Some("2") {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "sentinel {port} does not know everyone after 30 s: {fields:?}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        sentinel
+    }
+
+    /// The sentinels' ports.
+    pub fn sentinel_ports(&self) -> Vec<u16> {
+        self.sentinels.iter().map(|(port, _)| *port).collect()
+    }
+
+    /// `redis-sentinel://127.0.0.1:s1/0?sentinelServiceName=...&node=127.0.0.1:s2&node=127.0.0.1:s3`
+    pub fn url(&self) -> String {
+        let ports = self.sentinel_ports();
+        let nodes: String = ports[1..].iter().map(|port| format!("&node=127.0.0.1:{port}")).collect();
+        format!("redis-sentinel://127.0.0.1:{}/0?sentinelServiceName={}{nodes}", ports[0], self.service)
+    }
+
+    /// The primary's port according to the sentinel on `port`.
+    pub fn master_port_by(&self, port: u16) -> Option<u16> {
+        let reply = redis_cli(port, &["sentinel", "get-master-addr-by-name", &self.service]);
+        reply.lines().nth(1)?.trim().parse().ok()
+    }
+
+    /// Waits until the replica's copy has everything the primary has written.
+    pub fn wait_replicated(&self) {
+        let offset = |info: &str, field: &str| -> u64 {
+            let line = info.lines().find(|line| line.starts_with(field)).unwrap_or_default();
+            line.split(':').nth(1).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+        };
+        let target = offset(&self.master.cli(&["info", "replication"]), "master_repl_offset:");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while offset(&self.replica.cli(&["info", "replication"]), "slave_repl_offset:") < target {
+            assert!(Instant::now() < deadline, "the replica did not catch up within 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A reply of `SENTINEL MASTER`, one field or value per line, as a map.
+fn sentinel_fields(reply: &str) -> std::collections::HashMap<String, String> {
+    let lines: Vec<&str> = reply.lines().map(str::trim).collect();
+    lines.chunks(2).filter_map(|pair| Some((pair.first()?.to_string(), pair.get(1)?.to_string()))).collect()
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.sentinels {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("sentinel logs kept in {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+impl RedisServer {
+    /// SIGSTOP: the server keeps its connections open but answers nothing,
+    /// as behind a network partition. (Drop still kills it.)
+    pub fn freeze(&self) {
+        let pid = self.child.as_ref().expect("the server is running").id();
+        let status = Command::new("kill").args(["-STOP", &pid.to_string()]).status().expect("run kill");
+        assert!(status.success());
+    }
+}
