@@ -175,8 +175,10 @@ async fn a_stopped_instance_announces_its_users_leaving(url: &str, prefix: &str)
 }
 
 async fn a_killed_process_is_noticed_within_seconds(url: &str, prefix: &str) {
-    let mut doomed = Process::watching(url, prefix, "doomed");
-    let survivor = Process::watching(url, prefix, "survivor");
+    let mut doomed = Process::in_cluster(url, prefix, "doomed");
+    let survivor = Process::in_cluster(url, prefix, "survivor");
+    survivor.watching(1);
+    doomed.watching(1);
     let bob = survivor.user("bob").await;
     let _alice = doomed.user("alice").await;
     assert_eq!(bob.next("user joined").await["username"], "alice");

@@ -211,8 +211,10 @@ async fn the_log_says_what_is_happening_with_redis() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_held_by_a_killed_process_is_free_again_within_seconds() {
     let redis = RedisServer::start();
-    let mut doomed = Process::watching(&redis.url(), "ghost", "doomed");
-    let survivor = Process::watching(&redis.url(), "ghost", "survivor");
+    let mut doomed = Process::in_cluster(&redis.url(), "ghost", "doomed");
+    let survivor = Process::in_cluster(&redis.url(), "ghost", "survivor");
+    survivor.watching(1);
+    doomed.watching(1);
     let _alice = doomed.user("alice").await;
     let bob = survivor.user("bob").await;
     bob.clear();
@@ -238,8 +240,10 @@ async fn a_name_held_by_a_killed_process_is_free_again_within_seconds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_process_is_noticed_by_its_closed_connections_not_its_heartbeat() {
     let redis = RedisServer::start();
-    let mut doomed = Process::watching(&redis.url(), "closed", "doomed");
-    let survivor = Process::watching(&redis.url(), "closed", "survivor");
+    let mut doomed = Process::in_cluster(&redis.url(), "closed", "doomed");
+    let survivor = Process::in_cluster(&redis.url(), "closed", "survivor");
+    survivor.watching(1);
+    doomed.watching(1);
     let alice = doomed.user("alice").await;
     assert_eq!(alice.request("join", json!({ "room": "general" })).await["ok"], true);
     let bob = survivor.user("bob").await;

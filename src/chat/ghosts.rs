@@ -2,28 +2,39 @@
 //! recorded in the shared store until someone notices.
 //!
 //! A login refused for a taken name asks the cluster to look for dead
-//! instances at once ([`Ghosts::reap`]); the maintenance loop answers once
-//! it knows: after purging the dead (their users' `user left` already
-//! sent), or when nobody is suspect. The login is then tried once more: the
-//! name may also have been freed by another instance's purge meanwhile.
-//! In memory mode there are no other instances, and no ghosts.
+//! instances at once ([`Ghosts::reap`]) and waits for a look that started
+//! after it asked and left nobody suspect: every dead instance found is
+//! purged by then, its users' `user left` already sent. The login is then
+//! tried once more. In memory mode there are no other instances, and no
+//! ghosts; in cluster mode, while the instance cannot look (Redis away, or
+//! `CLIENT LIST` refused), a taken name is answered at once.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, watch};
 
-/// Longest a login waits for the verdict before answering `name_taken`.
-const WAIT: Duration = Duration::from_millis(2_500);
-/// Requests waiting for the maintenance loop; more are answered "no ghost".
-const QUEUE: usize = 1_024;
-
-/// A request for a look at the other instances, answered once dead ones
-/// are purged, or none is suspect.
-pub type ReapRequest = oneshot::Sender<()>;
+/// Longest a login waits for the verdict before answering `name_taken`
+/// (purging an instance that held thousands of sockets takes a while).
+const WAIT: Duration = Duration::from_secs(5);
 
 /// The handle logins use to ask for a look. Cheap to clone.
 #[derive(Clone, Default)]
-pub struct Ghosts(Option<mpsc::Sender<ReapRequest>>);
+pub struct Ghosts(Option<Arc<Shared>>);
+
+/// The maintenance loop's side: it hears the requests and answers them.
+pub struct GhostWatch(Arc<Shared>);
+
+struct Shared {
+    asked: Notify,
+    /// Looks started so far.
+    started: AtomicU64,
+    /// The last look that left nobody suspect.
+    settled: watch::Sender<u64>,
+    /// Whether looks can be made at all now.
+    watching: AtomicBool,
+}
 
 impl Ghosts {
     /// No other instances, so never a ghost (memory mode).
@@ -31,20 +42,84 @@ impl Ghosts {
         Self(None)
     }
 
-    /// A handle, and the requests it sends, for the maintenance loop to answer.
-    pub fn channel() -> (Self, mpsc::Receiver<ReapRequest>) {
-        let (requests, received) = mpsc::channel(QUEUE);
-        (Self(Some(requests)), received)
+    /// A handle, and the side that answers it.
+    pub fn channel() -> (Self, GhostWatch) {
+        let shared = Arc::new(Shared {
+            asked: Notify::new(),
+            started: AtomicU64::new(0),
+            settled: watch::Sender::new(0),
+            watching: AtomicBool::new(false),
+        });
+        (Self(Some(shared.clone())), GhostWatch(shared))
     }
 
-    /// Asks for dead instances to be found and purged now. True once the
-    /// cluster looked: a name that was taken is worth trying again.
+    /// Asks for dead instances to be found and purged now. True once a look
+    /// that started after the request is done: a name that was taken is
+    /// worth trying again.
     pub async fn reap(&self) -> bool {
-        let Some(requests) = &self.0 else { return false };
-        let (request, answer) = oneshot::channel();
-        if requests.try_send(request).is_err() {
+        let Some(shared) = &self.0 else { return false };
+        if !shared.watching.load(Ordering::Acquire) {
             return false;
         }
-        matches!(tokio::time::timeout(WAIT, answer).await, Ok(Ok(())))
+        let asked_after = shared.started.load(Ordering::Acquire);
+        let mut settled = shared.settled.subscribe();
+        shared.asked.notify_one();
+        let answer = settled.wait_for(|look| *look > asked_after);
+        matches!(tokio::time::timeout(WAIT, answer).await, Ok(Ok(_)))
+    }
+}
+
+impl GhostWatch {
+    /// Resolves when a login asks for a look.
+    pub async fn asked(&self) {
+        self.0.asked.notified().await;
+    }
+
+    /// Says whether looks can be made now; while not, logins do not wait.
+    pub fn set_watching(&self, watching: bool) {
+        self.0.watching.store(watching, Ordering::Release);
+    }
+
+    /// A look starts: returns its number.
+    pub fn look_started(&self) -> u64 {
+        self.0.started.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Look `look` left nobody suspect: the logins that asked before it
+    /// started may try again.
+    pub fn settled(&self, look: u64) {
+        self.0.settled.send_if_modified(|last| {
+            let newer = look > *last;
+            if newer {
+                *last = look;
+            }
+            newer
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_login_waits_for_a_look_that_started_after_it_asked() {
+        let (ghosts, watch) = Ghosts::channel();
+        watch.set_watching(true);
+        let before = watch.look_started();
+        let asking = tokio::spawn(async move { ghosts.reap().await });
+        watch.asked().await;
+        watch.settled(before);
+        let after = watch.look_started();
+        assert!(!asking.is_finished(), "a look that started before the request does not answer it");
+        watch.settled(after);
+        assert!(asking.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn nobody_waits_while_no_look_can_be_made() {
+        let (ghosts, _watch) = Ghosts::channel();
+        assert!(!ghosts.reap().await);
+        assert!(!Ghosts::none().reap().await);
     }
 }

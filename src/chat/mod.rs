@@ -50,7 +50,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 pub use error::{ChatError, ErrorBody};
-pub use ghosts::{Ghosts, ReapRequest};
+pub use ghosts::{GhostWatch, Ghosts};
 pub use login::{announce_login, announce_logout, recheck_guests};
 pub use messages::{DEFAULT_HISTORY_PAGE, MAX_RECIPIENTS};
 pub use presence::{PUSH_MAX_USERS, send_all_batches};

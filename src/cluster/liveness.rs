@@ -5,20 +5,23 @@
 //! with its name after reconnecting elsewhere (socket.io's chat demo does)
 //! would be refused. But a dead process's Redis connections close at once.
 //! Every instance names its command connections (`CLIENT SETNAME`, fred's
-//! client id) and records that name beside its heartbeat; an instance
-//! whose connection is on no primary node for [`CONFIRM`] is dead.
+//! client id) and records that name beside its heartbeat. An instance
+//! whose connection this one has *seen* since its own connection came up,
+//! and which then is on no primary node for [`CONFIRM`], is dead: its
+//! connection closed while Redis stayed up.
 //!
-//! A live instance can lose its connections too: when Redis restarts, or
-//! a cluster node fails over. So nothing is judged while this instance's
-//! own connection is younger than [`SETTLE`] (longer than the reconnect
-//! policy's longest wait), nor when any node does not answer. Heartbeats
-//! stay the verdict for partitions, where no connection closes.
+//! A live instance loses its connections too when Redis restarts or a node
+//! fails over, and may take a while to come back (through Sentinel, say).
+//! But then this instance's own connection broke as well, which forgets
+//! everything seen: an instance not seen since is left to its heartbeat.
+//! No verdict either when a primary does not answer, or is not connected.
+//! Heartbeats stay the verdict for partitions, where nothing closes.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use fred::interfaces::ClientInterface;
-use fred::prelude::{Client, ClusterInterface};
+use fred::prelude::{Client, ClientLike, ClusterInterface};
 use fred::types::client::ClientKillType;
 use tokio::time::Instant;
 
@@ -26,124 +29,126 @@ use crate::store::REDIS_TIMEOUT;
 
 /// How long an instance's connections must stay gone before it counts as dead.
 pub const CONFIRM: Duration = Duration::from_millis(1_000);
-/// How long this instance's own connection must have been up before it
-/// judges others: after a Redis restart every instance reconnects within
-/// the reconnect policy's longest wait (2 s).
-pub const SETTLE: Duration = Duration::from_secs(3);
 
 /// Why a look at the connections gave no verdict.
 #[derive(Debug, thiserror::Error)]
 pub enum LivenessError {
-    /// A node did not answer `CLIENT LIST`.
+    /// Redis refused `CLIENT LIST` (an ACL without it).
+    #[error("CLIENT LIST refused on {node}: {error}")]
+    Refused { node: String, error: String },
+    /// A node did not answer, or is not connected.
     #[error("CLIENT LIST on {node}: {error}")]
     Unanswered { node: String, error: String },
 }
 
 /// What one look found.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Sweep {
-    /// Instances whose connections have been gone for [`CONFIRM`]: dead.
+pub struct Verdict {
+    /// Instances whose connections have been gone for [`CONFIRM`]: dead,
+    /// to purge. They stay suspect until they leave the registry.
     pub dead: Vec<String>,
     /// Instances whose connections are gone, not yet for long enough.
     pub suspects: usize,
-    /// Suspects no longer registered: another instance purged them.
-    pub vanished: usize,
 }
 
-/// Who has been seen without connections, and since when.
+/// Who has been seen, who has been seen without connections, and since when.
 pub struct Liveness {
     client: Client,
+    /// Instances seen connected since this instance's connection came up.
+    seen: HashSet<String>,
     absent_since: HashMap<String, Instant>,
 }
 
 impl Liveness {
     /// Looks at the connections through `client` (the command client).
     pub fn new(client: Client) -> Self {
-        Self { client, absent_since: HashMap::new() }
+        Self { client, seen: HashSet::new(), absent_since: HashMap::new() }
     }
 
-    /// True while some instance has been seen without connections and is
-    /// not yet confirmed dead: the next look should come soon.
+    /// True while some instance has been seen without connections and has
+    /// not left the registry: the next look should come soon.
     pub fn has_suspects(&self) -> bool {
         !self.absent_since.is_empty()
     }
 
-    /// Forgets every suspicion (this instance's own connection just came
-    /// back: what it saw before says nothing).
+    /// How many other instances are watched.
+    pub fn watched(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// Forgets everything: this instance's own connection just broke, so
+    /// what it saw before says nothing about the others.
     pub fn reset(&mut self) {
+        self.seen.clear();
         self.absent_since.clear();
-    }
-
-    /// Compares `peers` (instance id, connection name) with the connections
-    /// open on every primary node now.
-    pub async fn sweep(&mut self, peers: &[(String, String)]) -> Result<Sweep, LivenessError> {
-        let open = if peers.is_empty() { HashSet::new() } else { self.open_connections().await? };
-        Ok(self.judge(peers, &open, Instant::now()))
-    }
-
-    /// The verdict on `peers`, given the connection names `open` at `now`.
-    fn judge(&mut self, peers: &[(String, String)], open: &HashSet<String>, now: Instant) -> Sweep {
-        let absent: HashSet<&str> =
-            peers.iter().filter(|(_, name)| !open.contains(name)).map(|(id, _)| id.as_str()).collect();
-        let mut sweep = Sweep::default();
-        self.absent_since.retain(|id, _| {
-            if !peers.iter().any(|(peer, _)| peer == id) {
-                sweep.vanished += 1;
-            }
-            absent.contains(id.as_str())
-        });
-        for id in absent {
-            let since = *self.absent_since.entry(id.to_owned()).or_insert(now);
-            if now.duration_since(since) >= CONFIRM {
-                sweep.dead.push(id.to_owned());
-            } else {
-                sweep.suspects += 1;
-            }
-        }
-        for id in &sweep.dead {
-            self.absent_since.remove(id);
-        }
-        sweep.dead.sort();
-        sweep
     }
 
     /// The names of the normal (non-pub/sub) connections open on every
     /// primary node: one Redis, the master Sentinel points to, or each
-    /// primary of a cluster (fred's cluster client connects to all of them).
-    async fn open_connections(&self) -> Result<HashSet<String>, LivenessError> {
-        let primaries = self.client.cached_cluster_state().map(|state| state.unique_primary_nodes());
+    /// primary of a cluster (fred's cluster client connects to all of them),
+    /// asked together.
+    pub async fn look(&self) -> Result<HashSet<String>, LivenessError> {
+        let Some(state) = self.client.cached_cluster_state() else {
+            return names_on(&self.client, "redis").await.map(HashSet::from_iter);
+        };
+        let connected = self.client.active_connections();
+        let primaries = state.unique_primary_nodes();
+        if let Some(missing) = primaries.iter().find(|node| !connected.contains(node)) {
+            // fred would reconnect the whole client to route a command there.
+            return Err(LivenessError::Unanswered {
+                node: missing.to_string(),
+                error: "not connected".into(),
+            });
+        }
+        let lists = primaries.iter().map(|node| {
+            let client = self.client.with_cluster_node(node.clone());
+            async move { names_on(&client, &node.to_string()).await }
+        });
         let mut open = HashSet::new();
-        match primaries {
-            Some(nodes) => {
-                for node in nodes {
-                    let list = self.client.with_cluster_node(node.clone());
-                    let listed = tokio::time::timeout(
-                        REDIS_TIMEOUT,
-                        list.client_list::<String, String>(Some(ClientKillType::Normal), None),
-                    )
-                    .await;
-                    open.extend(names(&answered(listed, &node.to_string())?));
-                }
-            }
-            None => {
-                let listed = tokio::time::timeout(
-                    REDIS_TIMEOUT,
-                    self.client.client_list::<String, String>(Some(ClientKillType::Normal), None),
-                )
-                .await;
-                open.extend(names(&answered(listed, "redis")?));
-            }
+        for names in futures_util::future::join_all(lists).await {
+            open.extend(names?);
         }
         Ok(open)
     }
+
+    /// The verdict on `peers` (instance id, connection name), given the
+    /// connection names `open` at `now`.
+    pub fn judge(&mut self, peers: &[(String, String)], open: &HashSet<String>, now: Instant) -> Verdict {
+        let registered: HashSet<&str> = peers.iter().map(|(id, _)| id.as_str()).collect();
+        // Gone from the registry: purged (by whoever) and announced.
+        self.seen.retain(|id| registered.contains(id.as_str()));
+        self.absent_since.retain(|id, _| registered.contains(id.as_str()));
+        let mut verdict = Verdict::default();
+        for (id, name) in peers {
+            if open.contains(name) {
+                self.seen.insert(id.clone());
+                self.absent_since.remove(id);
+            } else if self.seen.contains(id) {
+                let since = *self.absent_since.entry(id.clone()).or_insert(now);
+                if now.duration_since(since) >= CONFIRM {
+                    verdict.dead.push(id.clone());
+                } else {
+                    verdict.suspects += 1;
+                }
+            }
+        }
+        verdict.dead.sort();
+        verdict
+    }
 }
 
-fn answered(
-    listed: Result<fred::prelude::FredResult<String>, tokio::time::error::Elapsed>,
-    node: &str,
-) -> Result<String, LivenessError> {
+/// The connection names in one node's `CLIENT LIST TYPE normal`.
+async fn names_on<C: ClientInterface + Sync>(client: &C, node: &str) -> Result<Vec<String>, LivenessError> {
+    let listed = tokio::time::timeout(
+        REDIS_TIMEOUT,
+        client.client_list::<String, String>(Some(ClientKillType::Normal), None),
+    )
+    .await;
     match listed {
-        Ok(Ok(list)) => Ok(list),
+        Ok(Ok(list)) => Ok(names(&list).collect()),
+        Ok(Err(err)) if err.details().contains("NOPERM") => {
+            Err(LivenessError::Refused { node: node.to_owned(), error: err.to_string() })
+        }
         Ok(Err(err)) => Err(LivenessError::Unanswered { node: node.to_owned(), error: err.to_string() }),
         Err(_) => Err(LivenessError::Unanswered {
             node: node.to_owned(),
@@ -170,6 +175,14 @@ mod tests {
         list.iter().map(|(id, name)| ((*id).to_owned(), (*name).to_owned())).collect()
     }
 
+    fn open(names: &[&str]) -> HashSet<String> {
+        names.iter().map(|name| (*name).to_owned()).collect()
+    }
+
+    fn liveness() -> Liveness {
+        Liveness::new(fred::prelude::Builder::default_centralized().build().unwrap())
+    }
+
     #[test]
     fn names_are_read_from_client_list() {
         let list = "id=3 addr=127.0.0.1:5000 laddr=127.0.0.1:6379 fd=8 name=fred-abc age=2 cmd=client|list\n\
@@ -179,43 +192,53 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_instance_is_dead_only_once_its_connections_stayed_gone() {
-        let client = fred::prelude::Builder::default_centralized().build().unwrap();
-        let mut liveness = Liveness::new(client);
+    async fn a_seen_instance_is_dead_only_once_its_connections_stayed_gone() {
+        let mut liveness = liveness();
         let peers = peers(&[("a#1", "fred-a"), ("b#2", "fred-b")]);
         let start = Instant::now();
-        let open: HashSet<String> = ["fred-a".to_owned()].into();
+        liveness.judge(&peers, &open(&["fred-a", "fred-b"]), start);
+        assert_eq!(liveness.watched(), 2);
 
-        let first = liveness.judge(&peers, &open, start);
-        assert_eq!(first, Sweep { suspects: 1, ..Sweep::default() }, "gone once is a suspicion");
-        let soon = liveness.judge(&peers, &open, start + CONFIRM / 2);
-        assert_eq!(soon.suspects, 1);
-        let later = liveness.judge(&peers, &open, start + CONFIRM);
-        assert_eq!(later, Sweep { dead: vec!["b#2".into()], ..Sweep::default() }, "gone for CONFIRM is dead");
+        let first = liveness.judge(&peers, &open(&["fred-a"]), start);
+        assert_eq!(first, Verdict { suspects: 1, ..Verdict::default() }, "gone once is a suspicion");
+        assert_eq!(liveness.judge(&peers, &open(&["fred-a"]), start + CONFIRM / 2).suspects, 1);
+        let later = liveness.judge(&peers, &open(&["fred-a"]), start + CONFIRM);
+        assert_eq!(
+            later,
+            Verdict { dead: vec!["b#2".into()], ..Verdict::default() },
+            "gone for CONFIRM is dead"
+        );
+        assert!(liveness.has_suspects(), "dead stays suspect until it leaves the registry");
+        liveness.judge(&peers[..1], &open(&["fred-a"]), start + CONFIRM);
         assert!(!liveness.has_suspects());
     }
 
     #[tokio::test]
-    async fn a_suspect_purged_by_another_instance_has_vanished() {
-        let client = fred::prelude::Builder::default_centralized().build().unwrap();
-        let mut liveness = Liveness::new(client);
+    async fn an_instance_not_seen_since_this_one_connected_is_left_to_its_heartbeat() {
+        let mut liveness = liveness();
+        let peers = peers(&[("b#2", "fred-b")]);
         let start = Instant::now();
-        liveness.judge(&peers(&[("b#2", "fred-b")]), &HashSet::new(), start);
-        let after = liveness.judge(&[], &HashSet::new(), start + CONFIRM / 2);
-        assert_eq!(after, Sweep { vanished: 1, ..Sweep::default() });
-        assert!(!liveness.has_suspects());
+        liveness.judge(&peers, &open(&["fred-b"]), start);
+        liveness.reset();
+        let verdict = liveness.judge(&peers, &open(&[]), start + CONFIRM * 10);
+        assert_eq!(verdict, Verdict::default(), "after a reconnect, absent is not dead");
+        liveness.judge(&peers, &open(&["fred-b"]), start + CONFIRM * 11);
+        assert_eq!(
+            liveness.judge(&peers, &open(&[]), start + CONFIRM * 12).suspects,
+            1,
+            "seen again: watched again"
+        );
     }
 
     #[tokio::test]
     async fn a_connection_that_comes_back_clears_the_suspicion() {
-        let client = fred::prelude::Builder::default_centralized().build().unwrap();
-        let mut liveness = Liveness::new(client);
+        let mut liveness = liveness();
         let peers = peers(&[("b#2", "fred-b")]);
         let start = Instant::now();
-        liveness.judge(&peers, &HashSet::new(), start);
-        let back: HashSet<String> = ["fred-b".to_owned()].into();
-        assert_eq!(liveness.judge(&peers, &back, start + CONFIRM / 2), Sweep::default());
-        let again = liveness.judge(&peers, &HashSet::new(), start + CONFIRM);
+        liveness.judge(&peers, &open(&["fred-b"]), start);
+        liveness.judge(&peers, &open(&[]), start);
+        assert_eq!(liveness.judge(&peers, &open(&["fred-b"]), start + CONFIRM / 2), Verdict::default());
+        let again = liveness.judge(&peers, &open(&[]), start + CONFIRM);
         assert_eq!(again.suspects, 1, "the clock starts again from the new absence");
     }
 }

@@ -13,29 +13,30 @@
 //! ([`liveness`](super::liveness)): an instance whose process died is purged
 //! about a second later, and a login that met a name it held gets it.
 
+use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fred::prelude::EventInterface;
+use fred::prelude::{EventInterface, Server};
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::socket::Sid;
-use tokio::sync::mpsc;
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Interval};
 
-use super::liveness::{self, Liveness, LivenessError};
+use super::liveness::{Liveness, LivenessError};
 use super::{Cluster, ParserCheck};
-use crate::chat::{self, Chat, ChatError, ReapRequest};
+use crate::chat::{self, Chat, ChatError, GhostWatch};
 use crate::http::Readiness;
 use crate::store::{RedisStore, Resync};
 
 /// How often the connection state is looked at (readiness, logs).
 const STATE_CHECK: Duration = Duration::from_millis(250);
 /// How often the other instances' connections are looked at, when nobody
-/// is suspect (every [`STATE_CHECK`] while someone is).
-const SWEEP: Duration = Duration::from_millis(500);
+/// is suspect (every [`STATE_CHECK`] while someone is, or a login waits).
+const LOOK: Duration = Duration::from_millis(500);
 
 /// How often instances prove they are alive, and how long silence means dead.
 #[derive(Debug, Clone, Copy)]
@@ -63,7 +64,33 @@ pub struct Maintenance<A: Adapter> {
     /// The PARSER registry.
     pub parsers: ParserCheck,
     /// Logins that met a taken name, asking for a look at the others now.
-    pub reap_requests: mpsc::Receiver<ReapRequest>,
+    pub ghosts: GhostWatch,
+}
+
+/// Where the loop stands between two turns.
+#[derive(Default)]
+struct Turns {
+    /// The connection at the last turn (`None` before the first).
+    was_up: Option<bool>,
+    last_round: Option<Instant>,
+    /// Ready only once a round has put this instance's presence back into
+    /// Redis: until then other instances would not see its users. Any
+    /// reconnect forces a resync (Redis may be back from an old snapshot).
+    in_sync: bool,
+    last_look: Option<Instant>,
+    /// A login asked for a look that has not settled yet.
+    asked: bool,
+    /// Other instances watched, as last logged.
+    watched: usize,
+}
+
+impl Turns {
+    /// The connection broke or came back: resync, and forget who was seen.
+    fn reconnected(&mut self, liveness: &mut Liveness) {
+        self.last_round = None;
+        self.in_sync = false;
+        liveness.reset();
+    }
 }
 
 impl<A: Adapter> Maintenance<A> {
@@ -72,95 +99,133 @@ impl<A: Adapter> Maintenance<A> {
         tokio::spawn(self.run())
     }
 
-    async fn run(self) {
-        let Self { io, chat, store, cluster, readiness, timing, mut parsers, mut reap_requests } = self;
-        let mut reconnects = cluster.commands().reconnect_rx();
+    async fn run(mut self) {
+        let mut reconnects = self.cluster.commands().reconnect_rx();
         let mut checks = tokio::time::interval(STATE_CHECK);
         checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut was_up: Option<bool> = None;
-        let mut last_round: Option<Instant> = None;
-        // Ready only once a round has put this instance's presence back into
-        // Redis: until then other instances would not see its users. Any
-        // reconnect forces a resync (Redis may be back from an old snapshot).
-        let mut in_sync = false;
-        let mut liveness = Liveness::new(cluster.commands());
-        let mut connected_since: Option<Instant> = None;
-        let mut last_sweep: Option<Instant> = None;
-        let mut waiting: Vec<ReapRequest> = Vec::new();
-        let mut watching = false;
+        let mut liveness = Liveness::new(self.cluster.commands());
+        let mut turns = Turns::default();
         loop {
             tokio::select! {
                 _ = checks.tick() => {}
                 _ = reconnects.recv() => {
                     crate::metrics::metrics().redis_reconnect();
-                    last_round = None;
-                    in_sync = false;
-                    connected_since = None;
-                    liveness.reset();
+                    turns.reconnected(&mut liveness);
                 }
-                Some(request) = reap_requests.recv() => waiting.push(request),
+                () = self.ghosts.asked() => turns.asked = true,
             }
-            let up = cluster.is_connected();
-            match (was_up, up) {
-                (Some(false) | None, true) => {
-                    tracing::info!(redis = %cluster.describe(), "Redis reachable: cluster mode active");
-                    last_round = None;
-                    in_sync = false;
-                }
-                (Some(true), false) => {
-                    tracing::warn!(redis = %cluster.describe(), "Redis unreachable: serving this instance's clients only, retrying");
-                }
-                (None, false) => tracing::info!(redis = %cluster.describe(), "waiting for Redis"),
-                _ => {}
-            }
-            was_up = Some(up);
-            connected_since = if up { Some(connected_since.unwrap_or_else(Instant::now)) } else { None };
-            let mut purged = 0;
-            let due = last_round.is_none_or(|at| at.elapsed() >= timing.heartbeat);
-            if due && store.is_connected() {
+            let up = self.cluster.is_connected();
+            self.log_connection(&mut turns, &mut liveness, up);
+
+            let due = turns.last_round.is_none_or(|at| at.elapsed() >= self.timing.heartbeat);
+            if due && self.store.is_connected() {
                 let work = async {
                     // A failed heartbeat alone leaves the verdict as it was.
-                    let synced = round(&io, &chat, &store, !in_sync).await?;
-                    let purged = purge_expired(&io, &chat, &store, timing.ttl).await;
-                    parsers.run().await;
-                    Some((synced, purged))
+                    let synced = round(&self.io, &self.chat, &self.store, !turns.in_sync).await?;
+                    purge_expired(&self.io, &self.chat, &self.store, self.timing.ttl).await;
+                    self.parsers.run().await;
+                    Some(synced)
                 };
-                if let Some((synced, expired)) =
-                    while_connected(work, &mut checks, &cluster, &readiness).await
+                if let Some(synced) = while_connected(work, &mut checks, &self.cluster, &self.readiness).await
                 {
-                    in_sync = synced;
-                    purged += expired;
+                    turns.in_sync = synced;
                 }
-                last_round = Some(Instant::now());
+                turns.last_round = Some(Instant::now());
             }
             // The connection as it is now, not as it was before the round.
-            readiness.set_ready(in_sync && cluster.is_connected());
+            self.readiness.set_ready(turns.in_sync && self.cluster.is_connected());
 
-            // Dead instances, by their connections: every SWEEP, and
-            // sooner while someone is suspect or a login waits.
-            waiting.retain(|request| !request.is_closed());
-            let settled = connected_since.is_some_and(|at| at.elapsed() >= liveness::SETTLE);
-            if settled && !watching {
-                tracing::info!("connection to Redis settled: watching the other instances' connections");
-            }
-            watching = settled;
-            let gap = if waiting.is_empty() && !liveness.has_suspects() { SWEEP } else { STATE_CHECK };
-            let verdict =
-                if settled && store.is_connected() && last_sweep.is_none_or(|at| at.elapsed() >= gap) {
-                    last_sweep = Some(Instant::now());
-                    let work = sweep(&io, &chat, &store, &mut liveness);
-                    while_connected(work, &mut checks, &cluster, &readiness).await
-                } else {
-                    None
-                };
-            purged += verdict.map_or(0, |(dead, _)| dead);
-            // Logins waiting get their answer once there is one: some
-            // instance is gone (purged here or elsewhere), or a look found
-            // nobody suspect.
-            if purged > 0 || matches!(verdict, Some((_, 0))) {
-                for request in waiting.drain(..) {
-                    let _ = request.send(());
+            // Dead instances, by their connections: every LOOK, and sooner
+            // while someone is suspect or a login waits.
+            let gap = if turns.asked || liveness.has_suspects() { STATE_CHECK } else { LOOK };
+            if up && self.store.is_connected() && turns.last_look.is_none_or(|at| at.elapsed() >= gap) {
+                turns.last_look = Some(Instant::now());
+                let number = self.ghosts.look_started();
+                let work = self.look(&mut liveness, &reconnects);
+                if while_connected(work, &mut checks, &self.cluster, &self.readiness).await {
+                    self.ghosts.settled(number);
+                    turns.asked = false;
                 }
+                if liveness.watched() != turns.watched {
+                    turns.watched = liveness.watched();
+                    tracing::info!(instances = turns.watched, "watching the other instances' connections");
+                }
+            }
+        }
+    }
+
+    /// Logs connection changes; a change resets what depends on the connection.
+    fn log_connection(&self, turns: &mut Turns, liveness: &mut Liveness, up: bool) {
+        let redis = self.cluster.describe();
+        match (turns.was_up, up) {
+            (Some(false) | None, true) => {
+                tracing::info!(%redis, "Redis reachable: cluster mode active");
+                turns.reconnected(liveness);
+            }
+            (Some(true), false) => {
+                tracing::warn!(%redis, "Redis unreachable: serving this instance's clients only, retrying");
+                turns.reconnected(liveness);
+            }
+            (None, false) => tracing::info!(%redis, "waiting for Redis"),
+            _ => {}
+        }
+        turns.was_up = Some(up);
+        if !up {
+            self.ghosts.set_watching(false);
+        }
+    }
+
+    /// One look at the other instances' connections: purges those found
+    /// dead. True when nobody is left suspect (every dead instance purged
+    /// and announced, by this instance or another).
+    async fn look(&self, liveness: &mut Liveness, reconnects: &broadcast::Receiver<Server>) -> bool {
+        let peers = match self.store.peer_connections().await {
+            Ok(peers) => peers,
+            Err(err) => {
+                tracing::debug!(error = %err, "could not read the other instances' connection names");
+                return false;
+            }
+        };
+        let open = if peers.is_empty() { Ok(HashSet::new()) } else { liveness.look().await };
+        let open = match open {
+            Ok(open) => open,
+            Err(err) => {
+                self.cannot_look(&err);
+                return false;
+            }
+        };
+        if !reconnects.is_empty() {
+            // This instance's connection broke meanwhile: no verdict.
+            return false;
+        }
+        self.ghosts.set_watching(true);
+        let verdict = liveness.judge(&peers, &open, Instant::now());
+        let mut unresolved = verdict.suspects;
+        for instance in &verdict.dead {
+            let why = "its Redis connections closed: the process is gone";
+            if !purge(&self.io, &self.chat, &self.store, instance, why).await {
+                unresolved += 1;
+            }
+        }
+        unresolved == 0
+    }
+
+    /// Logs why connections could not be looked at: at once if Redis refuses
+    /// `CLIENT LIST` (then at most once a minute), at debug level otherwise
+    /// (a node failing over). Logins stop waiting for looks meanwhile.
+    fn cannot_look(&self, err: &LivenessError) {
+        self.ghosts.set_watching(false);
+        match err {
+            LivenessError::Refused { .. } => {
+                static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+                let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    *last = Some(std::time::Instant::now());
+                    tracing::warn!(error = %err, "cannot see the other instances' connections: a dead instance is noticed by its heartbeat only (INSTANCE_TTL_MS); grant +client|list");
+                }
+            }
+            LivenessError::Unanswered { .. } => {
+                tracing::debug!(error = %err, "no look at the other instances' connections this time")
             }
         }
     }
@@ -183,73 +248,21 @@ async fn while_connected<T>(
     }
 }
 
-/// One look at the other instances' connections; purges those confirmed
-/// dead. Returns (instances gone: purged here or by another instance,
-/// instances still suspect), or `None` when there is no verdict.
-async fn sweep<A: Adapter>(
-    io: &SocketIo<A>,
-    chat: &Chat,
-    store: &RedisStore,
-    liveness: &mut Liveness,
-) -> Option<(usize, usize)> {
-    let peers = match store.peer_connections().await {
-        Ok(peers) => peers,
-        Err(err) => {
-            tracing::debug!(error = %err, "could not read the other instances' connection names");
-            return None;
+/// Purges the instances whose heartbeat expired.
+async fn purge_expired<A: Adapter>(io: &SocketIo<A>, chat: &Chat, store: &RedisStore, ttl: Duration) {
+    match store.dead_instances(ttl).await {
+        Ok(dead) => {
+            for instance in dead {
+                purge(io, chat, store, &instance, "instance stopped heartbeating").await;
+            }
         }
-    };
-    let verdict = match liveness.sweep(&peers).await {
-        Ok(verdict) => verdict,
-        Err(err) => {
-            liveness_unavailable(&err);
-            return None;
-        }
-    };
-    let mut gone = verdict.vanished;
-    for instance in &verdict.dead {
-        if purge(io, chat, store, instance, "its Redis connections closed: the process is gone").await {
-            gone += 1;
-        }
-    }
-    Some((gone, verdict.suspects))
-}
-
-/// Logs, at most once a minute, that connections could not be looked at
-/// (an ACL without CLIENT LIST, say): heartbeats alone tell then.
-fn liveness_unavailable(err: &LivenessError) {
-    static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
-    let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
-        *last = Some(std::time::Instant::now());
-        tracing::warn!(error = %err, "cannot see the other instances' connections: a dead instance is noticed by its heartbeat only (INSTANCE_TTL_MS)");
+        Err(err) => tracing::warn!(error = %err, "could not look for dead instances"),
     }
 }
 
-/// Purges the instances whose heartbeat expired. Returns how many.
-async fn purge_expired<A: Adapter>(
-    io: &SocketIo<A>,
-    chat: &Chat,
-    store: &RedisStore,
-    ttl: Duration,
-) -> usize {
-    let dead = match store.dead_instances(ttl).await {
-        Ok(dead) => dead,
-        Err(err) => {
-            tracing::warn!(error = %err, "could not look for dead instances");
-            return 0;
-        }
-    };
-    let mut purged = 0;
-    for instance in dead {
-        if purge(io, chat, store, &instance, "instance stopped heartbeating").await {
-            purged += 1;
-        }
-    }
-    purged
-}
-
-/// Removes a dead instance's sockets, announcing their users' departure.
+/// Removes a dead instance's sockets and announces their users' departure,
+/// then removes the instance from the registry. Exactly one survivor does
+/// it; the others leave it alone. True if this one did.
 async fn purge<A: Adapter>(
     io: &SocketIo<A>,
     chat: &Chat,
@@ -257,20 +270,32 @@ async fn purge<A: Adapter>(
     instance: &str,
     why: &str,
 ) -> bool {
-    match store.purge_instance(instance).await {
-        Ok(purge) => {
-            crate::metrics::metrics().instance_purged();
-            tracing::warn!(%instance, sockets = purge.logouts.len(), "{why}: its sockets were removed");
-            for logout in &purge.logouts {
-                chat::announce_logout(chat, io, logout, None).await;
-            }
-            true
-        }
+    match store.claim_purge(instance).await {
+        Ok(true) => {}
+        Ok(false) => return false,
         Err(err) => {
-            tracing::warn!(%instance, error = %err, "could not purge a dead instance");
-            false
+            tracing::warn!(%instance, error = %err, "could not claim the purge of a dead instance");
+            return false;
         }
     }
+    let purge = match store.purge_sockets(instance).await {
+        Ok(purge) => purge,
+        Err(err) => {
+            tracing::warn!(%instance, error = %err, "could not purge a dead instance; retrying once the claim expires");
+            return false;
+        }
+    };
+    crate::metrics::metrics().instance_purged();
+    tracing::warn!(%instance, sockets = purge.logouts.len(), "{why}: its sockets were removed");
+    for logout in &purge.logouts {
+        chat::announce_logout(chat, io, logout, None).await;
+    }
+    // Only now does it leave the registry: a survivor that waits for that
+    // announces a name's return after its departure, never before.
+    if let Err(err) = store.forget_instance(instance).await {
+        tracing::warn!(%instance, error = %err, "purged a dead instance but could not remove it from the registry");
+    }
+    true
 }
 
 /// One maintenance round (all but purging); each step logs its own failure

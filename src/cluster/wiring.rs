@@ -35,7 +35,7 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
             .with_file_ttl(config.file_ttl())
             .with_history_ttl(config.history_ttl()),
     );
-    let (ghosts, reap_requests) = chat::Ghosts::channel();
+    let (ghosts, ghost_watch) = chat::Ghosts::channel();
     let (chat, api) = services(config, instance, Stores::of(store.clone()), &secret, ghosts);
 
     let adapter = RedisAdapterCtr::new_with_driver(
@@ -68,7 +68,7 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
         readiness: readiness.clone(),
         timing,
         parsers,
-        reap_requests,
+        ghosts: ghost_watch,
     }
     .spawn();
     let stop_maintenance = maintenance.abort_handle();

@@ -35,18 +35,24 @@ fn collect_lines(
 
 impl Process {
     /// An instance on the Redis at `url`, with heartbeats too slow to
-    /// matter (a 30 s time-to-live), once it watches the other instances'
-    /// connections: from then on it notices a killed one within seconds.
-    pub fn watching(url: &str, prefix: &str, name: &str) -> Self {
+    /// matter (a 30 s time-to-live): it notices a killed instance by its
+    /// closed connections only, once it watches it (see [`Self::watching`]).
+    pub fn in_cluster(url: &str, prefix: &str, name: &str) -> Self {
         let env = [
             ("REDIS_URL", url),
             ("REDIS_PREFIX", prefix),
             ("INSTANCE_NAME", name),
             ("INSTANCE_TTL_MS", "30000"),
         ];
-        let process = Self::start(&env);
-        process.wait_for_log("watching the other instances", Duration::from_secs(15));
-        process
+        Self::start(&env)
+    }
+
+    /// Waits until this instance watches `others` other instances' connections.
+    pub fn watching(&self, others: usize) {
+        self.wait_for_log(
+            &format!("watching the other instances' connections instances={others}"),
+            Duration::from_secs(15),
+        );
     }
 
     /// A client of this process, logged in as `name`.

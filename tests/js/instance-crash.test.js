@@ -28,8 +28,9 @@ before(async () => {
     instances.push(await startServer({ REDIS_URL: redis.url, INSTANCE_NAME: `chatwire-${i}` }));
   }
   for (const instance of instances) await waitReady(instance.url);
-  // Each instance judges the others by their connections once its own has settled.
-  await eventually(() => instances.every((i) => i.logs.some((line) => line.includes("watching the other instances"))), 15000, "instances to watch each other");
+  // Each instance judges the others by their connections once it has seen them.
+  const watchingBoth = (instance) => instance.logs.some((line) => line.includes("watching the other instances' connections instances=2"));
+  await eventually(() => instances.every(watchingBoth), 15000, "instances to watch each other");
   nginx = await startNginx(instances.map((instance) => instance.port));
 });
 
@@ -55,7 +56,7 @@ async function eventually(condition, timeoutMs, what) {
  */
 function demoClient(name, version) {
   const socket = versions[version](nginx.url, { transports: ["websocket"], forceNew: true });
-  const person = { name, version, socket, connects: [], disconnects: 0, logins: [], errors: [], messages: [] };
+  const person = { name, version, socket, connects: [], disconnects: 0, logins: [], errors: [], messages: [], presence: [] };
   socket.on("connect", () => {
     person.connects.push(Date.now());
     socket.emit("add user", name);
@@ -64,6 +65,8 @@ function demoClient(name, version) {
   socket.on("login", () => person.logins.push(Date.now()));
   socket.on("chat error", (error) => person.errors.push(error));
   socket.on("new message", (message) => person.messages.push(message));
+  socket.on("user joined", ({ username }) => person.presence.push(`joined ${username}`));
+  socket.on("user left", ({ username }) => person.presence.push(`left ${username}`));
   people.push(person);
   return person;
 }
@@ -109,6 +112,18 @@ test("clients that only re-emit add user are all back within 3 s after an instan
   const slowest = Math.max(...moved.map((p) => p.logins[1] - p.connects[1]));
   const lastBack = Math.max(...moved.map((p) => p.logins[1] - killedAt));
   t.diagnostic(`${moved.length} moved; slowest login after reconnecting ${slowest} ms; all back ${lastBack} ms after the kill`);
+
+  // The others saw each moved user leave (the dead instance purged), then
+  // come back: never back first, which would leave them listed as gone.
+  for (const watcher of people.filter((p) => !moved.includes(p))) {
+    for (const person of moved) {
+      assert.deepEqual(
+        watcher.presence.filter((e) => e.endsWith(` ${person.name}`)).slice(-2),
+        [`left ${person.name}`, `joined ${person.name}`],
+        `${watcher.name} saw ${person.name} leave, then come back`,
+      );
+    }
+  }
 
   // And everyone chats: all twelve, whichever instance they are on now.
   const users = await new Promise((resolve) => people[0].socket.emit("users", resolve));

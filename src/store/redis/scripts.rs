@@ -111,6 +111,11 @@ impl Keys {
         format!("{}{instance}", self.instance_prefix)
     }
 
+    /// The lock a survivor holds while it purges a dead instance.
+    pub fn purging(&self, instance: &str) -> String {
+        format!("{}purging:{instance}", self.instance_prefix)
+    }
+
     /// An account (JSON string), by name key. Spread over the cluster.
     pub fn account(&self, user_key: &str) -> String {
         format!("{}:account:{user_key}", self.prefix)

@@ -6,12 +6,18 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use fred::prelude::{ClientLike, HashesInterface, SetsInterface, SortedSetsInterface};
+use fred::prelude::{
+    ClientLike, Expiration, HashesInterface, KeysInterface, SetOptions, SetsInterface, SortedSetsInterface,
+};
 
 use super::scripts::{parse_socket_id, socket_id};
 use super::{RedisStore, room_name};
 use crate::domain::{RoomName, Username};
 use crate::store::{Login, Logout, SocketKey, StoreError};
+
+/// How long a survivor may take to purge a dead instance before another
+/// may (it died too, say).
+pub const PURGE_LOCK: Duration = Duration::from_secs(15);
 
 /// What purging a dead instance did.
 #[derive(Debug, Default)]
@@ -64,10 +70,34 @@ impl RedisStore {
         Ok(named.into_iter().filter(|(id, _)| *id != self.instance).collect())
     }
 
-    /// Removes every socket of a dead instance, then the instance itself.
-    /// Safe to run from several survivors at once: each socket's removal is
-    /// atomic and reported to exactly one of them.
+    /// Removes every socket of an instance, then the instance itself (this
+    /// instance leaving, at shutdown).
     pub async fn purge_instance(&self, instance: &str) -> Result<Purge, StoreError> {
+        let purge = self.purge_sockets(instance).await?;
+        self.forget_instance(instance).await?;
+        Ok(purge)
+    }
+
+    /// Takes the right to purge a dead instance: true for exactly one of
+    /// the survivors that ask, until it calls [`Self::forget_instance`] (or
+    /// [`PURGE_LOCK`] passes, if it died too). The purger announces every
+    /// logout before the instance disappears, so a survivor that waits for
+    /// that never announces a name's return before its departure.
+    pub async fn claim_purge(&self, instance: &str) -> Result<bool, StoreError> {
+        let set = self.client.set::<Option<String>, _, _>(
+            self.keys.purging(instance),
+            self.instance.as_str(),
+            Some(Expiration::PX(PURGE_LOCK.as_millis() as i64)),
+            Some(SetOptions::NX),
+            false,
+        );
+        Ok(self.call("claim purge", set).await?.is_some())
+    }
+
+    /// Removes every socket of a dead instance. Safe to run from several
+    /// survivors at once: each socket's removal is atomic and reported to
+    /// exactly one of them.
+    pub async fn purge_sockets(&self, instance: &str) -> Result<Purge, StoreError> {
         let set = self.keys.instance(instance);
         let ids: Vec<String> = self.call("dead sockets", self.client.smembers(&set)).await?;
         let mut purge = Purge::default();
@@ -76,10 +106,17 @@ impl RedisStore {
                 purge.logouts.push(logout);
             }
         }
+        Ok(purge)
+    }
+
+    /// Removes a purged instance from the registry (heartbeat, connection
+    /// name, purge lock).
+    pub async fn forget_instance(&self, instance: &str) -> Result<(), StoreError> {
         let _: i64 = self.call("forget instance", self.client.zrem(&self.keys.instances, instance)).await?;
         let _: i64 =
             self.call("forget connections", self.client.hdel(&self.keys.connections, instance)).await?;
-        Ok(purge)
+        let _: i64 = self.call("release purge", self.client.del(self.keys.purging(instance))).await?;
+        Ok(())
     }
 
     /// True if a presence change reached only the local mirror.
