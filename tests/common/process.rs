@@ -121,9 +121,27 @@ impl Process {
 
     /// Sends SIGTERM (a graceful stop).
     pub fn terminate(&self) {
-        let status =
-            Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("run kill");
+        self.signal("-TERM");
+    }
+
+    /// SIGSTOP: the process stops in its tracks, connections left open.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT: a frozen process goes on.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([signal, &self.pid().to_string()]).status().expect("run kill");
         assert!(status.success());
+    }
+
+    /// How many log lines so far contain `needle`.
+    pub fn count_logs(&self, needle: &str) -> usize {
+        self.logs.lock().unwrap().iter().filter(|line| line.contains(needle)).count()
     }
 
     /// SIGKILL: the process dies without cleaning up anything.
