@@ -295,3 +295,24 @@ async fn an_instance_slow_to_come_back_after_a_redis_restart_is_not_taken_for_de
     }
     assert_eq!(alice.request_empty("users").await["numUsers"], 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_client_list_heartbeats_alone_tell_and_logins_do_not_wait() {
+    // An ACL user that may do everything but list the connections.
+    let redis =
+        RedisServer::start_with(&["--user", "chatwire", "on", ">pw", "~*", "&*", "+@all", "-client|list"]);
+    let url = format!("redis://chatwire:pw@127.0.0.1:{}", redis.port);
+    let a = Process::in_cluster(&url, "acl", "a");
+    let b = Process::in_cluster(&url, "acl", "b");
+    a.wait_for_log("grant +client|list", RECOVERY);
+    let _bob = b.user("bob").await;
+    let impostor = Client::connect(a.addr).await;
+    let asked = tokio::time::Instant::now();
+    assert_error(&impostor.request("add user", json!("bob")).await, "name_taken");
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "refused at once, not after a wait: {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(impostor.request("add user", json!("carol")).await["ok"], true, "the cluster works otherwise");
+}

@@ -33,6 +33,12 @@ impl RedisServer {
         Self::start_on(free_port(false))
     }
 
+    /// Starts a standalone server without persistence, with `args` added
+    /// to its configuration (`--user ...`, say).
+    pub fn start_with(args: &[&str]) -> Self {
+        Self::spawn(free_port(false), args.iter().map(|arg| (*arg).to_owned()).collect())
+    }
+
     /// Starts a standalone server on a chosen port (for example one an app
     /// was already told about).
     pub fn start_on(port: u16) -> Self {
