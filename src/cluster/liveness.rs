@@ -57,12 +57,23 @@ pub struct Liveness {
     /// Instances seen connected since this instance's connection came up.
     seen: HashSet<String>,
     absent_since: HashMap<String, Instant>,
+    /// When a refused `CLIENT LIST` was last reported.
+    refusal_reported: Option<Instant>,
 }
 
 impl Liveness {
     /// Looks at the connections through `client` (the command client).
     pub fn new(client: Client) -> Self {
-        Self { client, seen: HashSet::new(), absent_since: HashMap::new() }
+        Self { client, seen: HashSet::new(), absent_since: HashMap::new(), refusal_reported: None }
+    }
+
+    /// True if a refused `CLIENT LIST` should be logged now: once a minute.
+    pub fn report_refusal(&mut self) -> bool {
+        let due = self.refusal_reported.is_none_or(|at| at.elapsed() >= Duration::from_secs(60));
+        if due {
+            self.refusal_reported = Some(Instant::now());
+        }
+        due
     }
 
     /// True while some instance has been seen without connections and has

@@ -190,7 +190,7 @@ impl<A: Adapter> Maintenance<A> {
         let open = match open {
             Ok(open) => open,
             Err(err) => {
-                self.cannot_look(&err);
+                self.cannot_look(liveness, &err);
                 return false;
             }
         };
@@ -213,17 +213,14 @@ impl<A: Adapter> Maintenance<A> {
     /// Logs why connections could not be looked at: at once if Redis refuses
     /// `CLIENT LIST` (then at most once a minute), at debug level otherwise
     /// (a node failing over). Logins stop waiting for looks meanwhile.
-    fn cannot_look(&self, err: &LivenessError) {
+    fn cannot_look(&self, liveness: &mut Liveness, err: &LivenessError) {
         self.ghosts.set_watching(false);
         match err {
-            LivenessError::Refused { .. } => {
-                static LAST: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
-                let mut last = LAST.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
-                    *last = Some(std::time::Instant::now());
-                    tracing::warn!(error = %err, "cannot see the other instances' connections: a dead instance is noticed by its heartbeat only (INSTANCE_TTL_MS); grant +client|list");
-                }
-            }
+            LivenessError::Refused { .. } if liveness.report_refusal() => tracing::warn!(
+                error = %err,
+                "cannot see the other instances' connections: a dead instance is noticed by its heartbeat only (INSTANCE_TTL_MS); grant +client|list"
+            ),
+            LivenessError::Refused { .. } => {}
             LivenessError::Unanswered { .. } => {
                 tracing::debug!(error = %err, "no look at the other instances' connections this time")
             }
