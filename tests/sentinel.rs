@@ -10,6 +10,7 @@ use std::time::Duration;
 use common::redis::RedisSentinel;
 use common::{Client, TestApp, spawn_clustered};
 use serde_json::json;
+use tokio::task::{block_in_place, spawn_blocking};
 use tokio::time::Instant;
 
 /// Everything must work again this long after the sentinels announce the new primary.
@@ -32,28 +33,19 @@ async fn wait_for_delivery(from: &Client, to: &Client, room: &str, within: Durat
     }
 }
 
-/// Polls every sentinel until one names a primary other than `old`; returns
-/// when that was first seen.
-async fn wait_for_new_master(redis: &RedisSentinel, old: u16) -> Instant {
-    let started = Instant::now();
-    loop {
-        for port in redis.sentinel_ports() {
-            if redis.master_port_by(port).is_some_and(|master| master != old) {
-                assert_eq!(redis.master_port_by(port), Some(redis.replica.port), "promoted the replica");
-                return Instant::now();
-            }
-        }
-        assert!(started.elapsed() < PROMOTION, "no sentinel promoted the replica within {PROMOTION:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Waits (off the apps' worker threads) until a sentinel names a primary
+/// other than `old`; returns when that was first seen.
+fn wait_for_new_master(redis: &RedisSentinel, old: u16) -> Instant {
+    let seen = block_in_place(|| redis.wait_for_new_master(old, PROMOTION));
+    Instant::from_std(seen)
 }
 
 /// How long since `promoted`, failing once over the budget.
 #[track_caller]
-fn within_budget(promoted: Instant, what: &str) -> Duration {
+fn within_budget(promoted: Instant, failure: Failure, what: &str) -> Duration {
     let took = promoted.elapsed();
-    assert!(took <= AFTER_PROMOTION, "{what} took {took:?} after the promotion");
-    eprintln!("sentinel failover: {what} {} ms after the promotion", took.as_millis());
+    assert!(took <= AFTER_PROMOTION, "{what} took {took:?} after the promotion ({failure:?})");
+    eprintln!("sentinel failover ({failure:?}): {what} {} ms after the promotion", took.as_millis());
     took
 }
 
@@ -94,7 +86,7 @@ async fn a_frozen_primary_is_replaced_within_five_seconds_of_the_promotion() {
 /// Two instances on the sentinel URL; the primary fails; within 5 s of the
 /// promotion everything works again on the promoted replica.
 async fn survive_the_loss_of_the_primary(failure: Failure) {
-    let mut redis = RedisSentinel::start("chatwire");
+    let mut redis = spawn_blocking(|| RedisSentinel::start("chatwire")).await.unwrap();
     let url = redis.url();
     let (a, b): (TestApp, TestApp) =
         (spawn_clustered(&url, "sentinel", "a").await, spawn_clustered(&url, "sentinel", "b").await);
@@ -113,17 +105,17 @@ async fn survive_the_loss_of_the_primary(failure: Failure) {
         assert_eq!(sent["ok"], true, "{sent}");
     }
     assert!(history_texts(&bob).await.contains(&"before 4".to_owned()));
-    redis.wait_replicated();
+    block_in_place(|| redis.wait_replicated());
 
     // The primary fails; dave leaves while no primary answers.
     let old = redis.master.port;
-    match failure {
+    block_in_place(|| match failure {
         Failure::Killed => redis.master.kill(),
         Failure::Frozen => redis.master.freeze(),
-    }
+    });
     let killed = Instant::now();
     dave.close().await;
-    let promoted = wait_for_new_master(&redis, old).await;
+    let promoted = wait_for_new_master(&redis, old);
     eprintln!(
         "sentinel failover ({failure:?}): promotion seen {} ms after the failure",
         (promoted - killed).as_millis()
@@ -136,13 +128,13 @@ async fn survive_the_loss_of_the_primary(failure: Failure) {
     a.wait_ready(200, left).await;
     let left = AFTER_PROMOTION.saturating_sub(promoted.elapsed());
     b.wait_ready(200, left).await;
-    within_budget(promoted, "both instances ready");
+    within_budget(promoted, failure, "both instances ready");
 
     let (status, body) =
         b.post_json("/api/login", json!({ "username": "carol", "password": "password1234" })).await;
     assert_eq!(status, 200, "the account registered before the failover logs in: {body}");
     let carol = b.with_token(body["token"].as_str().unwrap()).await;
-    within_budget(promoted, "registered account logged in");
+    within_budget(promoted, failure, "registered account logged in");
 
     let expected = json!([{ "username": "alice" }, { "username": "bob" }, { "username": "carol" }]);
     loop {
@@ -150,15 +142,16 @@ async fn survive_the_loss_of_the_primary(failure: Failure) {
         if user_names(&carol).await == expected && user_names(&alice).await == expected {
             break;
         }
-        within_budget(promoted, "users list right");
+        let took = promoted.elapsed();
+        assert!(took <= AFTER_PROMOTION, "users list still wrong {took:?} after the promotion ({failure:?})");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    within_budget(promoted, "users list right");
+    within_budget(promoted, failure, "users list right");
 
     bob.clear();
     let left = AFTER_PROMOTION.saturating_sub(promoted.elapsed());
     wait_for_delivery(&alice, &bob, "general", left).await;
-    within_budget(promoted, "first cross-instance message");
+    within_budget(promoted, failure, "first cross-instance message");
     alice.clear();
     wait_for_delivery(&bob, &alice, "general", AFTER_PROMOTION.saturating_sub(promoted.elapsed())).await;
 
@@ -168,19 +161,22 @@ async fn survive_the_loss_of_the_primary(failure: Failure) {
     for i in 0..5 {
         assert!(texts.contains(&format!("before {i}")), "history written before the failover: {texts:?}");
     }
-    within_budget(promoted, "history read");
+    within_budget(promoted, failure, "history read");
 
     a.stop().await.unwrap();
     b.stop().await.unwrap();
 }
 
-/// How soon after a promotion writes must reach the new primary: the
-/// instances ask the sentinels every 500 ms.
-const SWITCH: Duration = Duration::from_millis(1_500);
+/// How soon after a promotion writes must reach the new primary. The
+/// instances ask the sentinels every 500 ms and, when a forced reconnect
+/// lands on the old primary again (fred asked a sentinel that had not heard
+/// yet), retry 1 s later: 1.5 s at best, 2.5 s after one such miss, plus
+/// slack for a loaded machine (the budget is 5 s).
+const SWITCH: Duration = Duration::from_secs(3);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_switchover_moves_writes_to_the_new_primary_while_the_old_one_is_still_up() {
-    let redis = RedisSentinel::start("chatwire");
+    let redis = spawn_blocking(|| RedisSentinel::start("chatwire")).await.unwrap();
     let url = redis.url();
     let (a, b): (TestApp, TestApp) =
         (spawn_clustered(&url, "switch", "a").await, spawn_clustered(&url, "switch", "b").await);
@@ -189,28 +185,26 @@ async fn a_switchover_moves_writes_to_the_new_primary_while_the_old_one_is_still
     let alice = a.member("alice", "general").await;
     let bob = b.member("bob", "general").await;
     wait_for_delivery(&alice, &bob, "general", SETUP).await;
-    redis.wait_replicated();
+    block_in_place(|| redis.wait_replicated());
 
     // The operator moves the primary; the old one stays up, and Sentinel
     // turns it into a replica (dropping what was written to it) only
     // about 10 s later.
     let old = redis.master.port;
-    let reply = common::redis::redis_cli(redis.sentinel_ports()[0], &["sentinel", "failover", "chatwire"]);
+    let reply = block_in_place(|| {
+        common::redis::redis_cli(redis.sentinel_ports()[0], &["sentinel", "failover", "chatwire"])
+    });
     assert_eq!(reply.trim(), "OK", "{reply}");
-    let promoted = wait_for_new_master(&redis, old).await;
+    let promoted = wait_for_new_master(&redis, old);
     let mut sent = Vec::new();
-    while promoted.elapsed() < SWITCH * 2 {
+    while promoted.elapsed() < SWITCH + Duration::from_secs(1) {
         let text = format!("after {} ms", promoted.elapsed().as_millis());
         let reply = alice.request("message", json!({ "room": "general", "text": text })).await;
         assert_eq!(reply["ok"], true, "{reply}");
         sent.push((promoted.elapsed(), text));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let deadline = Instant::now() + PROMOTION;
-    while !redis.master.cli(&["role"]).starts_with("slave") {
-        assert!(Instant::now() < deadline, "the old primary was not turned into a replica");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    block_in_place(|| redis.wait_old_master_demoted(PROMOTION));
     eprintln!(
         "sentinel switchover: old primary demoted {} ms after the promotion",
         promoted.elapsed().as_millis()

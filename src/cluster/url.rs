@@ -22,7 +22,10 @@ use fred::types::RespVersion;
 pub struct UrlError(String);
 
 /// A parsed `REDIS_URL`, ready to build fred configurations from.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` shows only [`RedisTarget::describe`]: fred's `Config` would
+/// print the passwords (the data nodes' and the sentinels').
+#[derive(Clone)]
 pub struct RedisTarget {
     config: Config,
     clustered: bool,
@@ -86,6 +89,12 @@ impl RedisTarget {
             #[allow(unreachable_patterns, reason = "other server kinds are behind features we do not enable")]
             _ => "redis ?".into(),
         }
+    }
+}
+
+impl std::fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTarget").field("nodes", &self.describe()).finish_non_exhaustive()
     }
 }
 
@@ -158,22 +167,28 @@ fn cluster_config(rest: &str) -> Result<Config, UrlError> {
 }
 
 /// The URL without its passwords (the data nodes' and the sentinels'), for
-/// error messages.
+/// error messages. Over-redacting beats leaking, so a password holding a raw
+/// `?`, `@`, `/` or `&` costs some of the rest of the URL, never its tail:
+/// first every `...password=` query value goes (up to the next `&`), then
+/// everything between `://` and the last `@` left.
 fn redact(url: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(base, query)| (base, Some(query)));
-    let base = match base.rsplit_once('@') {
+    let mut out = String::with_capacity(url.len());
+    let mut rest = url;
+    while let Some(at) = rest.to_ascii_lowercase().find("password=") {
+        let (before, after) = rest.split_at(at + "password=".len());
+        out.push_str(before);
+        out.push('…');
+        rest = after.find('&').map_or("", |end| &after[end..]);
+    }
+    out.push_str(rest);
+    let without_credentials = |rest: &str| match rest.rsplit_once('@') {
         Some((_, host)) => format!("…@{host}"),
-        None => base.to_owned(),
+        None => rest.to_owned(),
     };
-    let Some(query) = query else { return base };
-    let pairs: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((key, _)) if key.to_ascii_lowercase().contains("password") => format!("{key}=…"),
-            _ => pair.to_owned(),
-        })
-        .collect();
-    format!("{base}?{}", pairs.join("&"))
+    match out.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://{}", without_credentials(rest)),
+        None => without_credentials(&out),
+    }
 }
 
 #[cfg(test)]
@@ -257,6 +272,49 @@ mod tests {
             assert!(err.contains(expected), "{bad}: {err}");
             assert!(!err.contains("hunter2"), "passwords are not echoed: {err}");
         }
+    }
+
+    #[test]
+    fn debug_output_holds_no_password() {
+        for url in [
+            "redis://user:hunter2@127.0.0.1:6379/0",
+            "redis-cluster://:hunter2@127.0.0.1:7000,127.0.0.1:7001",
+            "redis-sentinel://:hunter2@127.0.0.1:26379/0?sentinelServiceName=chat&sentinelPassword=hunter3&node=127.0.0.1:26380",
+        ] {
+            let target = RedisTarget::parse(url).unwrap();
+            let shown = format!("{target:?} {target:#?}");
+            assert!(!shown.contains("hunter"), "{url}: {shown}");
+            assert!(shown.contains(&target.describe()), "{shown}");
+        }
+    }
+
+    #[test]
+    fn redaction_keeps_no_part_of_a_password_whatever_it_holds() {
+        for (url, shown) in [
+            ("redis://:hun?ter2@h:1", "redis://…@h:1"),
+            ("redis://us:hun@ter?2@h:1/0?a=b", "redis://…@h:1/0?a=b"),
+            ("redis://:hunter2/x@h", "redis://…@h"),
+            (
+                "redis-sentinel://h:2?sentinelServiceName=x&sentinelPassword=hun@ter?2&node=n:3",
+                "redis-sentinel://h:2?sentinelServiceName=x&sentinelPassword=…&node=n:3",
+            ),
+            ("redis-sentinel://h:2?SENTINELPASSWORD=hunter2", "redis-sentinel://h:2?SENTINELPASSWORD=…"),
+            ("redis://:x%40y@h?sentinelPassword=a@hunter2", "redis://…@h?sentinelPassword=…"),
+            ("user:hunter2@h", "…@h"),
+        ] {
+            assert_eq!(redact(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn sentinel_passwords_in_the_query_are_form_decoded() {
+        // Hence the README: `+` must be written `%2B`, or it becomes a space.
+        let target =
+            RedisTarget::parse("redis-sentinel://h?sentinelServiceName=x&sentinelPassword=a%2Bb+c").unwrap();
+        let ServerConfig::Sentinel { password, .. } = &target.config().server else {
+            panic!("not a sentinel config")
+        };
+        assert_eq!(password.as_deref(), Some("a+b c"));
     }
 
     #[test]

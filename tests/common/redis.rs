@@ -431,6 +431,33 @@ impl RedisSentinel {
         reply.lines().nth(1)?.trim().parse().ok()
     }
 
+    /// Blocks until a sentinel names a primary other than `old` and returns
+    /// when that was first seen. One sentinel is asked every 50 ms in turn
+    /// (one `redis-cli` at a time, so the apps under test keep the CPU); the
+    /// promotion is seen at most 150 ms late.
+    pub fn wait_for_new_master(&self, old: u16, within: Duration) -> Instant {
+        let deadline = Instant::now() + within;
+        let ports = self.sentinel_ports();
+        for turn in 0.. {
+            let port = ports[turn % ports.len()];
+            if let Some(master) = self.master_port_by(port).filter(|master| *master != old) {
+                assert_eq!(master, self.replica.port, "sentinel {port} promoted the replica");
+                return Instant::now();
+            }
+            assert!(Instant::now() < deadline, "no sentinel promoted the replica within {within:?}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        unreachable!("`0..` does not end")
+    }
+
+    /// Blocks until the old primary reports `ROLE` slave (Sentinel
+    /// reconfigures it some seconds after a switchover).
+    pub fn wait_old_master_demoted(&self, within: Duration) {
+        wait_until("the old primary was turned into a replica", within, || {
+            self.master.cli(&["role"]).starts_with("slave")
+        });
+    }
+
     /// Waits until the replica's copy has everything the primary has written.
     pub fn wait_replicated(&self) {
         let offset = |info: &str, field: &str| -> u64 {
