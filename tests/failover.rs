@@ -15,7 +15,7 @@ use serde_json::json;
 
 const RECOVERY: Duration = Duration::from_secs(10);
 /// Longer than an instance would take to judge another dead by its
-/// connections (a look every 0.5 s, 1 s of absence), with room to spare.
+/// connections (a look every 0.5 s, 1.5 s of absence), with room to spare.
 const LIVENESS_VERDICT: Duration = Duration::from_secs(5);
 
 /// Sends probes from `from` to `room` until `to` receives one; returns how long it took.
@@ -222,8 +222,16 @@ async fn a_name_held_by_a_killed_process_is_free_again_within_seconds() {
     let impostor = Client::connect(survivor.addr).await;
     assert_error(&impostor.request("add user", json!("alice")).await, "name_taken");
 
+    let named = || redis.cli(&["client", "list"]).matches("name=fred-").count();
+    let connections = named();
     doomed.kill();
     let killed = tokio::time::Instant::now();
+    // Redis saw the process's connections close (a client reconnects half
+    // a second later at the earliest, by then it always has).
+    while named() >= connections {
+        assert!(killed.elapsed() < RECOVERY, "Redis still lists the dead process's connections");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     // A demo frontend reconnecting through the survivor logs in with its
     // name, no session, once: it gets the name the dead process held.
     let again = Client::connect(survivor.addr).await;
@@ -278,12 +286,17 @@ async fn an_instance_slow_to_come_back_after_a_redis_restart_is_not_taken_for_de
     b.freeze();
     redis.restart();
     let back = tokio::time::Instant::now();
+    assert_eq!(
+        redis.cli(&["hlen", "{slow}:connections"]).trim(),
+        "2",
+        "both connection names survived the restart"
+    );
     let watched_again = || a.count_logs("watching the other instances' connections instances=0") >= 1;
     while !watched_again() {
         assert!(back.elapsed() < RECOVERY, "a never reconnected:\n{}", a.logs());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Longer than a verdict takes (a look every 0.5 s, 1 s of absence).
+    // Longer than a verdict takes (a look every 0.5 s, 1.5 s of absence).
     tokio::time::sleep(LIVENESS_VERDICT).await;
     b.thaw();
     alice.expect_none("user left", Duration::ZERO).await;

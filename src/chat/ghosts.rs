@@ -30,10 +30,18 @@ struct Shared {
     asked: Notify,
     /// Looks started so far.
     started: AtomicU64,
-    /// The last look that left nobody suspect.
-    settled: watch::Sender<u64>,
+    answers: watch::Sender<Answers>,
     /// Whether looks can be made at all now.
     watching: AtomicBool,
+}
+
+/// What the logins waiting are told.
+#[derive(Debug, Default, Clone, Copy)]
+struct Answers {
+    /// The last look that left nobody suspect.
+    settled: u64,
+    /// Times looks became impossible: whoever waits stops waiting.
+    gave_up: u64,
 }
 
 impl Ghosts {
@@ -47,7 +55,7 @@ impl Ghosts {
         let shared = Arc::new(Shared {
             asked: Notify::new(),
             started: AtomicU64::new(0),
-            settled: watch::Sender::new(0),
+            answers: watch::Sender::new(Answers::default()),
             watching: AtomicBool::new(false),
         });
         (Self(Some(shared.clone())), GhostWatch(shared))
@@ -61,11 +69,15 @@ impl Ghosts {
         if !shared.watching.load(Ordering::Acquire) {
             return false;
         }
+        let mut answers = shared.answers.subscribe();
+        let gave_up = answers.borrow().gave_up;
         let asked_after = shared.started.load(Ordering::Acquire);
-        let mut settled = shared.settled.subscribe();
         shared.asked.notify_one();
-        let answer = settled.wait_for(|look| *look > asked_after);
-        matches!(tokio::time::timeout(WAIT, answer).await, Ok(Ok(_)))
+        let answer = answers.wait_for(|now| now.settled > asked_after || now.gave_up > gave_up);
+        match tokio::time::timeout(WAIT, answer).await {
+            Ok(Ok(now)) => now.settled > asked_after,
+            _ => false,
+        }
     }
 }
 
@@ -75,9 +87,13 @@ impl GhostWatch {
         self.0.asked.notified().await;
     }
 
-    /// Says whether looks can be made now; while not, logins do not wait.
+    /// Says whether looks can be made now; while not, logins do not wait
+    /// (and those waiting stop).
     pub fn set_watching(&self, watching: bool) {
-        self.0.watching.store(watching, Ordering::Release);
+        let was = self.0.watching.swap(watching, Ordering::AcqRel);
+        if was && !watching {
+            self.0.answers.send_modify(|answers| answers.gave_up += 1);
+        }
     }
 
     /// A look starts: returns its number.
@@ -88,10 +104,10 @@ impl GhostWatch {
     /// Look `look` left nobody suspect: the logins that asked before it
     /// started may try again.
     pub fn settled(&self, look: u64) {
-        self.0.settled.send_if_modified(|last| {
-            let newer = look > *last;
+        self.0.answers.send_if_modified(|answers| {
+            let newer = look > answers.settled;
             if newer {
-                *last = look;
+                answers.settled = look;
             }
             newer
         });
@@ -114,6 +130,17 @@ mod tests {
         assert!(!asking.is_finished(), "a look that started before the request does not answer it");
         watch.settled(after);
         assert!(asking.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn logins_waiting_stop_when_looks_become_impossible() {
+        let (ghosts, watch) = Ghosts::channel();
+        watch.set_watching(true);
+        let asking = tokio::spawn(async move { ghosts.reap().await });
+        watch.asked().await;
+        watch.set_watching(false);
+        let answer = tokio::time::timeout(Duration::from_secs(1), asking).await;
+        assert!(!answer.expect("answered at once").unwrap(), "no look: not worth a retry");
     }
 
     #[tokio::test]

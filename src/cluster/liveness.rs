@@ -1,4 +1,4 @@
-//! Noticing in about a second that another instance's process died.
+//! Noticing within about two seconds that another instance's process died.
 //!
 //! Heartbeats take `INSTANCE_TTL_MS` to tell, and meanwhile the dead
 //! instance's users still hold their names: a frontend that logs in again
@@ -28,7 +28,9 @@ use tokio::time::Instant;
 use crate::store::REDIS_TIMEOUT;
 
 /// How long an instance's connections must stay gone before it counts as dead.
-pub const CONFIRM: Duration = Duration::from_millis(1_000);
+/// Longer than a live instance's reconnect takes when Redis is up (the
+/// reconnect policy retries after 0.1, 0.2 and 0.4 s).
+pub const CONFIRM: Duration = Duration::from_millis(1_500);
 
 /// Why a look at the connections gave no verdict.
 #[derive(Debug, thiserror::Error)]
@@ -104,8 +106,15 @@ impl Liveness {
         };
         let connected = self.client.active_connections();
         let primaries = state.unique_primary_nodes();
+        if primaries.is_empty() {
+            return Err(LivenessError::Unanswered {
+                node: "cluster".into(),
+                error: "no primary known".into(),
+            });
+        }
         if let Some(missing) = primaries.iter().find(|node| !connected.contains(node)) {
-            // fred would reconnect the whole client to route a command there.
+            // fred would reconnect the whole client to route a command there
+            // (a node whose connection broke since is caught by its answer).
             return Err(LivenessError::Unanswered {
                 node: missing.to_string(),
                 error: "not connected".into(),
@@ -157,7 +166,8 @@ async fn names_on<C: ClientInterface + Sync>(client: &C, node: &str) -> Result<V
     .await;
     match listed {
         Ok(Ok(list)) => Ok(names(&list).collect()),
-        Ok(Err(err)) if err.details().contains("NOPERM") => {
+        // Denied by an ACL, or the command renamed away.
+        Ok(Err(err)) if err.details().contains("NOPERM") || err.details().contains("unknown command") => {
             Err(LivenessError::Refused { node: node.to_owned(), error: err.to_string() })
         }
         Ok(Err(err)) => Err(LivenessError::Unanswered { node: node.to_owned(), error: err.to_string() }),

@@ -11,7 +11,7 @@
 //!
 //! and twice a second it looks at the other instances' Redis connections
 //! ([`liveness`](super::liveness)): an instance whose process died is purged
-//! about a second later, and a login that met a name it held gets it.
+//! about 1.5 s later, and a login that met a name it held gets it.
 
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -30,13 +30,16 @@ use super::liveness::{Liveness, LivenessError};
 use super::{Cluster, ParserCheck};
 use crate::chat::{self, Chat, ChatError, GhostWatch};
 use crate::http::Readiness;
-use crate::store::{RedisStore, Resync};
+use crate::store::{RedisStore, Resync, StoreError};
 
 /// How often the connection state is looked at (readiness, logs).
 const STATE_CHECK: Duration = Duration::from_millis(250);
 /// How often the other instances' connections are looked at, when nobody
 /// is suspect (every [`STATE_CHECK`] while someone is, or a login waits).
 const LOOK: Duration = Duration::from_millis(500);
+
+/// How often a long purge renews its claim and this instance's heartbeat.
+const PURGE_KEEPALIVE: Duration = Duration::from_secs(2);
 
 /// How often instances prove they are alive, and how long silence means dead.
 #[derive(Debug, Clone, Copy)]
@@ -257,9 +260,10 @@ async fn purge_expired<A: Adapter>(io: &SocketIo<A>, chat: &Chat, store: &RedisS
     }
 }
 
-/// Removes a dead instance's sockets and announces their users' departure,
-/// then removes the instance from the registry. Exactly one survivor does
-/// it; the others leave it alone. True if this one did.
+/// Removes a dead instance's sockets, announcing each user's departure as
+/// its socket goes, then removes the instance from the registry. Exactly one
+/// survivor does it (the others leave it alone); a long purge keeps its
+/// claim and this instance's heartbeat alive. True if this one did it.
 async fn purge<A: Adapter>(
     io: &SocketIo<A>,
     chat: &Chat,
@@ -275,17 +279,32 @@ async fn purge<A: Adapter>(
             return false;
         }
     }
-    let purge = match store.purge_sockets(instance).await {
-        Ok(purge) => purge,
+    let removed = async {
+        let mut removed = 0;
+        let mut kept_alive = Instant::now();
+        for socket in store.sockets_of(instance).await? {
+            if let Some(logout) = store.purge_socket(&socket).await? {
+                chat::announce_logout(chat, io, &logout, None).await;
+                removed += 1;
+            }
+            if kept_alive.elapsed() >= PURGE_KEEPALIVE {
+                kept_alive = Instant::now();
+                store.claim_purge(instance).await?;
+                store.heartbeat().await?;
+            }
+        }
+        Ok::<_, StoreError>(removed)
+    };
+    match removed.await {
+        Ok(removed) => {
+            crate::metrics::metrics().instance_purged();
+            tracing::warn!(%instance, sockets = removed, "{why}: its sockets were removed");
+        }
         Err(err) => {
-            tracing::warn!(%instance, error = %err, "could not purge a dead instance; retrying once the claim expires");
+            tracing::warn!(%instance, error = %err, "could not purge a dead instance; the next look tries again");
+            store.release_purge(instance).await;
             return false;
         }
-    };
-    crate::metrics::metrics().instance_purged();
-    tracing::warn!(%instance, sockets = purge.logouts.len(), "{why}: its sockets were removed");
-    for logout in &purge.logouts {
-        chat::announce_logout(chat, io, logout, None).await;
     }
     // Only now does it leave the registry: a survivor that waits for that
     // announces a name's return after its departure, never before.

@@ -3,7 +3,7 @@
 //! - [`url`]: which Redis, from `REDIS_URL`
 //! - [`pubsub`]: the socket.io adapter's driver (sharded pub/sub)
 //! - [`maintenance`]: heartbeats, purging dead instances, recovering from outages
-//! - [`liveness`]: noticing within a second that an instance's process died
+//! - [`liveness`]: noticing within about two seconds that an instance's process died
 //! - [`parsers`]: every instance on the same PARSER, or an error in the log
 //! - [`sentinel`]: with Redis Sentinel, staying on the primary it names
 //! - [`wiring`]: cluster mode assembled for the application

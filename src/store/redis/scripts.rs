@@ -26,6 +26,8 @@ pub struct Scripts {
     pub rooms: Script,
     pub heartbeat: Script,
     pub dead: Script,
+    pub claim: Script,
+    pub forget: Script,
     pub append: Script,
     pub count: Script,
     pub charge: Script,
@@ -47,6 +49,8 @@ impl Scripts {
             rooms: script(include_str!("rooms.lua")),
             heartbeat: script(include_str!("heartbeat.lua")),
             dead: script(include_str!("dead.lua")),
+            claim: script(include_str!("claim.lua")),
+            forget: script(include_str!("forget.lua")),
             append: script(include_str!("append.lua")),
             count: script(include_str!("count.lua")),
             charge: script(include_str!("charge.lua")),
@@ -76,6 +80,7 @@ pub struct Keys {
     pub connections: String,
     room_prefix: String,
     instance_prefix: String,
+    purging_prefix: String,
     history_prefix: String,
     prefix: String,
 }
@@ -91,6 +96,7 @@ impl Keys {
             connections: format!("{tag}:connections"),
             room_prefix: format!("{tag}:room:"),
             instance_prefix: format!("{tag}:instance:"),
+            purging_prefix: format!("{tag}:purging:"),
             history_prefix: format!("{prefix}:history:"),
             prefix: prefix.to_owned(),
         }
@@ -111,9 +117,9 @@ impl Keys {
         format!("{}{instance}", self.instance_prefix)
     }
 
-    /// The lock a survivor holds while it purges a dead instance.
+    /// The claim a survivor holds while it purges a dead instance.
     pub fn purging(&self, instance: &str) -> String {
-        format!("{}purging:{instance}", self.instance_prefix)
+        format!("{}{instance}", self.purging_prefix)
     }
 
     /// An account (JSON string), by name key. Spread over the cluster.

@@ -6,9 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use fred::prelude::{
-    ClientLike, Expiration, HashesInterface, KeysInterface, SetOptions, SetsInterface, SortedSetsInterface,
-};
+use fred::prelude::{ClientLike, HashesInterface, SetsInterface};
 
 use super::scripts::{parse_socket_id, socket_id};
 use super::{RedisStore, room_name};
@@ -73,49 +71,64 @@ impl RedisStore {
     /// Removes every socket of an instance, then the instance itself (this
     /// instance leaving, at shutdown).
     pub async fn purge_instance(&self, instance: &str) -> Result<Purge, StoreError> {
-        let purge = self.purge_sockets(instance).await?;
+        let mut purge = Purge::default();
+        for socket in self.sockets_of(instance).await? {
+            if let Some(logout) = self.purge_socket(&socket).await? {
+                purge.logouts.push(logout);
+            }
+        }
         self.forget_instance(instance).await?;
         Ok(purge)
     }
 
-    /// Takes the right to purge a dead instance: true for exactly one of
-    /// the survivors that ask, until it calls [`Self::forget_instance`] (or
-    /// [`PURGE_LOCK`] passes, if it died too). The purger announces every
-    /// logout before the instance disappears, so a survivor that waits for
-    /// that never announces a name's return before its departure.
+    /// Claims, or renews, the right to purge a dead instance: true for one
+    /// survivor at a time, until it calls [`Self::forget_instance`] or
+    /// [`Self::release_purge`] (or [`PURGE_LOCK`] passes, if it died too).
+    /// The purger announces every logout before the instance leaves the
+    /// registry, so a survivor that waits for that never announces a name's
+    /// return before its departure.
     pub async fn claim_purge(&self, instance: &str) -> Result<bool, StoreError> {
-        let set = self.client.set::<Option<String>, _, _>(
-            self.keys.purging(instance),
-            self.instance.as_str(),
-            Some(Expiration::PX(PURGE_LOCK.as_millis() as i64)),
-            Some(SetOptions::NX),
-            false,
-        );
-        Ok(self.call("claim purge", set).await?.is_some())
+        let keys = vec![self.keys.purging(instance)];
+        let args = vec![self.instance.clone(), PURGE_LOCK.as_millis().to_string()];
+        let claimed: i64 = self
+            .call("claim purge", self.scripts.claim.evalsha_with_reload(&self.client, keys, args))
+            .await?;
+        Ok(claimed == 1)
     }
 
-    /// Removes every socket of a dead instance. Safe to run from several
-    /// survivors at once: each socket's removal is atomic and reported to
-    /// exactly one of them.
-    pub async fn purge_sockets(&self, instance: &str) -> Result<Purge, StoreError> {
-        let set = self.keys.instance(instance);
-        let ids: Vec<String> = self.call("dead sockets", self.client.smembers(&set)).await?;
-        let mut purge = Purge::default();
-        for socket in ids.iter().filter_map(|id| parse_socket_id(id)) {
-            if let Some(logout) = self.redis_logout(&socket).await? {
-                purge.logouts.push(logout);
-            }
+    /// Gives up a claim (a purge that failed: the next look tries again).
+    pub async fn release_purge(&self, instance: &str) {
+        let keys = vec![self.keys.purging(instance)];
+        let args = vec![self.instance.clone()];
+        let release = self.scripts.delete_if.evalsha_with_reload::<i64, _, _>(&self.client, keys, args);
+        if let Err(err) = self.call("release purge", release).await {
+            tracing::debug!(%instance, error = %err, "could not release a purge claim; it expires");
         }
-        Ok(purge)
+    }
+
+    /// The sockets Redis holds for an instance.
+    pub async fn sockets_of(&self, instance: &str) -> Result<Vec<SocketKey>, StoreError> {
+        let ids: Vec<String> =
+            self.call("dead sockets", self.client.smembers(self.keys.instance(instance))).await?;
+        Ok(ids.iter().filter_map(|id| parse_socket_id(id)).collect())
+    }
+
+    /// Removes one socket of a dead instance; `None` if it was already gone.
+    /// Safe to run from several survivors at once: each socket's removal is
+    /// atomic and reported to exactly one of them.
+    pub async fn purge_socket(&self, socket: &SocketKey) -> Result<Option<Logout>, StoreError> {
+        self.redis_logout(socket).await
     }
 
     /// Removes a purged instance from the registry (heartbeat, connection
-    /// name, purge lock).
+    /// name) and releases this instance's claim on it, in one step.
     pub async fn forget_instance(&self, instance: &str) -> Result<(), StoreError> {
-        let _: i64 = self.call("forget instance", self.client.zrem(&self.keys.instances, instance)).await?;
-        let _: i64 =
-            self.call("forget connections", self.client.hdel(&self.keys.connections, instance)).await?;
-        let _: i64 = self.call("release purge", self.client.del(self.keys.purging(instance))).await?;
+        let keys =
+            vec![self.keys.instances.clone(), self.keys.connections.clone(), self.keys.purging(instance)];
+        let args = vec![instance.to_owned(), self.instance.clone()];
+        let _: i64 = self
+            .call("forget instance", self.scripts.forget.evalsha_with_reload(&self.client, keys, args))
+            .await?;
         Ok(())
     }
 
