@@ -7,6 +7,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::process::Process;
 use common::redis::RedisSentinel;
 use common::{Client, TestApp, spawn_clustered};
 use serde_json::json;
@@ -230,4 +231,25 @@ async fn a_switchover_moves_writes_to_the_new_primary_while_the_old_one_is_still
     for (at, text) in &sent[first_kept..] {
         assert!(kept.contains(text), "`{text}` lost ({at:?} after the promotion): {kept:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_is_noticed_by_its_connections_through_sentinel_too() {
+    let redis = spawn_blocking(|| RedisSentinel::start("liveness")).await.unwrap();
+    let url = redis.url();
+    let mut doomed = Process::in_cluster(&url, "sentinel-liveness", "doomed");
+    let survivor = Process::in_cluster(&url, "sentinel-liveness", "survivor");
+    // Each judges only while on the primary the sentinels name: watching
+    // at all proves it found itself there.
+    block_in_place(|| {
+        survivor.watching(1);
+        doomed.watching(1);
+    });
+    let bob = survivor.user("bob").await;
+    let _alice = doomed.user("alice").await;
+    assert_eq!(bob.next("user joined").await["username"], "alice");
+    block_in_place(|| doomed.kill());
+    let killed = Instant::now();
+    assert_eq!(bob.next("user left").await, json!({ "username": "alice", "numUsers": 1 }));
+    assert!(killed.elapsed() < Duration::from_secs(3), "noticed {:?} after the kill", killed.elapsed());
 }

@@ -14,7 +14,9 @@
 //! fails over, and may take a while to come back (through Sentinel, say).
 //! But then this instance's own connection broke as well, which forgets
 //! everything seen: an instance not seen since is left to its heartbeat.
-//! No verdict either when a primary does not answer, or is not connected.
+//! No verdict either when a primary does not answer, or is not connected,
+//! nor, with Sentinel, while this instance is not on the primary the
+//! sentinels name.
 //! Heartbeats stay the verdict for partitions, where nothing closes.
 
 use std::collections::{HashMap, HashSet};
@@ -23,14 +25,19 @@ use std::time::Duration;
 use fred::interfaces::ClientInterface;
 use fred::prelude::{Client, ClientLike, ClusterInterface};
 use fred::types::client::ClientKillType;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::sentinel::NamedPrimary;
 use crate::store::REDIS_TIMEOUT;
 
 /// How long an instance's connections must stay gone before it counts as dead.
 /// Longer than a live instance's reconnect takes when Redis is up (the
 /// reconnect policy retries after 0.1, 0.2 and 0.4 s).
 pub const CONFIRM: Duration = Duration::from_millis(1_500);
+
+/// How recent the sentinels' word on the primary must be to judge.
+const PRIMARY_FRESH: Duration = Duration::from_secs(3);
 
 /// Why a look at the connections gave no verdict.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +63,9 @@ pub struct Verdict {
 /// Who has been seen, who has been seen without connections, and since when.
 pub struct Liveness {
     client: Client,
+    /// With Sentinel: the primary it names, which this instance must be on
+    /// to judge (on a primary about to be demoted, the others are absent).
+    sentinel_primary: Option<watch::Receiver<NamedPrimary>>,
     /// Instances seen connected since this instance's connection came up.
     seen: HashSet<String>,
     absent_since: HashMap<String, Instant>,
@@ -66,7 +76,19 @@ pub struct Liveness {
 impl Liveness {
     /// Looks at the connections through `client` (the command client).
     pub fn new(client: Client) -> Self {
-        Self { client, seen: HashSet::new(), absent_since: HashMap::new(), refusal_reported: None }
+        Self {
+            client,
+            sentinel_primary: None,
+            seen: HashSet::new(),
+            absent_since: HashMap::new(),
+            refusal_reported: None,
+        }
+    }
+
+    /// With Sentinel: judges only while on the primary the sentinels named
+    /// within [`PRIMARY_FRESH`].
+    pub fn on_sentinel_primary(self, named: Option<watch::Receiver<NamedPrimary>>) -> Self {
+        Self { sentinel_primary: named, ..self }
     }
 
     /// True if a refused `CLIENT LIST` should be logged now: once a minute.
@@ -102,6 +124,7 @@ impl Liveness {
     /// asked together.
     pub async fn look(&self) -> Result<HashSet<String>, LivenessError> {
         let Some(state) = self.client.cached_cluster_state() else {
+            self.check_sentinel_primary()?;
             return names_on(&self.client, "redis").await.map(HashSet::from_iter);
         };
         let connected = self.client.active_connections();
@@ -129,6 +152,30 @@ impl Liveness {
             open.extend(names?);
         }
         Ok(open)
+    }
+
+    /// With Sentinel: `Ok` only while this instance is on the primary the
+    /// sentinels name now. (The others leave a demoted primary first when
+    /// this instance is the one slow to move, or cut off from the sentinels.)
+    fn check_sentinel_primary(&self) -> Result<(), LivenessError> {
+        let Some(named) = &self.sentinel_primary else { return Ok(()) };
+        let named = named.borrow().clone();
+        match named {
+            Some((primary, at)) if at.elapsed() < PRIMARY_FRESH => {
+                if self.client.active_connections().contains(&primary) {
+                    Ok(())
+                } else {
+                    Err(LivenessError::Unanswered {
+                        node: primary.to_string(),
+                        error: "not yet on the primary the sentinels name".into(),
+                    })
+                }
+            }
+            _ => Err(LivenessError::Unanswered {
+                node: "sentinel".into(),
+                error: "no recent word from the sentinels on the primary".into(),
+            }),
+        }
     }
 
     /// The verdict on `peers` (instance id, connection name), given the

@@ -106,7 +106,8 @@ impl<A: Adapter> Maintenance<A> {
         let mut reconnects = self.cluster.commands().reconnect_rx();
         let mut checks = tokio::time::interval(STATE_CHECK);
         checks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut liveness = Liveness::new(self.cluster.commands());
+        let mut liveness =
+            Liveness::new(self.cluster.commands()).on_sentinel_primary(self.cluster.sentinel_primary());
         let mut turns = Turns::default();
         loop {
             tokio::select! {

@@ -117,6 +117,11 @@ impl Cluster {
         self.commands.is_connected() && self.pubsub.is_connected()
     }
 
+    /// With Sentinel, the primary the sentinels last named.
+    pub fn sentinel_primary(&self) -> Option<tokio::sync::watch::Receiver<sentinel::NamedPrimary>> {
+        self.sentinel.as_ref().map(sentinel::PrimaryWatch::named)
+    }
+
     /// Which Redis, for logs.
     pub fn describe(&self) -> String {
         self.target.describe()

@@ -13,12 +13,14 @@
 //! is current and reconnects a connection that is still elsewhere.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use fred::clients::SubscriberClient;
 use fred::prelude::{Builder, Client, ClientLike, Config, ServerConfig};
 use fred::types::config::Server;
 use fred::types::{ClusterHash, CustomCommand};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::RedisTarget;
@@ -33,11 +35,15 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 /// old primary again; the next try comes once the sentinels agree.
 const RETRY_GAP: Duration = Duration::from_secs(1);
 
+/// The primary the sentinels last named, and when.
+pub type NamedPrimary = Option<(Server, tokio::time::Instant)>;
+
 /// Connections to the sentinels listed in `REDIS_URL`, asked for the primary.
 #[derive(Clone)]
 pub struct PrimaryWatch {
     sentinels: Vec<Client>,
     service: String,
+    named: Arc<watch::Sender<NamedPrimary>>,
 }
 
 impl PrimaryWatch {
@@ -70,7 +76,7 @@ impl PrimaryWatch {
             drop(client.connect());
             sentinels.push(client);
         }
-        Ok(Some(Self { sentinels, service: service_name.clone() }))
+        Ok(Some(Self { sentinels, service: service_name.clone(), named: Arc::new(watch::Sender::new(None)) }))
     }
 
     /// Starts the task that moves `commands` and `subscriber` to the current
@@ -84,10 +90,16 @@ impl PrimaryWatch {
             loop {
                 ticks.tick().await;
                 let Some(primary) = watch.current_primary().await else { continue };
+                watch.named.send_replace(Some((primary.clone(), tokio::time::Instant::now())));
                 follow(&commands, "commands", &primary, &mut commands_moved).await;
                 follow(&subscriber, "pub/sub", &primary, &mut subscriber_moved).await;
             }
         })
+    }
+
+    /// The primary the sentinels last named, as it changes.
+    pub fn named(&self) -> watch::Receiver<NamedPrimary> {
+        self.named.subscribe()
     }
 
     /// Closes the connections to the sentinels.
