@@ -75,6 +75,22 @@ impl RedisServer {
         wait_for_ping(self.port);
     }
 
+    /// A cluster-enabled node on a free port whose bus port is free too,
+    /// taking a master for failed after `node_timeout_ms`.
+    fn cluster_node(node_timeout_ms: &str) -> Self {
+        let port = free_port(true);
+        let config = format!("nodes-{port}.conf");
+        let args = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            &config,
+            "--cluster-node-timeout",
+            node_timeout_ms,
+        ];
+        Self::spawn(port, args.map(String::from).to_vec())
+    }
+
     /// `redis://127.0.0.1:port`
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
@@ -132,25 +148,7 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start() -> Self {
-        let nodes: Vec<RedisServer> = (0..3)
-            .map(|_| {
-                let port = free_port(true);
-                let config = format!("nodes-{port}.conf");
-                RedisServer::spawn(
-                    port,
-                    [
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        &config,
-                        "--cluster-node-timeout",
-                        "2000",
-                    ]
-                    .map(String::from)
-                    .to_vec(),
-                )
-            })
-            .collect();
+        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::cluster_node("2000")).collect();
         let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
         let mut create = Command::new("redis-cli");
         create.args(["--cluster", "create"]).args(&addresses).args([
@@ -217,25 +215,8 @@ impl ReplicatedCluster {
     /// every replica's link to its master is up (a replica killed or asked to
     /// take over before that cannot).
     pub fn start() -> Self {
-        let nodes: Vec<RedisServer> = (0..6)
-            .map(|_| {
-                let port = free_port(true);
-                let config = format!("nodes-{port}.conf");
-                RedisServer::spawn(
-                    port,
-                    [
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        &config,
-                        "--cluster-node-timeout",
-                        FAILOVER_NODE_TIMEOUT_MS,
-                    ]
-                    .map(String::from)
-                    .to_vec(),
-                )
-            })
-            .collect();
+        let nodes: Vec<RedisServer> =
+            (0..6).map(|_| RedisServer::cluster_node(FAILOVER_NODE_TIMEOUT_MS)).collect();
         let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
         let output = Command::new("redis-cli")
             .args(["--cluster", "create"])

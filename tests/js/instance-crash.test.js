@@ -9,7 +9,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { clients as versions } from "./lib/client.js";
+import { clients as versions, eventually } from "./lib/client.js";
 import { startServer, waitReady } from "./lib/server.js";
 import { startRedis } from "./lib/redis.js";
 import { startNginx } from "./lib/nginx.js";
@@ -40,14 +40,6 @@ after(async () => {
   for (const instance of instances) await instance.stop();
   await redis?.stop();
 });
-
-async function eventually(condition, timeoutMs, what) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 /**
  * The official demo's behaviour: `add user` with the name on every

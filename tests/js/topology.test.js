@@ -11,7 +11,7 @@ import { io } from "socket.io-client";
 import { startServer, waitReady } from "./lib/server.js";
 import { startRedis } from "./lib/redis.js";
 import { startNginx } from "./lib/nginx.js";
-import { ack, next, WAIT_MS } from "./lib/client.js";
+import { ack, eventually, next, WAIT_MS } from "./lib/client.js";
 
 const ROOM = "general";
 let redis;
@@ -34,14 +34,6 @@ after(async () => {
   for (const instance of instances) await instance.stop();
   await redis?.stop();
 });
-
-async function eventually(condition, timeoutMs, what) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 /**
  * A client that does what the web client does on every (re)connect: log in

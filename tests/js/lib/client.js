@@ -61,6 +61,15 @@ function record(socket) {
   };
 }
 
+/** Resolves once `condition` (may be async) holds, polling every 50 ms; rejects after `timeoutMs`. */
+export async function eventually(condition, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 /** Emits with an ack and resolves with the ack's argument. */
 export function ack(socket, event, ...args) {
   if (socket.timeout) return socket.timeout(WAIT_MS).emitWithAck(event, ...args);
