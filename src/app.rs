@@ -21,7 +21,7 @@ use crate::chat::{self, Chat, Policy};
 use crate::cluster;
 use crate::config::{Config, PacketParser};
 use crate::domain;
-use crate::http::{self, Api, Edge, Limits, Port, Readiness};
+use crate::http::{self, Api, Capacity, Edge, Limits, Port, Readiness};
 use crate::store::{MemoryStore, Stores};
 use crate::tls::{Certificate, TlsListener};
 
@@ -174,8 +174,12 @@ impl Application {
         let Wiring { router, mut tasks, shutdown: close } = self.wiring;
         let (stop_accepting, stopped) = watch::channel(false);
         let timeout = self.header_read_timeout;
+        // One count for the public port (plain or TLS, and its redirect port):
+        // the monitoring port stays reachable when it is full.
+        let capacity = Capacity::from_process_limit();
         if let Some(listener) = self.metrics {
-            let monitoring = http::serve(listener, router.clone(), Port::Metrics, timeout, stopped.clone());
+            let monitoring =
+                http::serve(listener, router.clone(), Port::Metrics, timeout, None, stopped.clone());
             tasks.push(tokio::spawn(async move {
                 if let Ok(Err(err)) = monitoring.await {
                     tracing::error!(error = %err, "the metrics port stopped");
@@ -183,16 +187,20 @@ impl Application {
             }));
         }
         let mut server = match self.tls {
-            None => http::serve(self.listener.tap_io(no_delay), router, Port::App, timeout, stopped.clone()),
+            None => {
+                let listener = self.listener.tap_io(no_delay);
+                http::serve(listener, router, Port::App, timeout, Some(capacity.clone()), stopped.clone())
+            }
             Some(certificate) => {
                 tasks.push(certificate.spawn_reloader());
                 let listener = TlsListener::new(self.listener, certificate)?;
-                http::serve(listener, router, Port::App, timeout, stopped.clone())
+                http::serve(listener, router, Port::App, timeout, Some(capacity.clone()), stopped.clone())
             }
         };
         if let Some((listener, edge)) = self.redirect {
             let redirect = http::redirect_router(edge);
-            let redirecting = http::serve(listener.tap_io(no_delay), redirect, Port::App, timeout, stopped);
+            let listener = listener.tap_io(no_delay);
+            let redirecting = http::serve(listener, redirect, Port::App, timeout, Some(capacity), stopped);
             tasks.push(tokio::spawn(async move {
                 if let Ok(Err(err)) = redirecting.await {
                     tracing::error!(error = %err, "the redirect port stopped");

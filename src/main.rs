@@ -16,6 +16,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     telemetry::init(config.log_format);
+    chatwire::http::raise_open_files_limit();
     runtime(config.worker_threads)?.block_on(async {
         let app = Application::build(config).await?;
         app.run_until_stopped(shutdown::signal()).await?;

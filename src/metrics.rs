@@ -58,6 +58,8 @@ pub struct Metrics {
     redis_errors: AtomicU64,
     redis_reconnects: AtomicU64,
     instances_purged: AtomicU64,
+    connections_refused: AtomicU64,
+    open_files_limit: AtomicU64,
     emit_buckets: Vec<AtomicU64>,
     emit_sum_us: AtomicU64,
     emit_count: AtomicU64,
@@ -80,6 +82,8 @@ pub fn metrics() -> &'static Metrics {
             redis_errors: AtomicU64::new(0),
             redis_reconnects: AtomicU64::new(0),
             instances_purged: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
+            open_files_limit: AtomicU64::new(0),
             emit_buckets: counters(LATENCY_BUCKETS_US.len()),
             emit_sum_us: AtomicU64::new(0),
             emit_count: AtomicU64::new(0),
@@ -147,6 +151,16 @@ impl Metrics {
     /// The Redis connection came back.
     pub fn redis_reconnect(&self) {
         self.redis_reconnects.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection was answered 503: the open-files limit was near.
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records the open-files limit in force.
+    pub fn set_open_files_limit(&self, limit: u64) {
+        self.open_files_limit.store(limit, Ordering::Relaxed);
     }
 
     /// This instance removed a dead instance's sockets from Redis.
@@ -232,6 +246,11 @@ impl Metrics {
                 "Times the Redis connection came back.",
             ),
             (
+                "chatwire_connections_refused_total",
+                &self.connections_refused,
+                "Connections answered 503 because the open-files limit was near.",
+            ),
+            (
                 "chatwire_instances_purged_total",
                 &self.instances_purged,
                 "Dead instances whose sockets this instance removed (closed connections, or no heartbeat).",
@@ -249,6 +268,13 @@ impl Metrics {
             family(&mut out, "chatwire_parser_info", "gauge", "The packet parser (PARSER) of this instance.");
             let _ = writeln!(out, "chatwire_parser_info{{parser=\"{parser}\"}} 1");
         }
+        family(
+            &mut out,
+            "chatwire_open_files_limit",
+            "gauge",
+            "The open-files limit in force (RLIMIT_NOFILE).",
+        );
+        let _ = writeln!(out, "chatwire_open_files_limit {}", self.open_files_limit.load(Ordering::Relaxed));
         family(
             &mut out,
             "chatwire_parser_mismatched_peers",

@@ -5,6 +5,7 @@
 //! it on a listener.
 
 mod api;
+mod capacity;
 mod client_addr;
 mod client_bundle;
 mod connections;
@@ -30,6 +31,7 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
 pub use api::{Api, ApiError, Limits, MAX_AVATAR_BYTES};
+pub use capacity::{Capacity, raise_open_files_limit};
 pub use client_addr::{AddressKey, ClientAddr};
 pub use connections::{AddressSlot, ConnectionsPerAddress};
 pub use edge::Edge;

@@ -27,6 +27,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::Service;
 
+use super::capacity::{Capacity, Counted};
+
 /// Which listener a request arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Port {
@@ -36,7 +38,8 @@ pub enum Port {
     Metrics,
 }
 
-/// Serves `router` on `listener`, in a task, until `stop` turns true; then
+/// Serves `router` on `listener`, in a task, until `stop` turns true (with
+/// `capacity`, a connection over it is answered 503 and closed); then
 /// stops accepting and waits for the HTTP requests in progress (upgraded
 /// websockets are no longer HTTP and are closed by the chat's own shutdown).
 pub fn serve<L>(
@@ -44,6 +47,7 @@ pub fn serve<L>(
     router: Router,
     port: Port,
     header_read_timeout: Duration,
+    capacity: Option<Capacity>,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<std::io::Result<()>>
 where
@@ -60,13 +64,24 @@ where
                 accepted = listener.accept() => accepted,
                 () = stopped(&mut stop) => break,
             };
+            let place = match &capacity {
+                None => None,
+                Some(capacity) => match capacity.take() {
+                    Some(place) => Some(place),
+                    None => {
+                        capacity.refuse(io);
+                        continue;
+                    }
+                },
+            };
             let router = router.clone();
             let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request.extensions_mut().insert(port);
                 router.clone().call(request)
             });
-            let connection = http.serve_connection(TokioIo::new(io), service).with_upgrades();
+            let connection =
+                http.serve_connection(TokioIo::new(Counted::new(io, place)), service).with_upgrades();
             let (mut stop, counted) = (stop.clone(), open.subscribe());
             tokio::spawn(async move {
                 let _counted = counted;

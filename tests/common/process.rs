@@ -66,7 +66,18 @@ impl Process {
     /// Starts the binary on 127.0.0.1, port 0, with `env` added, and waits
     /// for the line that says where it listens.
     pub fn start(env: &[(&str, &str)]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_chatwire"));
+        Self::launch(Command::new(env!("CARGO_BIN_EXE_chatwire")), env)
+    }
+
+    /// Like [`Self::start`], under an open-files limit of `limit` (soft and
+    /// hard, set by util-linux's `prlimit`, which then runs the binary).
+    pub fn start_with_open_files(limit: u64, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new("prlimit");
+        command.arg(format!("--nofile={limit}:{limit}")).arg(env!("CARGO_BIN_EXE_chatwire"));
+        Self::launch(command, env)
+    }
+
+    fn launch(mut command: Command, env: &[(&str, &str)]) -> Self {
         command
             .env("PORT", "0")
             .env("HOST", "127.0.0.1")
