@@ -160,17 +160,16 @@ impl<A: Adapter> Maintenance<A> {
 
     /// Logs connection changes; a change resets what depends on the connection.
     fn log_connection(&self, turns: &mut Turns, liveness: &mut Liveness, up: bool) {
-        let redis = self.cluster.describe();
         match (turns.was_up, up) {
             (Some(false) | None, true) => {
-                tracing::info!(%redis, "Redis reachable: cluster mode active");
+                tracing::info!(redis = %self.cluster.describe(), "Redis reachable: cluster mode active");
                 turns.reconnected(liveness);
             }
             (Some(true), false) => {
-                tracing::warn!(%redis, "Redis unreachable: serving this instance's clients only, retrying");
+                tracing::warn!(redis = %self.cluster.describe(), "Redis unreachable: serving this instance's clients only, retrying");
                 turns.reconnected(liveness);
             }
-            (None, false) => tracing::info!(%redis, "waiting for Redis"),
+            (None, false) => tracing::info!(redis = %self.cluster.describe(), "waiting for Redis"),
             _ => {}
         }
         turns.was_up = Some(up);

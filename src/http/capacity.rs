@@ -19,6 +19,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::Semaphore;
 
 use crate::metrics::metrics;
 
@@ -27,6 +28,10 @@ use crate::metrics::metrics;
 pub const RESERVED_FILES: u64 = 64;
 /// The fewest connections allowed, whatever the limit says.
 const MIN_CONNECTIONS: usize = 16;
+/// Refused clients answered at once; past them a refused connection is
+/// closed without an answer (each answer holds an open file a moment, and
+/// a flood of them must not eat the files kept for Redis and the rest).
+const MAX_ANSWERING: usize = 16;
 /// How long a refused client may take to read its answer.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
 /// The answer to a connection over capacity.
@@ -69,6 +74,8 @@ pub struct Capacity(Arc<Inner>);
 struct Inner {
     open: AtomicUsize,
     max: usize,
+    /// Refusals being answered.
+    answering: Arc<Semaphore>,
     /// When reaching the limit was last logged.
     reported: Mutex<Option<std::time::Instant>>,
 }
@@ -141,6 +148,7 @@ impl Capacity {
         Self(Arc::new(Inner {
             open: AtomicUsize::new(0),
             max: max.max(MIN_CONNECTIONS),
+            answering: Arc::new(Semaphore::new(MAX_ANSWERING)),
             reported: Mutex::new(None),
         }))
     }
@@ -171,14 +179,19 @@ impl Capacity {
     }
 
     /// Answers a connection over capacity with `503` and closes it, in a
-    /// task of its own so the accept loop goes on.
+    /// task of its own so the accept loop goes on (at most
+    /// [`MAX_ANSWERING`] at once; the others are closed at once).
     pub fn refuse<S>(&self, mut stream: S)
     where
         S: AsyncWrite + Unpin + Send + 'static,
     {
         metrics().connection_refused();
         self.report_full();
+        let Ok(answering) = self.0.answering.clone().try_acquire_owned() else {
+            return; // dropped: closed without an answer
+        };
         tokio::spawn(async move {
+            let _answering = answering;
             let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
                 stream.write_all(REFUSAL).await?;
                 stream.shutdown().await
