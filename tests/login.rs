@@ -223,8 +223,16 @@ async fn a_large_deployment_gets_join_events_instead_of_users_pushes() {
     assert_eq!(listed["numUsers"], chatwire::chat::PUSH_MAX_USERS + 2, "the request still lists everyone");
 }
 
+/// Waits for `presence` events until one tells `count`.
+async fn count_told(client: &Client, count: usize) {
+    let deadline = tokio::time::Instant::now() + common::client::WAIT;
+    while client.next("presence").await != json!({ "numUsers": count }) {
+        assert!(tokio::time::Instant::now() < deadline, "the count never reached {count}");
+    }
+}
+
 #[tokio::test]
-async fn above_the_announce_limit_logins_and_logouts_arrive_batched_as_presence() {
+async fn above_the_announce_limit_only_the_count_is_told() {
     let app = spawn_app_with(|c| c.announce_max_users = 2).await;
     let alice = app.user("alice").await;
     let bob = app.user("bob").await;
@@ -232,33 +240,18 @@ async fn above_the_announce_limit_logins_and_logouts_arrive_batched_as_presence(
 
     let carol = app.user("carol").await;
     let dave = app.user("dave").await;
-    let mut joined = Vec::new();
-    while joined.len() < 2 {
-        let event = alice.next("presence").await;
-        assert_eq!(event["left"], json!([]));
-        joined.extend(event["joined"].as_array().unwrap().iter().map(|entry| entry["username"].clone()));
-        if joined.len() == 2 {
-            assert_eq!(event["numUsers"], 4, "the latest count");
-        }
-    }
-    joined.sort_by_key(|name| name.to_string());
-    assert_eq!(joined, [json!("carol"), json!("dave")]);
+    count_told(&alice, 4).await;
     alice.expect_none("user joined", Duration::from_millis(10)).await;
 
     carol.close().await;
-    assert_eq!(
-        alice.next("presence").await,
-        json!({ "joined": [], "left": [{ "username": "carol" }], "numUsers": 3 })
-    );
+    count_told(&alice, 3).await;
     dave.close().await;
-    assert_eq!(
-        alice.next("presence").await,
-        json!({ "joined": [], "left": [{ "username": "dave" }], "numUsers": 2 })
-    );
-    // Back at the limit: each logout is announced again.
+    // Back at the limit, once more, then the announcements carry the count.
+    count_told(&alice, 2).await;
     bob.close().await;
     assert_eq!(alice.next("user left").await, json!({ "username": "bob", "numUsers": 1 }));
     alice.expect_none("presence", Duration::from_millis(1200)).await;
+    alice.expect_none("user left", Duration::from_millis(10)).await;
 }
 
 #[tokio::test]
@@ -273,48 +266,68 @@ async fn an_announce_limit_of_zero_announces_every_login() {
 }
 
 #[tokio::test]
-async fn a_batched_change_never_overrides_a_later_single_announcement() {
+async fn counts_stay_exact_through_racing_logins_and_logouts() {
     let app = spawn_app_with(|c| c.announce_max_users = 2).await;
     let alice = app.user("alice").await;
-    let bob = app.user("bob").await;
-    let dave = app.user("dave").await; // 3 online: batched
-    alice.next("presence").await;
-
-    // Noted for the next `presence`: carol came (4 online), dave and bob
-    // left. Then carol leaves at the limit, announced at once.
-    let carol = app.user("carol").await;
-    dave.close().await;
-    bob.close().await;
-    carol.close().await;
-
-    // Replay what alice saw, in order, until bob's departure has been sent.
-    let presence = ["user joined", "user left", "presence"];
-    let names = |event: &serde_json::Value, list: &str| -> Vec<String> {
-        event[list].as_array().map_or(Vec::new(), |l| l.iter().map(|e| e["username"].to_string()).collect())
-    };
-    let (mut seen, deadline) = (Vec::new(), tokio::time::Instant::now() + common::client::WAIT);
-    while !seen
-        .iter()
-        .any(|(name, event)| name == "presence" && names(event, "left").contains(&"\"bob\"".into()))
-    {
-        assert!(tokio::time::Instant::now() < deadline, "bob's departure never came: {seen:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        seen.extend(alice.drain(&presence));
+    let mut users = Vec::new();
+    for i in 0..12 {
+        users.push(app.user(&format!("user{i:02}")).await);
     }
-    let mut carol_online = false;
-    for (name, event) in &seen {
-        match name.as_str() {
-            "user joined" | "user left" if event["username"] == "carol" => {
-                carol_online = name == "user joined"
-            }
-            "presence" if names(event, "joined").contains(&"\"carol\"".into()) => carol_online = true,
-            "presence" if names(event, "left").contains(&"\"carol\"".into()) => carol_online = false,
-            _ => {}
+    let leaving = users.split_off(8);
+    futures_util::future::join_all(leaving.into_iter().map(Client::close)).await;
+    let names: Vec<String> = (12..15).map(|i| format!("user{i:02}")).collect();
+    let arriving = names.iter().map(|name| app.user(name));
+    let _arrived = futures_util::future::join_all(arriving).await;
+
+    // 1 + 8 + 3 online: the last count alice hears is that, whatever the order.
+    count_told(&alice, 12).await;
+    alice.expect_none("presence", Duration::from_millis(1500)).await;
+    let listed = alice.request("users", json!({ "limit": 500 })).await;
+    assert_eq!(listed["numUsers"], 12);
+    assert_eq!(listed["users"].as_array().unwrap().len(), 12);
+    assert_eq!(listed.get("next"), None, "all on one page");
+}
+
+#[tokio::test]
+async fn a_new_client_pages_and_searches_who_is_online() {
+    let app = spawn_app_with(|c| c.announce_max_users = 2).await;
+    let mut online = Vec::new();
+    for i in 0..11 {
+        online.push(app.user(&format!("user{i:02}")).await);
+    }
+    let zoe = app.user("Zoe").await;
+
+    let mut seen = Vec::new();
+    let mut request = json!({ "limit": 5 });
+    loop {
+        let page = zoe.request("users", request.clone()).await;
+        assert_eq!(page["numUsers"], 12, "the count of everyone, not of the page: {page}");
+        let names = page["users"].as_array().unwrap();
+        assert!(names.len() <= 5, "{page}");
+        seen.extend(names.iter().map(|entry| entry["username"].as_str().unwrap().to_owned()));
+        match page.get("next") {
+            Some(next) => request["after"] = next.clone(),
+            None => break,
         }
     }
-    assert!(
-        seen.iter().any(|(_, event)| event.to_string().contains("carol")),
-        "carol was announced: {seen:?}"
+    let mut expected: Vec<String> = (0..11).map(|i| format!("user{i:02}")).collect();
+    expected.push("Zoe".into());
+    assert_eq!(seen, expected, "every name once, in order");
+    assert_eq!(
+        zoe.request_empty("users").await["users"].as_array().unwrap().len(),
+        12,
+        "no argument: one page"
     );
-    assert!(!carol_online, "alice must not be left believing carol is online: {seen:?}");
+
+    let found = zoe.request("users", json!({ "prefix": "USER1" })).await;
+    assert_eq!(found["users"], json!([{ "username": "user10" }]));
+    let found = zoe.request("users", json!({ "prefix": "user0", "limit": 3 })).await;
+    assert_eq!(found["users"].as_array().unwrap().len(), 3);
+    assert_eq!(found["next"], "user02");
+    let rest = zoe.request("users", json!({ "prefix": "user0", "after": "user02", "limit": 100 })).await;
+    assert_eq!(rest["users"].as_array().unwrap().len(), 7, "user03 to user09: {rest}");
+
+    for bad in [json!({ "limit": 0 }), json!({ "limit": 501 }), json!({ "after": "" }), json!("everyone")] {
+        assert_error(&zoe.request("users", bad).await, "invalid_payload");
+    }
 }

@@ -8,6 +8,7 @@ mod common;
 
 use std::sync::Arc;
 
+use chatwire::domain::roster::RosterQuery;
 use chatwire::domain::{Conversation, IdGenerator, Message, RoomName, Target, Text, UserId, Username};
 use chatwire::store::{HistoryPage, MemoryStore, OwnerProof, RedisStore, SocketKey, Store, StoreError};
 use common::redis::{RedisCluster, RedisServer};
@@ -79,22 +80,66 @@ async fn online_users_are_sorted_counted_and_found_by_any_case(new: Factory) {
     for (name, sid) in [("carol", "c"), ("Alice", "a"), ("bob", "b")] {
         store.login(&user(name), &proof(name), &socket("i", sid)).await.unwrap();
     }
-    let names: Vec<String> = store.online_users().await.unwrap().iter().map(|u| u.to_string()).collect();
-    assert_eq!(names, ["Alice", "bob", "carol"]);
+    assert_eq!(roster(&*store, RosterQuery::first_page()).await, (names(&["Alice", "bob", "carol"]), false));
     let found = store.find_online(&[user("CAROL"), user("alice")]).await.unwrap();
     assert_eq!(found.iter().map(|(u, _)| u.as_str()).collect::<Vec<_>>(), ["carol", "Alice"]);
     assert_eq!(found[0].1, proof("carol").user_id(), "with the identity holding the name");
     assert_eq!(found[1].1, proof("Alice").user_id());
     let missing = store.find_online(&[user("bob"), user("ghost")]).await;
     assert_eq!(missing, Err(StoreError::UnknownUser("ghost".into())));
-    let states = store.presence_of(&[user("ghost"), user("ALICE")]).await.unwrap();
-    assert_eq!(states, [None, Some(user("Alice"))]);
-    assert_eq!(states[1].as_ref().map(Username::as_str), Some("Alice"), "spelled as logged in");
-    assert_eq!(store.presence_of(&[]).await.unwrap(), []);
+    let holders = store.holders_of(&[user("ghost"), user("ALICE")]).await.unwrap();
+    assert_eq!(holders, [None, Some((user("Alice"), proof("Alice")))]);
+    assert_eq!(holders[1].as_ref().map(|(u, _)| u.as_str()), Some("Alice"), "spelled as logged in");
+    assert_eq!(store.holders_of(&[]).await.unwrap(), []);
     store.login(&user("alice"), &proof("Alice"), &socket("i", "a2")).await.unwrap();
     assert_eq!(store.count_online().await.unwrap(), 3, "users are counted, not sockets");
     store.logout(&socket("i", "b")).await.unwrap();
     assert_eq!(store.count_online().await.unwrap(), 2);
+}
+
+fn names(names: &[&str]) -> Vec<String> {
+    names.iter().map(|name| name.to_string()).collect()
+}
+
+/// The names of one page of the roster, and whether more follow.
+async fn roster(store: &dyn Store, query: RosterQuery) -> (Vec<String>, bool) {
+    let page = store.roster(&query).await.unwrap();
+    (page.users.iter().map(|u| u.to_string()).collect(), page.more)
+}
+
+async fn the_roster_pages_and_searches_the_online_list(new: Factory) {
+    let (store, _guard) = new(100).await;
+    let online = ["dave", "Alice", "alicia", "mallory", "Bob", "ál", "carol"];
+    for (i, name) in online.iter().enumerate() {
+        store.login(&user(name), &proof(name), &socket("i", &format!("s{i}"))).await.unwrap();
+    }
+    // A second socket of the same user, spelled otherwise, is not a second entry.
+    store.login(&user("ALICE"), &proof("Alice"), &socket("i", "again")).await.unwrap();
+    let page = |after: Option<&str>, prefix: Option<&str>, limit: u64| {
+        RosterQuery::parse(after, prefix, Some(limit)).unwrap()
+    };
+    assert_eq!(roster(&*store, page(None, None, 3)).await, (names(&["Alice", "alicia", "Bob"]), true));
+    assert_eq!(
+        roster(&*store, page(Some("Bob"), None, 3)).await,
+        (names(&["carol", "dave", "mallory"]), true)
+    );
+    assert_eq!(roster(&*store, page(Some("mallory"), None, 3)).await, (names(&["ál"]), false));
+    assert_eq!(roster(&*store, page(None, Some("ALI"), 2)).await, (names(&["Alice", "alicia"]), false));
+    assert_eq!(roster(&*store, page(Some("alice"), Some("ali"), 1)).await, (names(&["alicia"]), false));
+    assert_eq!(roster(&*store, page(None, Some("zz"), 5)).await, (names(&[]), false));
+
+    // Only a user's last socket takes them off the roster.
+    store.logout(&socket("i", "s1")).await.unwrap();
+    assert_eq!(roster(&*store, page(None, Some("alice"), 5)).await.0, ["Alice"]);
+    store.logout(&socket("i", "again")).await.unwrap();
+    store.logout(&socket("i", "s0")).await.unwrap();
+    assert_eq!(
+        roster(&*store, RosterQuery::first_page()).await.0,
+        ["alicia", "Bob", "carol", "mallory", "ál"]
+    );
+    // Back under another spelling, listed as now spelled.
+    store.login(&user("ALICE"), &proof("x"), &socket("i", "s9")).await.unwrap();
+    assert_eq!(roster(&*store, page(None, Some("alice"), 5)).await.0, ["ALICE"]);
 }
 
 async fn rooms_track_members_across_sockets(new: Factory) {
@@ -226,7 +271,7 @@ async fn concurrent_claims_of_one_name_have_one_winner(new: Factory) {
         }
     }
     assert_eq!(winners, 1);
-    assert_eq!(store.online_users().await.unwrap().len(), 1);
+    assert_eq!(roster(&*store, RosterQuery::first_page()).await.0.len(), 1);
 }
 
 /// Instantiates every contract test for one backend.
@@ -246,6 +291,10 @@ macro_rules! store_contract {
             #[tokio::test]
             async fn online_users_are_sorted_counted_and_found_by_any_case() {
                 super::online_users_are_sorted_counted_and_found_by_any_case(NEW).await
+            }
+            #[tokio::test]
+            async fn the_roster_pages_and_searches_the_online_list() {
+                super::the_roster_pages_and_searches_the_online_list(NEW).await
             }
             #[tokio::test]
             async fn rooms_track_members_across_sockets() {

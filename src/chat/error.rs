@@ -100,7 +100,7 @@ impl ChatError {
             Self::Invalid(ValidationError::Room(_)) => "invalid_room",
             Self::Invalid(ValidationError::Text(_)) => "invalid_text",
             Self::Invalid(ValidationError::TextTooLong(_)) => "text_too_long",
-            Self::Invalid(ValidationError::MessageId(_)) => "invalid_payload",
+            Self::Invalid(ValidationError::MessageId(_) | ValidationError::Roster(_)) => "invalid_payload",
             Self::Invalid(ValidationError::FileName(_)) => "invalid_file_name",
             Self::Invalid(ValidationError::FileType(_)) => "file_type_not_allowed",
             Self::Invalid(ValidationError::FileTooLarge(_)) => "file_too_large",

@@ -7,16 +7,17 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State};
 use socketioxide::socket::{DisconnectReason, Sid};
 
-use super::extract::{InOrder, Payload, Reply};
+use super::extract::{InOrder, OptionalPayload, Payload, Reply};
 use super::socket_state::SocketState;
-use super::wire::{AddUser, LoggedIn, LoginEvent, MemberEvent, UsersList};
+use super::wire::{AddUser, LoggedIn, LoginEvent, MemberEvent, UsersList, UsersRequest};
 use super::{Chat, ChatError, channels, log_emit, namespace, online, presence};
 use crate::auth::{Identity, IdentityKind, Session};
 use crate::domain::Username;
+use crate::domain::roster::RosterQuery;
 use crate::store::{Login, Logout, OwnerProof, StoreError};
 
 /// `add user` (name | { username, session }) → `login` to the socket, and
-/// `user joined` (or `presence`) to everyone else.
+/// `user joined` to everyone else (up to the announce limit).
 pub(super) async fn on_add_user<A: Adapter>(
     turn: InOrder,
     State(chat): State<Chat>,
@@ -113,17 +114,22 @@ pub(super) async fn log_in<A: Adapter>(
     Ok(login)
 }
 
-/// `users` → the online list.
+/// `users` (nothing, or `{ after?, prefix?, limit? }`) → a page of the
+/// online list, and the count.
 pub(super) async fn on_users<A: Adapter>(
     turn: InOrder,
     State(chat): State<Chat>,
     socket: SocketRef<A>,
+    OptionalPayload(request): OptionalPayload<UsersRequest>,
     reply: Reply<A>,
 ) {
     let _turn = turn.wait().await;
     let result = async {
         SocketState::of(&socket).logged_in()?;
-        Ok(UsersList::new(chat.store().online_users().await?))
+        let request = request?.unwrap_or_default();
+        let query = RosterQuery::parse(request.after.as_deref(), request.prefix.as_deref(), request.limit)?;
+        let (page, num_users) = tokio::try_join!(chat.store().roster(&query), chat.store().count_online())?;
+        Ok(UsersList::new(page.users, num_users, page.more))
     };
     reply.send(result.await);
 }

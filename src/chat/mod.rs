@@ -9,7 +9,7 @@
 //! - [`rooms`]: `join`, `leave`, `rooms`
 //! - [`messages`]: `message`, `new message`, `history`; [`quota`]: what a message may cost
 //! - [`typing`]: `typing`, `stop typing`
-//! - [`presence`]: `user joined` / `user left`, batched `presence`, the `users` push
+//! - [`presence`]: `user joined` / `user left`, the `presence` count, the `users` push
 //! - [`avatars`]: `avatar changed`, after an upload over HTTP
 //! - [`sessions`]: disconnects sockets whose token was revoked or expired
 //!
@@ -37,8 +37,8 @@ mod typing;
 mod wire;
 
 use std::fmt::Display;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use socketioxide::SocketIo;
@@ -53,7 +53,7 @@ pub use error::{ChatError, ErrorBody};
 pub use ghosts::{GhostWatch, Ghosts};
 pub use login::{announce_login, announce_logout, recheck_guests};
 pub use messages::{DEFAULT_HISTORY_PAGE, MAX_RECIPIENTS};
-pub use presence::{PUSH_MAX_USERS, send_all_batches};
+pub use presence::{COUNT_INTERVAL, PUSH_MAX_USERS};
 pub use rooms::{JOIN_HISTORY, announce_member_joined};
 
 use crate::auth::Auth;
@@ -97,7 +97,7 @@ pub struct Policy {
     /// How long a socket may stay connected without logging in (None: forever).
     pub login_timeout: Option<Duration>,
     /// Most users online for which each login and logout is announced on
-    /// its own; above it they are batched into `presence` (0: no limit).
+    /// its own; above it only the count is told, by `presence` (0: no limit).
     pub announce_max_users: u32,
     /// How often each instance checks its sockets' tokens (revoked,
     /// expired, account gone) and disconnects those that fell.
@@ -119,8 +119,6 @@ struct Inner {
     /// Set by every presence change, cleared by the pusher when it reads the list.
     presence_dirty: AtomicBool,
     presence_changes: Notify,
-    /// Changes waiting for the next `presence` event (above the announce limit).
-    presence_batch: Mutex<presence::Batch>,
     /// Avatars changed, waiting to be announced.
     avatar_changes: avatars::Changes,
     /// Wakes the session sweeper after a revocation through this instance.
@@ -153,7 +151,6 @@ impl Chat {
             history_limit,
             presence_dirty: AtomicBool::new(false),
             presence_changes: Notify::new(),
-            presence_batch: Mutex::new(presence::Batch::default()),
             avatar_changes: avatars::Changes::default(),
             sessions_changes: Notify::new(),
             ghosts,
@@ -230,16 +227,16 @@ impl Chat {
         self.0.sessions_changes.notified().await;
     }
 
-    /// Whether a login or logout with `num_users` online is announced on its
-    /// own rather than batched.
-    fn announces_each(&self, num_users: usize) -> bool {
-        let limit = self.0.policy.announce_max_users;
-        limit == 0 || num_users <= limit as usize
+    /// The most users online for which each login and logout is announced
+    /// on its own, or `None` for no limit.
+    fn announce_limit(&self) -> Option<usize> {
+        Some(self.0.policy.announce_max_users as usize).filter(|&limit| limit > 0)
     }
 
-    /// Runs `f` on the changes waiting for the next `presence` event.
-    fn batch<T>(&self, f: impl FnOnce(&mut presence::Batch) -> T) -> T {
-        f(&mut self.0.presence_batch.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    /// Whether a login or logout with `num_users` online is announced on its
+    /// own (above the limit only the count is told).
+    fn announces_each(&self, num_users: usize) -> bool {
+        self.announce_limit().is_none_or(|limit| num_users <= limit)
     }
 
     /// Waits for a presence change.

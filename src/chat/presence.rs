@@ -4,23 +4,22 @@
 //! - **Announcements.** Up to [`Policy::announce_max_users`] online, each
 //!   login and logout is announced on its own (`user joined` / `user left`,
 //!   as in the socket.io chat demo). Each one goes to every logged-in socket,
-//!   so a reconnect storm of N users costs N² deliveries: above the limit an
-//!   instance notes who changed, and once a second sends one `presence`
-//!   event naming at most [`BATCH_MAX_NAMES`] of them (the rest wait for the
-//!   next). Each name goes out with its state in the store *at sending
-//!   time*, not as it was noted: events from several instances, or a single
-//!   announcement after a noted change, can then arrive in any order and
-//!   still leave clients with the truth.
+//!   so a reconnect storm of N users would cost N² deliveries.
+//! - **Counts.** Above the limit a login or logout sends nothing. Each
+//!   instance reads the deployment's count once every [`COUNT_INTERVAL`] and,
+//!   when it changed, sends `presence` `{ numUsers }` to its *own* logged-in
+//!   sockets: a storm of any size costs each socket one small frame a
+//!   second, and every instance tells its sockets the same, current count.
+//!   Names come on demand, a page or a search at a time (the `users`
+//!   request, [`crate::store::Store::roster`]).
 //! - **The `users` push.** In a small deployment everyone gets the online
 //!   list when it changes, coalesced so that a burst of logins produces a
 //!   handful of pushes. A push lists every user, so above
-//!   [`PUSH_MAX_USERS`] online nothing is pushed and clients keep their list
-//!   from the announcements and the `users` request. (Unbounded, 8,000 idle
+//!   [`PUSH_MAX_USERS`] online nothing is pushed. (Unbounded, 8,000 idle
 //!   users made each instance queue gigabytes.)
 //!
 //! [`Policy::announce_max_users`]: super::Policy::announce_max_users
 
-use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use socketioxide::SocketIo;
@@ -28,9 +27,10 @@ use socketioxide::adapter::Adapter;
 use socketioxide::operators::BroadcastOperators;
 use tokio::task::JoinHandle;
 
-use super::wire::{PresenceEvent, UserEntry, UserEvent, UsersList};
+use super::wire::{CountEvent, UserEvent, UsersList};
 use super::{Chat, log_emit};
 use crate::domain::Username;
+use crate::domain::roster::RosterQuery;
 use crate::store::StoreError;
 
 /// How long to gather changes before pushing the list, at least.
@@ -39,46 +39,15 @@ pub const PUSH_DELAY: Duration = Duration::from_millis(100);
 /// The most users online for which the list is pushed.
 pub const PUSH_MAX_USERS: usize = 100;
 
-/// How often an instance sends its gathered changes as `presence`.
-pub const BATCH_INTERVAL: Duration = Duration::from_secs(1);
-
-/// The most names one `presence` event carries: it goes to every socket, and
-/// each socket's write buffer keeps the size of the largest batch it wrote.
-pub const BATCH_MAX_NAMES: usize = 100;
+/// How often an instance reads the count, and tells its sockets if it changed.
+pub const COUNT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long to wait before retrying after the store failed.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
 
-/// Users whose presence changed since the last `presence` event, in the
-/// order they first changed. A user who changes again keeps their place, so
-/// nobody waits behind a backlog for ever.
-#[derive(Debug, Default)]
-pub(super) struct Batch {
-    /// Who changed, oldest first.
-    order: VecDeque<Username>,
-    /// The same users, each with the spelling of their latest change (the
-    /// store forgets a user who left, so `left` uses this one).
-    latest: HashMap<Username, Username>,
-}
-
-impl Batch {
-    /// Notes that `user` came online or went offline.
-    pub(super) fn record(&mut self, user: &Username) {
-        if self.latest.insert(user.clone(), user.clone()).is_none() {
-            self.order.push_back(user.clone());
-        }
-    }
-
-    /// Takes up to `max` of the oldest noted users.
-    pub(super) fn take(&mut self, max: usize) -> Vec<Username> {
-        let count = max.min(self.order.len());
-        self.order.drain(..count).filter_map(|user| self.latest.remove(&user)).collect()
-    }
-}
-
 /// A user came online, leaving `num_users` online: `user joined` to every
-/// other logged-in socket, or into the next `presence` batch. The caller
-/// picks the recipients, since a login excludes the socket that logged in.
+/// other logged-in socket, up to the announce limit. The caller picks the
+/// recipients, since a login excludes the socket that logged in.
 pub(super) async fn user_joined<A: Adapter>(
     chat: &Chat,
     everyone_else: BroadcastOperators<A>,
@@ -88,14 +57,12 @@ pub(super) async fn user_joined<A: Adapter>(
     if chat.announces_each(num_users) {
         let joined = UserEvent { username: user.clone(), num_users };
         log_emit("user joined", everyone_else.emit("user joined", &joined).await);
-    } else {
-        chat.batch(|batch| batch.record(user));
     }
     chat.presence_changed();
 }
 
 /// A user went offline, leaving `num_users` online: `user left` to every
-/// other logged-in socket, or into the next `presence` batch.
+/// other logged-in socket, up to the announce limit.
 pub(super) async fn user_left<A: Adapter>(
     chat: &Chat,
     everyone_else: BroadcastOperators<A>,
@@ -103,76 +70,56 @@ pub(super) async fn user_left<A: Adapter>(
     num_users: usize,
 ) {
     // Counted before the user left, so that, at the limit, a user is
-    // announced both ways or batched both ways.
+    // announced both ways or neither.
     if chat.announces_each(num_users + 1) {
         let left = UserEvent { username: user.clone(), num_users };
         log_emit("user left", everyone_else.emit("user left", &left).await);
-    } else {
-        chat.batch(|batch| batch.record(user));
     }
     chat.presence_changed();
 }
 
 /// Starts presence's two background tasks, [`spawn_pusher`] and
-/// [`spawn_batcher`] (through [`super::spawn_tasks`]).
+/// [`spawn_counter`] (through [`super::spawn_tasks`]).
 pub(super) fn spawn_tasks<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> [JoinHandle<()>; 2] {
-    [spawn_pusher(io.clone(), chat.clone()), spawn_batcher(io.clone(), chat.clone())]
+    [spawn_pusher(io.clone(), chat.clone()), spawn_counter(io.clone(), chat.clone())]
 }
 
-/// Starts the task that sends this instance's noted changes as `presence`,
-/// once every [`BATCH_INTERVAL`]. It runs until aborted.
-fn spawn_batcher<A: Adapter>(io: SocketIo<A>, chat: Chat) -> JoinHandle<()> {
+/// Starts the task that tells this instance's sockets the count, once every
+/// [`COUNT_INTERVAL`] if it changed. It runs until aborted.
+fn spawn_counter<A: Adapter>(io: SocketIo<A>, chat: Chat) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(BATCH_INTERVAL);
+        let mut ticks = tokio::time::interval(COUNT_INTERVAL);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut told = Told::default();
         loop {
             ticks.tick().await;
-            if let Err(err) = send_batch(&io, &chat).await {
-                tracing::warn!(error = %err, "could not read presence for the `presence` event; retrying");
+            // On a Redis failure the store answers from this instance's own
+            // sockets; the next tick after it comes back corrects the count.
+            let Ok(count) = chat.store().count_online().await else { continue };
+            if let Some(num_users) = told.next(count, chat.announce_limit())
+                && let Some(online) = super::online(&io)
+            {
+                log_emit("presence", online.local().emit("presence", &CountEvent { num_users }).await);
             }
         }
     })
 }
 
-/// Sends everything noted, [`BATCH_MAX_NAMES`] names an event: at shutdown,
-/// before the namespace closes, so the other instances still hear of the
-/// last second's changes. Stops at the first failure.
-pub async fn send_all_batches<A: Adapter>(io: &SocketIo<A>, chat: &Chat) {
-    loop {
-        match send_batch(io, chat).await {
-            Ok(true) => continue,
-            Ok(false) => return,
-            Err(err) => return tracing::warn!(error = %err, "could not send the last `presence` events"),
-        }
-    }
-}
+/// What this instance's sockets last heard of the count from `presence`.
+#[derive(Debug, Default)]
+struct Told(Option<usize>);
 
-/// Sends one `presence` event naming the oldest noted users, each with their
-/// state now, and the count now. False if nothing was noted. On a store
-/// failure the users are noted again, for the next try.
-async fn send_batch<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> Result<bool, StoreError> {
-    let users = chat.batch(|batch| batch.take(BATCH_MAX_NAMES));
-    if users.is_empty() {
-        return Ok(false);
+impl Told {
+    /// The count to send now that `count` users are online, if any. Above
+    /// the announce `limit` (`None`: no limit) every change is sent; back
+    /// at or below it, once more, since from then on the single
+    /// announcements carry it.
+    fn next(&mut self, count: usize, limit: Option<usize>) -> Option<usize> {
+        let above = limit.is_some_and(|limit| count > limit);
+        let send = self.0 != Some(count) && (above || self.0.is_some());
+        self.0 = above.then_some(count);
+        send.then_some(count)
     }
-    let now = tokio::try_join!(chat.store().presence_of(&users), chat.store().count_online());
-    let (states, num_users) = match now {
-        Ok(now) => now,
-        Err(err) => {
-            chat.batch(|batch| users.iter().for_each(|user| batch.record(user)));
-            return Err(err);
-        }
-    };
-    let mut event = PresenceEvent { joined: Vec::new(), left: Vec::new(), num_users };
-    for (user, online) in users.into_iter().zip(states) {
-        match online {
-            Some(username) => event.joined.push(UserEntry { username }),
-            None => event.left.push(UserEntry { username: user }),
-        }
-    }
-    let Some(online) = super::online(io) else { return Ok(true) };
-    log_emit("presence", online.emit("presence", &event).await);
-    Ok(true)
 }
 
 /// Starts the task that pushes `users` after [`Chat::presence_changed`].
@@ -200,60 +147,34 @@ async fn push_users<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> Result<(), Sto
     if chat.store().count_online().await? > PUSH_MAX_USERS {
         return Ok(());
     }
-    let users = chat.store().online_users().await?;
+    let page = chat.store().roster(&RosterQuery::first(PUSH_MAX_USERS)).await?;
     // Logins between the two reads can take the list past the limit.
-    if users.len() > PUSH_MAX_USERS {
+    if page.more {
         return Ok(());
     }
     if let Some(online) = super::online(io) {
-        log_emit("users", online.emit("users", &UsersList::new(users)).await);
+        let num_users = page.users.len();
+        log_emit("users", online.emit("users", &UsersList::new(page.users, num_users, false)).await);
     }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
-
     use super::*;
 
-    fn user(name: &str) -> Username {
-        Username::parse(name).unwrap()
-    }
-
-    fn names(users: &[Username]) -> Vec<&str> {
-        users.iter().map(Username::as_str).collect()
+    #[test]
+    fn counts_are_told_only_above_the_limit_and_only_when_they_change() {
+        let mut told = Told::default();
+        let sent: Vec<Option<usize>> = [1, 2, 3, 3, 4, 2].map(|count| told.next(count, Some(2))).into();
+        assert_eq!(sent, [None, None, Some(3), None, Some(4), Some(2)]);
+        assert_eq!(told.next(1, Some(2)), None, "back at the limit, the announcements carry the count");
+        assert_eq!(told.next(3, Some(2)), Some(3));
     }
 
     #[test]
-    fn an_empty_batch_names_nobody() {
-        assert!(Batch::default().take(BATCH_MAX_NAMES).is_empty());
-    }
-
-    #[test]
-    fn a_batch_names_each_user_once_in_first_change_order_with_the_latest_spelling() {
-        let mut batch = Batch::default();
-        batch.record(&user("alice"));
-        batch.record(&user("bob"));
-        batch.record(&user("ALICE"));
-        assert_eq!(names(&batch.take(BATCH_MAX_NAMES)), ["ALICE", "bob"]);
-        assert!(batch.take(BATCH_MAX_NAMES).is_empty(), "a user is named once");
-    }
-
-    #[test]
-    fn a_large_batch_is_taken_oldest_first_over_several_events() {
-        let mut batch = Batch::default();
-        let total = BATCH_MAX_NAMES + 30;
-        for i in 0..total {
-            batch.record(&user(&format!("user{i:04}")));
-        }
-        batch.record(&user("user0000"));
-        let first = batch.take(BATCH_MAX_NAMES);
-        assert_eq!(first.len(), BATCH_MAX_NAMES);
-        assert_eq!(first[0].as_str(), "user0000", "changing again keeps a user's place");
-        let second = batch.take(BATCH_MAX_NAMES);
-        assert_eq!(second.len(), 30);
-        assert_eq!(second[0].as_str(), format!("user{BATCH_MAX_NAMES:04}"));
-        assert!(batch.take(BATCH_MAX_NAMES).is_empty());
+    fn without_a_limit_no_count_is_told() {
+        let mut told = Told::default();
+        assert!([1, 5000, 2].iter().all(|&count| told.next(count, None).is_none()));
     }
 }

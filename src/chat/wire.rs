@@ -189,6 +189,18 @@ pub struct HistoryRequest {
     pub limit: Option<u64>,
 }
 
+/// `users`: nothing (the first page), or which page.
+#[derive(Debug, Default, Deserialize)]
+#[serde(expecting = "nothing, or an object { after?, prefix?, limit? }")]
+pub struct UsersRequest {
+    /// The last name of the previous page (its `next`).
+    pub after: Option<String>,
+    /// Only names starting with this, ignoring case.
+    pub prefix: Option<String>,
+    /// How many names at most.
+    pub limit: Option<u64>,
+}
+
 /// `typing` / `stop typing`: no argument (everyone, like the demo), a room,
 /// or users.
 #[derive(Debug, Deserialize)]
@@ -258,33 +270,32 @@ pub struct UserEntry {
     pub username: Username,
 }
 
-/// The online list: the `users` ack and the `users` push.
+/// The online list, or a page of it: the `users` ack and the `users` push.
 #[derive(Debug, Serialize)]
 pub struct UsersList {
     /// Online users, sorted by name.
     pub users: Vec<UserEntry>,
-    /// How many.
+    /// How many users are online in all (not only in this page).
     #[serde(rename = "numUsers")]
     pub num_users: usize,
+    /// When more names follow: the `after` of the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<Username>,
 }
 
 impl UsersList {
-    /// The list for these users.
-    pub fn new(users: Vec<Username>) -> Self {
-        let num_users = users.len();
-        Self { users: users.into_iter().map(|username| UserEntry { username }).collect(), num_users }
+    /// The page `users` of `num_users` online, with `more` names after it.
+    pub fn new(users: Vec<Username>, num_users: usize, more: bool) -> Self {
+        let next = if more { users.last().cloned() } else { None };
+        Self { users: users.into_iter().map(|username| UserEntry { username }).collect(), num_users, next }
     }
 }
 
-/// `presence`: the changes an instance gathered while too many users were
-/// online to announce each one (see `chat::presence`).
+/// `presence`: the count, told to each socket while too many users are
+/// online to announce each login (see `chat::presence`).
 #[derive(Debug, Serialize)]
-pub struct PresenceEvent {
-    /// Named users online when the event is sent, oldest change first.
-    pub joined: Vec<UserEntry>,
-    /// Named users offline when the event is sent, oldest change first.
-    pub left: Vec<UserEntry>,
-    /// Users online when the event is sent.
+pub struct CountEvent {
+    /// Users online in the deployment.
     #[serde(rename = "numUsers")]
     pub num_users: usize,
 }

@@ -88,7 +88,6 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
                 for logout in &purge.logouts {
                     chat::announce_logout(&chat, &io, logout, None).await;
                 }
-                chat::send_all_batches(&io, &chat).await;
                 tracing::info!(sockets = purge.logouts.len(), "left the cluster");
             }
             Err(err) => {

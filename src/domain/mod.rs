@@ -9,6 +9,7 @@ mod media;
 mod message;
 mod names;
 mod password;
+pub mod roster;
 
 pub use ids::{IdGenerator, MessageId, UserId};
 pub use media::{FileName, MAX_FILE_NAME_CHARS, MediaKind, MediaType};
@@ -33,6 +34,9 @@ pub enum ValidationError {
     /// in characters, so the sender learns how much to cut.
     #[error("message text must be at most {MAX_TEXT_CHARS} characters (this one has {0})")]
     TextTooLong(usize),
+    /// A page of the online list was asked for wrongly.
+    #[error("{0}")]
+    Roster(&'static str),
     /// A history cursor was not a message id.
     #[error("`{0}` is not a message id")]
     MessageId(String),

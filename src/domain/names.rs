@@ -199,8 +199,13 @@ impl Username {
     /// consistent with equality but files `mallory` under `rnallory`; lists
     /// shown to users are sorted with this instead.
     pub fn display_order(a: &Self, b: &Self) -> std::cmp::Ordering {
-        let fold = |name: &Self| name.display.chars().default_case_fold().collect::<String>();
-        fold(a).cmp(&fold(b)).then_with(|| a.key.cmp(&b.key))
+        a.fold().cmp(&b.fold()).then_with(|| a.key.cmp(&b.key))
+    }
+
+    /// The name as shown, case folded: what [`Self::display_order`] sorts by
+    /// first, and what a search matches.
+    pub fn fold(&self) -> String {
+        self.display.chars().default_case_fold().collect()
     }
 
     /// The key names had before the skeleton: the lowercased name.

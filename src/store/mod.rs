@@ -21,6 +21,7 @@ pub use files::{FileStore, StoredFile};
 pub use memory::{MemoryStore, SocketSnapshot};
 pub use redis::{Migration, Purge, RedisStore, Resync, TIMEOUT as REDIS_TIMEOUT};
 
+use crate::domain::roster::RosterQuery;
 use crate::domain::{Conversation, Message, MessageId, RoomName, UserId, Username};
 
 /// Identifies one socket in the deployment: socket ids are only unique per
@@ -117,6 +118,15 @@ pub struct RoomInfo {
     pub members: Vec<Username>,
 }
 
+/// The result of [`Store::roster`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RosterPage {
+    /// Online users, sorted by name.
+    pub users: Vec<Username>,
+    /// True if more users match after the last of these.
+    pub more: bool,
+}
+
 /// Which slice of a conversation's history to read. Without `after`, the
 /// newest `limit` messages before `before` (or the end); with `after`, the
 /// oldest `limit` messages after it, so a client can page forward through
@@ -174,19 +184,13 @@ pub trait Store: Send + Sync + 'static {
     /// socket was not logged in.
     async fn logout(&self, socket: &SocketKey) -> Result<Option<Logout>, StoreError>;
 
-    /// Online users, sorted by name.
-    async fn online_users(&self) -> Result<Vec<Username>, StoreError>;
+    /// A page of the online list, sorted by name: its size, not the number
+    /// of users online, is what it costs.
+    async fn roster(&self, query: &RosterQuery) -> Result<RosterPage, StoreError>;
 
     /// How many users are online, without reading the list (the presence
     /// push and `/metrics` ask often, and the list can be long).
     async fn count_online(&self) -> Result<usize, StoreError>;
-
-    /// For each of these names, in the same order, the user spelled as they
-    /// logged in, or `None` if they are not online.
-    async fn presence_of(&self, names: &[Username]) -> Result<Vec<Option<Username>>, StoreError> {
-        let holders = self.holders_of(names).await?;
-        Ok(holders.into_iter().map(|holder| holder.map(|(user, _)| user)).collect())
-    }
 
     /// For each of these names, in the same order, the online user spelled as
     /// they logged in and the proof they hold the name under (whose

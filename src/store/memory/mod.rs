@@ -7,15 +7,17 @@ mod files;
 mod history;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use super::{
-    Account, Avatar, HistoryPage, Login, Logout, OwnerProof, RoomInfo, RoomJoin, RoomLeave, SocketKey, Store,
-    StoreError,
+    Account, Avatar, HistoryPage, Login, Logout, OwnerProof, RoomInfo, RoomJoin, RoomLeave, RosterPage,
+    SocketKey, Store, StoreError,
 };
+use crate::domain::roster::{self, RosterQuery};
 use crate::domain::{Conversation, Message, RoomName, Username};
 
 /// In-memory [`Store`]. Presence and history have separate locks so that a
@@ -39,6 +41,8 @@ pub struct MemoryStore {
 struct Presence {
     /// Online users by name key.
     users: HashMap<String, OnlineUser>,
+    /// The same users' [`roster::entry`], in display order, for paging.
+    roster: BTreeSet<String>,
     /// Logged-in sockets.
     sockets: HashMap<SocketKey, OnlineSocket>,
     /// Room → name key → how many of that user's sockets are in the room.
@@ -196,6 +200,9 @@ impl Store for MemoryStore {
         online.sockets.insert(socket.clone());
         let name = online.name.clone();
         let sockets = online.sockets.len();
+        if first_socket {
+            p.roster.insert(roster::entry(&name));
+        }
         p.sockets
             .insert(socket.clone(), OnlineSocket { user_key: user.key().to_owned(), rooms: BTreeSet::new() });
         Ok(Login { user: name, first_socket, num_users: p.users.len(), sockets })
@@ -214,15 +221,25 @@ impl Store for MemoryStore {
         let name = user.name.clone();
         if last_socket {
             p.users.remove(&entry.user_key);
+            p.roster.remove(&roster::entry(&name));
         }
         Ok(Some(Logout { user: name, last_socket, num_users: p.users.len(), left_rooms }))
     }
 
-    async fn online_users(&self) -> Result<Vec<Username>, StoreError> {
+    async fn roster(&self, query: &RosterQuery) -> Result<RosterPage, StoreError> {
         let p = self.presence();
-        let mut users: Vec<Username> = p.users.values().map(|u| u.name.clone()).collect();
-        users.sort_by(Username::display_order);
-        Ok(users)
+        let from = query.start().map_or(Bound::Unbounded, Bound::Included);
+        let mut users = p
+            .roster
+            .range::<String, _>((from, Bound::Unbounded))
+            .take_while(|entry| query.contains(entry))
+            .take(query.limit() + 1)
+            .map(|entry| roster::user_of(entry))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| StoreError::Unavailable(format!("corrupt roster entry: {err}")))?;
+        let more = users.len() > query.limit();
+        users.truncate(query.limit());
+        Ok(RosterPage { users, more })
     }
 
     async fn count_online(&self) -> Result<usize, StoreError> {

@@ -1,6 +1,6 @@
 -- Claims a name for a socket, or adds the socket to the user owning it.
--- KEYS: users, sockets, instance sockets set
--- ARGV: user key, display name, owner proof, socket id
+-- KEYS: users, sockets, instance sockets set, roster
+-- ARGV: user key, display name, owner proof, socket id, case fold of the display name
 -- → {"ok", display name, first socket (0|1), users online, the user's sockets} | {"taken", display name} | {"already"}
 if redis.call('HEXISTS', KEYS[2], ARGV[4]) == 1 then return { 'already' } end
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
@@ -11,8 +11,9 @@ if raw then
   user.n = user.n + 1
   first = 0
 else
-  user = { n = 1, proof = ARGV[3], name = ARGV[2] }
+  user = { n = 1, proof = ARGV[3], name = ARGV[2], fold = ARGV[5] }
   first = 1
+  redis.call('ZADD', KEYS[4], 0, roster_entry(user, ARGV[1]))
 end
 redis.call('HSET', KEYS[1], ARGV[1], write_user(user))
 redis.call('HSET', KEYS[2], ARGV[4], ARGV[1])

@@ -26,16 +26,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fred::prelude::{Client, ClientLike, FredResult, HashesInterface, Value};
+use fred::prelude::{Client, ClientLike, FredResult, HashesInterface, SortedSetsInterface, Value};
 
 pub use migrate::Migration;
 pub use sync::{Purge, Resync};
 
 use self::scripts::{Keys, Scripts};
 use super::{
-    HistoryPage, Login, Logout, MemoryStore, OwnerProof, RoomInfo, RoomJoin, RoomLeave, SocketKey, Store,
-    StoreError,
+    HistoryPage, Login, Logout, MemoryStore, OwnerProof, RoomInfo, RoomJoin, RoomLeave, RosterPage,
+    SocketKey, Store, StoreError,
 };
+use crate::domain::roster::{self, RosterQuery};
 use crate::domain::{Conversation, Message, RoomName, Username};
 
 /// Longest any single Redis call may take before it counts as failed.
@@ -199,17 +200,25 @@ impl Store for RedisStore {
         Ok(self.prefer_redis("logout", redis, local))
     }
 
-    async fn online_users(&self) -> Result<Vec<Username>, StoreError> {
-        let values: Result<Vec<String>, _> = self.call("users", self.client.hvals(&self.keys.users)).await;
-        match values {
-            Ok(values) => {
-                let mut users =
-                    values.iter().map(|raw| user_record_name(raw)).collect::<Result<Vec<_>, _>>()?;
-                users.sort_by(Username::display_order);
-                Ok(users)
-            }
-            Err(_) => self.local.online_users().await,
-        }
+    async fn roster(&self, query: &RosterQuery) -> Result<RosterPage, StoreError> {
+        let one_more = query.limit() + 1;
+        let start = query.start().map_or_else(|| "-".to_owned(), |start| format!("[{start}"));
+        let end = query.end().map_or_else(|| "+".to_owned(), |end| format!("({end}"));
+        let entries: Result<Vec<String>, _> = self
+            .call(
+                "roster",
+                self.client.zrangebylex(&self.keys.roster, start, end, Some((0, one_more as i64))),
+            )
+            .await;
+        let Ok(entries) = entries else { return self.local.roster(query).await };
+        let mut users = entries
+            .iter()
+            .map(|entry| roster::user_of(entry))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| StoreError::Unavailable(format!("corrupt roster entry in Redis: {err}")))?;
+        let more = users.len() > query.limit();
+        users.truncate(query.limit());
+        Ok(RosterPage { users, more })
     }
 
     async fn count_online(&self) -> Result<usize, StoreError> {
@@ -347,8 +356,8 @@ fn room_name(value: &Value) -> Result<RoomName, StoreError> {
         .map_err(|err| StoreError::Unavailable(format!("corrupt room in Redis: {err}")))
 }
 
-/// The display name in a users-hash record ("count\nproof\nname").
+/// The display name in a users-hash record ("count\nproof\nname\nfold").
 fn user_record_name(raw: &str) -> Result<Username, StoreError> {
-    let name = raw.splitn(3, '\n').nth(2).unwrap_or_default();
+    let name = raw.split('\n').nth(2).unwrap_or_default();
     Username::parse(name).map_err(|err| StoreError::Unavailable(format!("corrupt user in Redis: {err}")))
 }

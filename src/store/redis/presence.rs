@@ -16,6 +16,7 @@ impl RedisStore {
             self.keys.sockets.clone(),
             self.keys.instance(&socket.instance),
             self.keys.rooms.clone(),
+            self.keys.roster.clone(),
         ];
         let args = vec![socket_id(socket), self.keys.room_prefix().to_owned()];
         let reply: Vec<Value> =
@@ -39,9 +40,14 @@ impl RedisStore {
         socket: &SocketKey,
     ) -> Result<Result<Login, StoreError>, StoreError> {
         let id = socket_id(socket);
-        let keys =
-            vec![self.keys.users.clone(), self.keys.sockets.clone(), self.keys.instance(&socket.instance)];
-        let args = vec![user.key().to_owned(), user.as_str().to_owned(), proof.0.clone(), id.clone()];
+        let keys = vec![
+            self.keys.users.clone(),
+            self.keys.sockets.clone(),
+            self.keys.instance(&socket.instance),
+            self.keys.roster.clone(),
+        ];
+        let args =
+            vec![user.key().to_owned(), user.as_str().to_owned(), proof.0.clone(), id.clone(), user.fold()];
         let reply: Vec<Value> =
             self.call("login", self.scripts.login.evalsha_with_reload(&self.client, keys, args)).await?;
         Ok(match text(&reply[0]).as_str() {

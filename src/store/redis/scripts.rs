@@ -68,8 +68,10 @@ impl Scripts {
 /// deployments can share a Redis.
 #[derive(Debug, Clone)]
 pub struct Keys {
-    /// user key → "count\nproof\ndisplay name"
+    /// user key → "count\nproof\ndisplay name\ncase fold"
     pub users: String,
+    /// The online users' roster entries (`domain::roster`), score 0, for paging by name
+    pub roster: String,
     /// "instance/sid" → "user key\nroom\nroom..."
     pub sockets: String,
     /// rooms with at least one member
@@ -90,6 +92,7 @@ impl Keys {
         let tag = format!("{{{prefix}}}");
         Self {
             users: format!("{tag}:users"),
+            roster: format!("{tag}:roster"),
             sockets: format!("{tag}:sockets"),
             rooms: format!("{tag}:rooms"),
             instances: format!("{tag}:instances"),
