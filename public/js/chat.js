@@ -8,6 +8,7 @@ import {
 import { currentLogin, updateLogin } from "./session.js";
 import { keepBytes, forgetFiles } from "./files.js";
 import { checkAvatars } from "./avatars.js";
+import { loadUsers } from "./people.js";
 import { renderMessages } from "./messages-view.js";
 import { setComposerEnabled, clearComposer } from "./composer.js";
 import { stopTyping } from "./typing.js";
@@ -36,7 +37,7 @@ export async function enterChat() {
   for (const room of login.rooms?.length ? login.rooms : [DEFAULT_ROOM]) await joinRoom(room, { open: false });
   const first = joinedRooms()[0];
   if (first && !state.current) open(roomConversation(first).key);
-  await Promise.all([refreshUsers(), refreshRooms()]);
+  await Promise.all([loadUsers(), refreshRooms()]);
 }
 
 /** After a reconnect (and a new login): rejoin, and fetch exactly what was missed. */
@@ -47,7 +48,7 @@ export async function rejoin() {
   for (const c of state.conversations.values()) {
     if (c.kind === "dm") await catchUp(c, { with: recipients(c) });
   }
-  await Promise.all([refreshUsers(), refreshRooms()]);
+  await Promise.all([loadUsers(), refreshRooms()]);
   redraw();
 }
 
@@ -171,63 +172,6 @@ function notice(conversation, text) {
   addNotice(conversation, text);
   if (conversation.key === state.current) renderMessages();
   view.renderHeader();
-}
-
-async function refreshUsers() {
-  const reply = await request("users");
-  showUsers(reply.users);
-}
-
-/** Takes a new online list (the `users` ack or push). */
-export function showUsers(users) {
-  const before = new Set(state.users);
-  state.users = users.map((u) => u.username);
-  checkAvatars(state.users.filter((name) => !before.has(name)));
-  view.renderSidebar(actions);
-}
-
-/**
- * `user joined`: adds the name to the online list, in the server's order
- * (case-insensitive). Large deployments push no `users` lists, so these
- * events keep the list current there.
- */
-export function userJoined({ username }) {
-  if (!loggedIn || !addOnline(username)) return;
-  checkAvatars([username]);
-  view.renderSidebar(actions);
-}
-
-/** `user left`: takes the name off the online list. */
-export function userLeft({ username }) {
-  if (removeOnline(username)) view.renderSidebar(actions);
-}
-
-/**
- * `presence`: above the server's announce limit, logins and logouts arrive
- * batched, about once a second.
- */
-export function presenceChanged({ joined = [], left = [] }) {
-  if (!loggedIn) return;
-  const added = joined.map((u) => u.username).filter(addOnline);
-  const removed = left.map((u) => u.username).filter(removeOnline);
-  if (added.length) checkAvatars(added);
-  if (added.length || removed.length) view.renderSidebar(actions);
-}
-
-/** Inserts a name into the sorted online list; false if it was there. */
-function addOnline(username) {
-  if (state.users.includes(username)) return false;
-  const key = username.toLowerCase();
-  const at = state.users.findIndex((name) => name.toLowerCase() > key);
-  state.users.splice(at === -1 ? state.users.length : at, 0, username);
-  return true;
-}
-
-/** Takes a name off the online list; false if it was not there. */
-function removeOnline(username) {
-  if (!state.users.includes(username)) return false;
-  state.users = state.users.filter((name) => name !== username);
-  return true;
 }
 
 export async function refreshRooms() {

@@ -3,7 +3,11 @@
 
 export const state = {
   me: null,             // my username, as the server spells it
-  users: [],            // online usernames
+  users: [],            // online usernames shown: everyone, or a page or search of them (people.js)
+  numUsers: 0,          // how many are online
+  usersComplete: true,  // `users` is everyone online
+  usersNext: null,      // the `after` of the next page, if more follow
+  userSearch: "",       // the sidebar's search: names starting with this
   rooms: [],            // [{ room, members }] known rooms
   conversations: new Map(),
   current: null,        // key of the open conversation
@@ -104,5 +108,8 @@ export function totalUnread() {
 /** Forgets everything (log out). */
 export function resetState() {
   for (const c of state.conversations.values()) for (const timer of c.typing.values()) clearTimeout(timer);
-  Object.assign(state, { me: null, users: [], rooms: [], conversations: new Map(), current: null });
+  Object.assign(state, {
+    me: null, users: [], numUsers: 0, usersComplete: true, usersNext: null, userSearch: "",
+    rooms: [], conversations: new Map(), current: null,
+  });
 }

@@ -6,6 +6,7 @@ import * as api from "./api.js";
 import { currentLogin, restoreLogin, setLogin, clearLogin } from "./session.js";
 import { state, dmConversation, isMe } from "./conversations.js";
 import * as chat from "./chat.js";
+import * as people from "./people.js";
 import { initLoginView, showLogin } from "./login-view.js";
 import { initComposer, setComposerEnabled } from "./composer.js";
 import { typed, listenForTyping } from "./typing.js";
@@ -15,6 +16,8 @@ import { $ } from "./dom.js";
 import { loadLimits } from "./files.js";
 
 const ROOMS_REFRESH_MS = 15000;
+/** Typing pauses this long before the online list is searched. */
+const SEARCH_DELAY_MS = 250;
 
 // ---- the ways in ----
 
@@ -125,10 +128,13 @@ socket.on("disconnect", (reason) => {
 socket.on("message", chat.receive);
 socket.on("member joined", chat.memberJoined);
 socket.on("member left", chat.memberLeft);
-socket.on("users", ({ users }) => chat.showUsers(users));
-socket.on("user joined", chat.userJoined);
-socket.on("user left", chat.userLeft);
-socket.on("presence", chat.presenceChanged);
+// Presence events before the chat is on screen are covered by its first `users`.
+const whenIn = (handle) => (event) => { if (chat.isLoggedIn() && event) handle(event); };
+socket.on("users", whenIn(({ users }) => people.usersPushed(users)));
+socket.on("user joined", whenIn(people.userJoined));
+socket.on("user left", whenIn(people.userLeft));
+socket.on("presence", whenIn(people.countChanged));
+people.onPeopleChange(() => view.renderSidebar(chat.actions));
 socket.on("avatar changed", ({ username }) => avatarChanged(username));
 socket.on("chat error", (error) => {
   // The token this page stood on was revoked (a logout elsewhere, a
@@ -154,6 +160,18 @@ $("new-room-form").addEventListener("submit", (event) => {
   if (!room) return;
   chat.joinRoom(room).then(() => { $("new-room-name").value = ""; }, chat.report);
 });
+
+let searchTimer = null;
+$("user-search").addEventListener("input", () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => people.searchUsers($("user-search").value).catch(chat.report), SEARCH_DELAY_MS);
+});
+$("user-search-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  clearTimeout(searchTimer);
+  people.searchUsers($("user-search").value).catch(chat.report);
+});
+$("more-users").addEventListener("click", () => people.loadUsers({ more: true }).catch(chat.report));
 
 $("leave-button").addEventListener("click", () => chat.leaveRoom().catch(chat.report));
 $("logout-button").addEventListener("click", logOut);

@@ -74,7 +74,10 @@ export function renderSidebar(actions) {
   );
 
   const others = state.users.filter((name) => !isMe(name));
-  $("user-count").textContent = `(${state.users.length})`;
+  $("user-count").textContent = `(${state.usersComplete ? state.users.length : state.numUsers})`;
+  // A list too long for one page: search it, page through it.
+  $("user-search-form").hidden = state.usersComplete && !state.userSearch;
+  $("more-users").hidden = !state.usersNext;
   $("user-list").replaceChildren(
     ...others.map((name) => {
       const unread = state.conversations.get(dmKey([name]))?.unread ?? 0;

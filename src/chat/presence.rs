@@ -15,7 +15,8 @@
 //! - **The `users` push.** In a small deployment everyone gets the online
 //!   list when it changes, coalesced so that a burst of logins produces a
 //!   handful of pushes. A push lists every user, so above
-//!   [`PUSH_MAX_USERS`] online nothing is pushed. (Unbounded, 8,000 idle
+//!   [`PUSH_MAX_USERS`] online (or the announce limit, if lower) nothing is
+//!   pushed. (Unbounded, 8,000 idle
 //!   users made each instance queue gigabytes.)
 //!
 //! [`Policy::announce_max_users`]: super::Policy::announce_max_users
@@ -141,13 +142,16 @@ fn spawn_pusher<A: Adapter>(io: SocketIo<A>, chat: Chat) -> JoinHandle<()> {
     })
 }
 
-/// Pushes the online list to everyone, if it is short enough. The count is
+/// Pushes the online list to everyone, if it is short enough: at most
+/// [`PUSH_MAX_USERS`], and no more than the announce limit. The count is
 /// asked first: above the limit the list itself is never read.
 async fn push_users<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> Result<(), StoreError> {
-    if chat.store().count_online().await? > PUSH_MAX_USERS {
+    // Above the announce limit nothing is sent per login, this list neither.
+    let limit = chat.announce_limit().map_or(PUSH_MAX_USERS, |announced| announced.min(PUSH_MAX_USERS));
+    if chat.store().count_online().await? > limit {
         return Ok(());
     }
-    let page = chat.store().roster(&RosterQuery::first(PUSH_MAX_USERS)).await?;
+    let page = chat.store().roster(&RosterQuery::first(limit)).await?;
     // Logins between the two reads can take the list past the limit.
     if page.more {
         return Ok(());

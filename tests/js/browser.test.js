@@ -157,18 +157,46 @@ test("a taken name is refused on the login form, with a clear message", async ()
   assert.equal(await second.locator("#chat-view").isVisible(), false);
 });
 
-test("in a deployment over the announce limit, the online list follows batched presence", async () => {
-  const big = await startServer({ INSTANCE_NAME: "js-browser-big", ANNOUNCE_MAX_USERS: "1" });
+test("over the announce limit, the sidebar shows the count, and searches and pages the online list", async () => {
+  const big = await startServer({ INSTANCE_NAME: "js-browser-big", ANNOUNCE_MAX_USERS: "5" });
   const bigSite = await startCspProxy(big.port);
+  const names = Array.from({ length: 60 }, (_, i) => `crowd${String(i).padStart(2, "0")}`);
+  const buttons = (page) => page.locator("#user-list button .label").allTextContents();
   try {
+    const crowd = await Promise.all(names.map((name) => user(big.url, name)));
     const alice = await newPage(browser);
     await joinAsGuest(alice, bigSite.url, "alice");
-    // Past 100 online no `users` list is pushed: only `presence` can tell alice.
-    await Promise.all(Array.from({ length: 100 }, (_, i) => user(big.url, `crowd${i}`)));
-    const bob = await user(big.url, "bob");
-    await alice.locator("#user-list button", { hasText: "bob" }).waitFor({ timeout: 10000 });
-    bob.disconnect();
-    await alice.locator("#user-list button", { hasText: "bob" }).waitFor({ state: "detached", timeout: 10000 });
+
+    // 61 online: one page of names (alice's own not shown), the count, a search, more.
+    await alice.locator("#user-count", { hasText: "(61)" }).waitFor();
+    await alice.locator("#more-users").waitFor();
+    assert.deepEqual(await buttons(alice), names.slice(0, 49));
+    await alice.click("#more-users");
+    await alice.locator("#more-users").waitFor({ state: "hidden" });
+    assert.deepEqual(await buttons(alice), names);
+
+    // The count follows logins and logouts without any name being announced.
+    const zed = await user(big.url, "zed");
+    await alice.locator("#user-count", { hasText: "(62)" }).waitFor({ timeout: 10000 });
+    for (const socket of crowd.slice(0, 3)) socket.close();
+    await alice.locator("#user-count", { hasText: "(59)" }).waitFor({ timeout: 10000 });
+
+    // A search shows the names starting with what was typed, whatever the case.
+    await alice.fill("#user-search", "CROWD5");
+    await alice.locator("#user-list button", { hasText: "crowd50" }).waitFor();
+    await alice.locator("#user-list button", { hasText: "crowd49" }).waitFor({ state: "detached" });
+    assert.deepEqual(await buttons(alice), names.filter((name) => name.startsWith("crowd5")));
+    await alice.fill("#user-search", "z");
+    await alice.locator("#user-list button", { hasText: "zed" }).waitFor();
+    assert.deepEqual(await buttons(alice), ["zed"]);
+
+    // A name found is someone to talk to.
+    await alice.locator("#user-list button", { hasText: "zed" }).click();
+    await alice.locator("#conversation-title", { hasText: "zed" }).waitFor();
+    const receiving = new Promise((resolve) => zed.once("message", resolve));
+    await say(alice, "found you");
+    const received = await receiving;
+    assert.equal(received.text, "found you");
     assert.deepEqual(alice.errors, []);
     await alice.context().close();
   } finally {
