@@ -251,7 +251,7 @@ pub struct Config {
     /// everyone (`user joined` / `user left`, as in the socket.io chat demo).
     /// Each announcement goes to every socket; above this they are gathered
     /// into one `presence` event a second. 0: announce each one, always.
-    #[arg(long, env = "ANNOUNCE_MAX_USERS", default_value_t = 1000)]
+    #[arg(long, env = "ANNOUNCE_MAX_USERS", default_value_t = 100)]
     pub announce_max_users: u32,
 
     /// Seconds a connection may take to complete the socket.io handshake

@@ -205,7 +205,8 @@ async fn a_burst_of_logins_gives_few_users_pushes() {
 
 #[tokio::test]
 async fn a_large_deployment_gets_join_events_instead_of_users_pushes() {
-    let app = spawn_app().await;
+    // Announced up to 1,000 online: past 100 the list is no longer pushed.
+    let app = spawn_app_with(|c| c.announce_max_users = 1000).await;
     let watcher = app.user("watcher").await;
     let mut clients: Vec<Client> = Vec::new();
     for i in 0..chatwire::chat::PUSH_MAX_USERS {
