@@ -25,6 +25,7 @@ export function loginstormMethod({ concurrency, loginTimeoutSecs, quietLimitSecs
     "to quiet is how long the server stayed busy after the last login: until the start of the first 2 s in",
     "which it used under 5 % of a core (CPU read every 0.1 s). RSS is read again then: the login cost is",
     "memory per connection logged in less memory per connection not logged in, from the same run.",
+    "Memory is divided by the clients asked for: when not all of them got in, read it with the counts.",
     `Each login may take ${loginTimeoutSecs} s and each wait for quiet ${quietLimitSecs} s ("> N"): a server that cannot`,
     "finish in time shows what it reached.",
   ].join("\n");

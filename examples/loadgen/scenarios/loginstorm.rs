@@ -32,7 +32,9 @@ const QUIET_CPU: f64 = 0.05;
 const PARK_SLACK: Duration = Duration::from_secs(30);
 
 /// The `loginstorm` result, as written to `--json`. Memory per client
-/// divides by the clients connected when it was read (N when none failed).
+/// divides by N, the clients asked for, whether or not all got in: the
+/// counts say how many did, and when some failed the figures are not a
+/// cost per connection or per login.
 #[derive(Serialize)]
 struct LoginstormResult {
     scenario: &'static str,
@@ -48,11 +50,11 @@ struct LoginstormResult {
     rss_connected_kb: Option<u64>,
     /// Once quiet after the logins.
     rss_logged_in_kb: Option<u64>,
-    /// (connected − before) / connected clients.
+    /// (connected − before) / N.
     connected_per_client_bytes: Option<i64>,
-    /// (logged in − before) / clients still connected, all logged in.
+    /// (logged in − before) / N.
     logged_in_per_client_bytes: Option<i64>,
-    /// The difference of the two above: what a login adds to a connection.
+    /// (logged in − connected) / N: what a login adds to a connection.
     login_cost_bytes: Option<i64>,
     /// From the gate opening to the last login ack.
     login_secs: f64,
@@ -133,7 +135,6 @@ pub async fn run(args: LoginstormArgs) -> anyhow::Result<Outcome> {
     progress.finish();
     let quiet_after = settle(&sampler, last_login, quiet_limit).await;
     let rss_logged_in_kb = rss::sample(Some(args.pid));
-    let still_connected = counters.connected.load(Ordering::Relaxed);
     print_errors(&[&fleet]);
     let errors = counters.errors();
     let latency = LatencySummary::of(&counters.handshakes());
@@ -143,14 +144,9 @@ pub async fn run(args: LoginstormArgs) -> anyhow::Result<Outcome> {
     }
     fleet.shutdown().await;
 
-    let per_client = |rss_kb: Option<u64>, clients: usize| match (rss_before_kb, rss_kb) {
-        (Some(before), Some(after)) if clients > 0 => {
-            Some((after as i64 - before as i64) * 1024 / clients as i64)
-        }
-        _ => None,
+    let per_client = |from_kb: Option<u64>, to_kb: Option<u64>| {
+        Some((to_kb? as i64 - from_kb? as i64) * 1024 / args.clients as i64)
     };
-    let connected_per_client_bytes = per_client(rss_connected_kb, connected);
-    let logged_in_per_client_bytes = per_client(rss_logged_in_kb, still_connected);
     let result = LoginstormResult {
         scenario: "loginstorm",
         clients: args.clients,
@@ -160,9 +156,9 @@ pub async fn run(args: LoginstormArgs) -> anyhow::Result<Outcome> {
         rss_before_kb,
         rss_connected_kb,
         rss_logged_in_kb,
-        connected_per_client_bytes,
-        logged_in_per_client_bytes,
-        login_cost_bytes: logged_in_per_client_bytes.zip(connected_per_client_bytes).map(|(a, b)| a - b),
+        connected_per_client_bytes: per_client(rss_before_kb, rss_connected_kb),
+        logged_in_per_client_bytes: per_client(rss_before_kb, rss_logged_in_kb),
+        login_cost_bytes: per_client(rss_connected_kb, rss_logged_in_kb),
         login_secs,
         login_rate: logged_in as f64 / login_secs.max(1e-9),
         latency,
