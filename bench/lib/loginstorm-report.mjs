@@ -9,10 +9,17 @@ function quietSecs(r) {
   return r.quiet ? fixed(r.quiet_secs, 1) : `> ${fixed(r.quiet_secs, 0)}`;
 }
 
-/** The time-to-quiet ratio: a bound when only Node never went quiet, none when chatwire did not. */
+/** The precision of a time to quiet: CPU time is read every 0.1 s. */
+const QUIET_PRECISION_SECS = 0.1;
+
+/**
+ * The time-to-quiet ratio: a bound when only Node never went quiet, none
+ * when chatwire did not. Times under the precision count as the precision.
+ */
 function quietRatio(c, n) {
-  if (!c.quiet) return "—";
-  const r = ratio(c.quiet_secs, n.quiet_secs, true);
+  if (!c.quiet || !isNumber(c.quiet_secs) || !isNumber(n.quiet_secs)) return "—";
+  const floor = (secs) => Math.max(secs, QUIET_PRECISION_SECS);
+  const r = ratio(floor(c.quiet_secs), floor(n.quiet_secs), true);
   return n.quiet === false && r.endsWith("better") ? `at least ${r}` : r;
 }
 
