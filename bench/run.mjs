@@ -5,7 +5,7 @@
 // bench/results/<kind>-<scenario>.json. Use scripts/bench, which builds
 // everything first; see bench/README.md.
 //
-//   node bench/run.mjs [--quick] [--kinds chatwire,node] [--background-rate R]
+//   node bench/run.mjs [--quick] [--kinds chatwire,node] [--scenarios idle,loginstorm] [--background-rate R]
 //   node bench/run.mjs --report-only   rewrite the docs from bench/results/run.json
 
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -48,6 +48,11 @@ const PROFILES = {
     fanout: { clients: 1_000, rates: halfOctaves(10, 10_240), stepSecs: 5, senders: 4, stopP99Ms: 1_000 },
     latency: { secs: 20, rate: 50, backgroundClients: 1_000, defaultBackgroundRate: 20 },
     storm: { clients: 2_000 },
+    // Everyone reconnects at once: idle connections first, then all log in
+    // together. Node sends each login's `user joined` to everyone connected
+    // (10,000 logins are 100 million deliveries), so its logins get 60 s
+    // each and it gets 180 s to go quiet; what it reached is reported.
+    loginstorm: { clients: 10_000, concurrency: 200, loginTimeoutSecs: 60, quietLimitSecs: 180 },
   },
   quick: {
     name: "quick",
@@ -55,8 +60,12 @@ const PROFILES = {
     fanout: { clients: 200, rates: halfOctaves(50, 400), stepSecs: 3, senders: 2, stopP99Ms: 1_000 },
     latency: { secs: 4, rate: 20, backgroundClients: 200, defaultBackgroundRate: 50 },
     storm: { clients: 200 },
+    loginstorm: { clients: 500, concurrency: 200, loginTimeoutSecs: 20, quietLimitSecs: 60 },
   },
 };
+
+/** Every scenario, in the order a run takes them (see runAll). */
+const SCENARIOS = ["idle", "fanout", "latency-low", "latency-high", "storm", "loginstorm"];
 
 /** Fan-out steps offer `offered_rate` messages a second, each delivered to every other member. */
 const offeredDeliveries = (step) =>
@@ -67,19 +76,31 @@ function parseOptions() {
     options: {
       quick: { type: "boolean", default: false },
       kinds: { type: "string", default: "chatwire,node" },
+      scenarios: { type: "string", default: SCENARIOS.join(",") },
       "background-rate": { type: "string" },
       "report-only": { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
-    console.log("usage: scripts/bench [--quick] [--kinds chatwire,node] [--background-rate MSGS_PER_SEC] [--report-only]");
+    console.log(
+      "usage: scripts/bench [--quick] [--kinds chatwire,node] [--scenarios " + SCENARIOS.join(",") + "]"
+        + " [--background-rate MSGS_PER_SEC] [--report-only]",
+    );
     process.exit(0);
   }
   const kinds = values.kinds.split(",").map((k) => k.trim()).filter(Boolean);
   for (const kind of kinds) if (!["chatwire", "node"].includes(kind)) throw new Error(`unknown kind ${kind}`);
+  const scenarios = values.scenarios.split(",").map((s) => s.trim()).filter(Boolean);
+  for (const name of scenarios) if (!SCENARIOS.includes(name)) throw new Error(`unknown scenario ${name} (known: ${SCENARIOS.join(", ")})`);
   const backgroundRate = values["background-rate"] === undefined ? undefined : Number(values["background-rate"]);
-  return { profile: values.quick ? PROFILES.quick : PROFILES.full, kinds, backgroundRate, reportOnly: values["report-only"] };
+  return {
+    profile: values.quick ? PROFILES.quick : PROFILES.full,
+    kinds,
+    scenarios,
+    backgroundRate,
+    reportOnly: values["report-only"],
+  };
 }
 
 /**
@@ -124,17 +145,18 @@ function busyButNotSaturated(fanout) {
   return calm.length ? Math.max(...calm.map((s) => s.offered_rate)) / 2 : undefined;
 }
 
-async function runAll(ctx, { profile, kinds, backgroundRate }) {
-  const { idle, fanout, latency, storm } = profile;
+async function runAll(ctx, { profile, kinds, scenarios, backgroundRate }) {
+  const { idle, fanout, latency, storm, loginstorm } = profile;
   const results = { chatwire: {}, node: {} };
+  const wanted = (name) => scenarios.includes(name);
   // Idle and fan-out first for both kinds: the background load of the
   // latency scenario is chosen from Node's fan-out results.
   for (const kind of kinds) {
     // The login budget, up to 300 s waiting for the server to go quiet, and closing.
-    results[kind].idle = await scenario(ctx, kind, "idle", idle.budgetSecs + 420, ([a]) =>
+    if (wanted("idle")) results[kind].idle = await scenario(ctx, kind, "idle", idle.budgetSecs + 420, ([a]) =>
       ["idle", "--url", a.url, "--clients", String(idle.clients), "--concurrency", String(idle.concurrency),
         "--login-budget-secs", String(idle.budgetSecs), "--pid", String(a.pid)]);
-    results[kind].fanout = await scenario(ctx, kind, "fanout", fanout.rates.length * fanout.stepSecs + 300, ([a, b]) => [
+    if (wanted("fanout")) results[kind].fanout = await scenario(ctx, kind, "fanout", fanout.rates.length * fanout.stepSecs + 300, ([a, b]) => [
       "fanout", "--url", a.url, "--url", b.url, "--clients", String(fanout.clients),
       "--rates", fanout.rates.join(","), "--step-secs", String(fanout.stepSecs),
       "--senders", String(fanout.senders), "--stop-p99-ms", String(fanout.stopP99Ms),
@@ -145,18 +167,28 @@ async function runAll(ctx, { profile, kinds, backgroundRate }) {
   const backgroundNote =
     backgroundRate !== undefined ? "The background rate was given on the command line (`--background-rate`)."
     : chosen !== undefined ? "The background rate is half the highest fan-out rate at which Node kept p99 under 50 ms and lost nothing (busy, not saturated)."
+    : results.node.fanout === undefined ? "Node's fan-out did not run, so the background rate is the profile's default."
     : "Node's fan-out results gave no calm step, so the background rate is the profile's default.";
-  console.log(`\nbackground load for the latency scenario: ${latency.backgroundClients} clients, ${background} msgs/s`);
+  if (wanted("latency-high")) {
+    console.log(`\nbackground load for the latency scenario: ${latency.backgroundClients} clients, ${background} msgs/s`);
+  }
   for (const kind of kinds) {
     const latencyArgs = (clients, rate) => ([a, b]) => [
       "latency", "--from", a.url, "--to", b.url, "--secs", String(latency.secs), "--rate", String(latency.rate),
       "--background-clients", String(clients), "--background-rate", String(rate),
     ];
-    results[kind].latencyLow = await scenario(ctx, kind, "latency-low", latency.secs + 300, latencyArgs(0, 0));
-    results[kind].latencyHigh = await scenario(ctx, kind, "latency-high", latency.secs + 300,
+    if (wanted("latency-low")) results[kind].latencyLow = await scenario(ctx, kind, "latency-low", latency.secs + 300, latencyArgs(0, 0));
+    if (wanted("latency-high")) results[kind].latencyHigh = await scenario(ctx, kind, "latency-high", latency.secs + 300,
       latencyArgs(latency.backgroundClients, background));
-    results[kind].storm = await scenario(ctx, kind, "storm", 600, ([a, b]) =>
+    if (wanted("storm")) results[kind].storm = await scenario(ctx, kind, "storm", 600, ([a, b]) =>
       ["storm", "--url", a.url, "--url", b.url, "--clients", String(storm.clients)]);
+    // Connecting, the logins, two waits for quiet, and closing.
+    const loginstormSecs = loginstorm.loginTimeoutSecs + 2 * loginstorm.quietLimitSecs + 300;
+    if (wanted("loginstorm")) results[kind].loginstorm = await scenario(ctx, kind, "loginstorm", loginstormSecs, ([a]) => [
+      "loginstorm", "--url", a.url, "--clients", String(loginstorm.clients), "--pid", String(a.pid),
+      "--concurrency", String(loginstorm.concurrency), "--quiet-limit-secs", String(loginstorm.quietLimitSecs),
+      "--handshake-timeout-secs", String(loginstorm.loginTimeoutSecs),
+    ]);
   }
   return { results, background: { rate: background, note: backgroundNote } };
 }
@@ -200,8 +232,14 @@ async function main() {
     const minutes = (Date.now() - started) / 60_000;
     const command = process.env.BENCH_COMMAND ?? ["node bench/run.mjs", ...process.argv.slice(2)].join(" ");
     const run = { environment, command, profile: options.profile.name, results, background, failures: ctx.failures, minutes };
-    writeFileSync(runFile, `${JSON.stringify(run, null, 2)}\n`);
-    writeDocs({ ...run, profile: options.profile });
+    if (options.scenarios.length === SCENARIOS.length) {
+      writeFileSync(runFile, `${JSON.stringify(run, null, 2)}\n`);
+      writeDocs({ ...run, profile: options.profile });
+    } else {
+      // A report of some scenarios would show the others as missing, and
+      // run.json must stay the last full run for --report-only.
+      console.log(`\n--scenarios ${options.scenarios.join(",")}: results in bench/results/, docs and run.json left as they were`);
+    }
     console.log(`finished in ${minutes.toFixed(1)} minutes${ctx.failures.length ? `, ${ctx.failures.length} scenario(s) failed` : ""}`);
     return ctx.failures.length ? 1 : 0;
   } finally {

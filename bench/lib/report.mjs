@@ -2,33 +2,14 @@
 // versions, one table per scenario with both servers side by side, and the
 // issue's targets checked. Every number comes from bench/results/*.json.
 
+import { KiB, comparison, count, fixed, isNumber, ms, ratio } from "./format.mjs";
+import { loginstormMethod, loginstormSection, loginstormTargets } from "./loginstorm-report.mjs";
+
+export { ratio };
+
 export const WHAT_CHANGED_HEADING = "## What changed what";
 const WHAT_CHANGED_PLACEHOLDER =
   "_To be filled in by the engineers: which change moved which number, with the commit and the before/after figures._";
-
-const KiB = 1024;
-
-const isNumber = (v) => typeof v === "number" && Number.isFinite(v);
-const fixed = (v, digits = 1) => (isNumber(v) ? v.toFixed(digits) : "—");
-const count = (v) => (isNumber(v) ? Math.round(v).toLocaleString("en-US") : "—");
-const ms = (v) => (isNumber(v) ? (v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : Math.round(v).toLocaleString("en-US")) : "—");
-
-/** "3.2× better" / "1.5× worse", comparing chatwire with Node. */
-export function ratio(chatwire, node, lowerIsBetter) {
-  if (!isNumber(chatwire) || !isNumber(node) || chatwire <= 0 || node <= 0) return "—";
-  const better = lowerIsBetter ? node / chatwire : chatwire / node;
-  if (better >= 0.95 && better < 1.05) return "about the same";
-  return better >= 1 ? `${better.toFixed(1)}× better` : `${(1 / better).toFixed(1)}× worse`;
-}
-
-/** A markdown table of `rows` ([label, chatwire, node, ratio]). */
-function comparison(rows) {
-  return [
-    "| | chatwire | Node (socket.io) | chatwire vs Node |",
-    "|---|---:|---:|---:|",
-    ...rows.map((cells) => `| ${cells.join(" | ")} |`),
-  ].join("\n");
-}
 
 /** Clients logged in, started (fewer if the login budget ran out) and asked for. */
 function started(r) {
@@ -188,6 +169,8 @@ export function checkTargets(results, fanoutSettings) {
       pass: isNumber(pc) && isNumber(pn) ? pc * 2 <= pn : undefined,
     });
   }
+
+  rows.push(...loginstormTargets(c.loginstorm));
   return rows;
 }
 
@@ -275,6 +258,12 @@ export function renderReport({ environment: e, command, profile, results, backgr
   out.push(`## Login storm (${count(profile.storm.clients)} clients at once, over both instances)`);
   out.push("");
   out.push(stormSection(pair("storm")));
+  out.push("");
+  out.push(`## Login storm into idle connections (${count(profile.loginstorm.clients)} clients on one instance)`);
+  out.push("");
+  out.push(loginstormMethod(profile.loginstorm));
+  out.push("");
+  out.push(loginstormSection(pair("loginstorm")));
   out.push("");
   out.push(WHAT_CHANGED_HEADING);
   out.push("");

@@ -27,6 +27,9 @@ pub enum Scenario {
     Latency(LatencyArgs),
     /// Many clients connecting and logging in at the same moment.
     Storm(StormArgs),
+    /// Many idle connections logging in at the same moment: login rate,
+    /// memory per connection before and after, time until the server is quiet.
+    Loginstorm(LoginstormArgs),
 }
 
 /// Options every scenario takes.
@@ -139,6 +142,36 @@ pub struct StormArgs {
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub clients: u64,
     /// Options every scenario takes.
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `loginstorm`.
+#[derive(Debug, Args)]
+pub struct LoginstormArgs {
+    /// The server.
+    #[arg(long)]
+    pub url: Target,
+    /// Clients to connect, then log in at once (up to the open-files limit
+    /// less a few dozen: each is a socket in this process).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub clients: u64,
+    /// The server's process id, to read its memory and CPU time from /proc.
+    #[arg(long)]
+    pub pid: u32,
+    /// Connections being opened at once (logins all start together).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub concurrency: u64,
+    /// The longest wait, in each phase, for the server to go quiet; memory
+    /// is read then anyway and the run is marked not quiet.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub quiet_limit_secs: u64,
+    /// Seconds to keep the clients connected after measuring (to profile
+    /// the server by hand meanwhile).
+    #[arg(long, default_value_t = 0)]
+    pub hold_secs: u64,
+    /// Options every scenario takes (the handshake timeout bounds each
+    /// connection, and each login from `add user` to its ack).
     #[command(flatten)]
     pub common: Common,
 }

@@ -16,7 +16,8 @@ const ERROR_SAMPLES: usize = 5;
 
 /// Shared by every client task of a fleet.
 pub struct Counters {
-    /// Clients waiting at the start gate (storm).
+    /// Clients that reached the start gate: `storm` counts every arrival;
+    /// `loginstorm` counts those connected and waiting there right now.
     pub parked: AtomicUsize,
     /// Clients that completed the handshake, ever.
     pub ready: AtomicUsize,
@@ -26,7 +27,8 @@ pub struct Counters {
     pub failed: AtomicUsize,
     /// Connections lost after the handshake.
     pub dropped: AtomicUsize,
-    /// Handshake durations in µs, from TCP connect to the last ack.
+    /// Handshake durations in µs, from TCP connect to the last ack (from
+    /// `add user` to its ack behind a [`crate::fleet::Gate::BeforeLogin`]).
     handshakes: Mutex<Histogram<u64>>,
     /// When the latest handshake completed.
     last_ready: Mutex<Option<Instant>>,

@@ -1,12 +1,13 @@
 //! A fleet of clients, one task each: connect (optionally behind a start
-//! gate and a cap on handshakes in flight), log in, maybe join a room, play
-//! a [`Role`] until the fleet shuts down, then close the socket.
+//! gate and a cap on handshakes in flight), log in (optionally behind the
+//! gate instead, already connected), maybe join a room, play a [`Role`]
+//! until the fleet shuts down, then close the socket.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -40,8 +41,22 @@ pub struct Limits {
     pub concurrency: Option<Arc<Semaphore>>,
     /// The longest one handshake (TCP connect to the last ack) may take.
     pub handshake_timeout: Duration,
-    /// Whether clients wait for [`Fleet::open_gate`] before connecting.
-    pub gated: bool,
+    /// Where clients wait for [`Fleet::open_gate`], if they do.
+    pub gate: Gate,
+}
+
+/// Where a client waits for [`Fleet::open_gate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Gate {
+    /// Nowhere: it connects and logs in at once.
+    None,
+    /// Before connecting (`storm`: everyone connects and logs in together).
+    BeforeConnect,
+    /// Connected to the namespace, answering pings, before `add user`
+    /// (`loginstorm`: everyone logs in together over idle connections).
+    /// The concurrency cap applies to connecting only, and the handshake
+    /// time recorded is the login's alone: `add user` to its ack.
+    BeforeLogin,
 }
 
 /// What every client task of a fleet shares.
@@ -97,10 +112,14 @@ impl Fleet {
         self.size += 1;
     }
 
-    /// Waits until every gated client is waiting at the gate (at most `limit`).
+    /// Waits until every gated client is waiting at the gate or has failed
+    /// (at most `limit`).
     pub async fn wait_parked(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
-        while self.counters().parked.load(Ordering::Relaxed) < self.size && Instant::now() < deadline {
+        let counters = self.counters();
+        while counters.parked.load(Ordering::Relaxed) + counters.failed.load(Ordering::Relaxed) < self.size
+            && Instant::now() < deadline
+        {
             tokio::time::sleep(POLL).await;
         }
     }
@@ -147,7 +166,7 @@ async fn run(
     shutdown: watch::Receiver<bool>,
 ) {
     let counters = &shared.counters;
-    if shared.limits.gated {
+    if shared.limits.gate == Gate::BeforeConnect {
         counters.parked.fetch_add(1, Ordering::Relaxed);
         // An error means the fleet is gone: go ahead, shutdown is seen later.
         let _ = gate.wait_for(|open| *open).await;
@@ -155,20 +174,17 @@ async fn run(
     if *shutdown.borrow() {
         return;
     }
-    let permit = match &shared.limits.concurrency {
-        Some(limiter) => limiter.clone().acquire_owned().await.ok(),
-        None => None,
+    let connection = match shared.limits.gate {
+        Gate::BeforeLogin => log_in_at_gate(&shared, &member, gate, &shutdown).await,
+        Gate::None | Gate::BeforeConnect => {
+            let permit = acquire(&shared).await;
+            let started = Instant::now();
+            let handshake = timed(&shared, started, handshake(&member)).await;
+            drop(permit);
+            handshake
+        }
     };
-    let started = Instant::now();
-    let timeout = shared.limits.handshake_timeout;
-    let handshake = tokio::time::timeout(timeout, handshake(&member)).await;
-    drop(permit);
-    let mut connection = match handshake {
-        Ok(Ok(connection)) => connection,
-        Ok(Err(err)) => return counters.handshake_failed(&err),
-        Err(_) => return counters.handshake_failed(&ClientError::Timeout(timeout)),
-    };
-    counters.handshake_done(started.elapsed());
+    let Some(mut connection) = connection else { return };
     match member.role.play(&mut connection, shutdown).await {
         Ok(()) => {
             counters.disconnected(None);
@@ -176,6 +192,77 @@ async fn run(
         }
         Err(err) => counters.disconnected(Some(&err)),
     }
+}
+
+/// [`Gate::BeforeLogin`]: connect, wait at the gate answering pings, then
+/// log in. A client lost before it logs in counts as a failed handshake.
+async fn log_in_at_gate(
+    shared: &Shared,
+    member: &Member,
+    gate: watch::Receiver<bool>,
+    shutdown: &watch::Receiver<bool>,
+) -> Option<Connection> {
+    let counters = &shared.counters;
+    let timeout = shared.limits.handshake_timeout;
+    let permit = acquire(shared).await;
+    let opened = tokio::time::timeout(timeout, Connection::open(&member.target)).await;
+    drop(permit);
+    let mut connection = match opened {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(err)) => return failed(counters, &err),
+        Err(_) => return failed(counters, &ClientError::Timeout(timeout)),
+    };
+    counters.parked.fetch_add(1, Ordering::Relaxed);
+    // Idle until the gate opens: pings are answered, so the server keeps
+    // the connection however long the controller waits.
+    let waited = Role::Idle.play(&mut connection, gate).await;
+    counters.parked.fetch_sub(1, Ordering::Relaxed);
+    if let Err(err) = waited {
+        return failed(counters, &err);
+    }
+    if *shutdown.borrow() {
+        connection.close().await;
+        return None;
+    }
+    let started = Instant::now();
+    timed(shared, started, async {
+        connection.log_in(&member.name).await?;
+        Ok(connection)
+    })
+    .await
+}
+
+/// A permit from the concurrency cap, if there is one.
+async fn acquire(shared: &Shared) -> Option<OwnedSemaphorePermit> {
+    match &shared.limits.concurrency {
+        Some(limiter) => limiter.clone().acquire_owned().await.ok(),
+        None => None,
+    }
+}
+
+/// Runs a handshake under the handshake timeout and counts how it went;
+/// its duration is measured from `started`.
+async fn timed(
+    shared: &Shared,
+    started: Instant,
+    handshake: impl Future<Output = Result<Connection, ClientError>>,
+) -> Option<Connection> {
+    let counters = &shared.counters;
+    let timeout = shared.limits.handshake_timeout;
+    match tokio::time::timeout(timeout, handshake).await {
+        Ok(Ok(connection)) => {
+            counters.handshake_done(started.elapsed());
+            Some(connection)
+        }
+        Ok(Err(err)) => failed(counters, &err),
+        Err(_) => failed(counters, &ClientError::Timeout(timeout)),
+    }
+}
+
+/// Counts a failed handshake.
+fn failed(counters: &Counters, err: &ClientError) -> Option<Connection> {
+    counters.handshake_failed(err);
+    None
 }
 
 /// Connect, `add user`, and `join` if the member has a room.

@@ -4,14 +4,14 @@
 //!
 //! Module map:
 //! - `cli`: the command line, one subcommand per scenario;
-//! - `scenarios`: `idle`, `fanout`, `latency`, `storm`;
+//! - `scenarios`: `idle`, `fanout`, `latency`, `storm`, `loginstorm`;
 //! - `fleet`: client tasks (handshake limits, start gate, shutdown);
 //! - `roles`: what a logged-in client does (idle, receive, send);
 //! - `pacing`: senders sharing a rate, evenly interleaved;
 //! - `connection`, `protocol`, `target`, `ws`: the socket.io client itself,
 //!   on a minimal websocket client;
 //! - `recorder`, `counters`: latency histograms, handshake counts and errors;
-//! - `progress`, `report`, `rss`: output and server memory.
+//! - `progress`, `report`, `rss`, `quiet`: output, server memory and CPU.
 
 mod cli;
 mod connection;
@@ -20,6 +20,7 @@ mod fleet;
 mod pacing;
 mod progress;
 mod protocol;
+mod quiet;
 mod recorder;
 mod report;
 mod roles;
@@ -35,6 +36,7 @@ use cli::{Cli, Scenario};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    raise_open_files_limit();
     let (outcome, json_path) = match cli.scenario {
         Scenario::Idle(args) => {
             let path = args.common.json.clone();
@@ -52,6 +54,20 @@ async fn main() -> anyhow::Result<()> {
             let path = args.common.json.clone();
             (scenarios::storm::run(args).await?, path)
         }
+        Scenario::Loginstorm(args) => {
+            let path = args.common.json.clone();
+            (scenarios::loginstorm::run(args).await?, path)
+        }
     };
     outcome.publish(json_path.as_deref())
+}
+
+/// Every client is a socket in this process: raises the soft limit on open
+/// files to the hard one (a shell's default soft limit is often 1,024).
+/// Going on with a lower limit is still worth it: the clients past it fail
+/// and are counted, so a failure is only reported.
+fn raise_open_files_limit() {
+    if let Err(err) = rlimit::increase_nofile_limit(u64::MAX) {
+        eprintln!("cannot raise the open-files limit: {err}");
+    }
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::{SETTLE, fleet, limits, print_errors, run_token, wait_for_deliveries};
 use crate::cli::FanoutArgs;
-use crate::fleet::{Fleet, Member};
+use crate::fleet::{Fleet, Gate, Member};
 use crate::pacing::SenderGroup;
 use crate::progress::{Progress, RateMeter};
 use crate::protocol::unix_micros;
@@ -51,7 +51,7 @@ pub async fn run(args: FanoutArgs) -> anyhow::Result<Outcome> {
     ensure!(args.step_secs > 0.0, "--step-secs must be positive");
     ensure!(args.rates.iter().all(|rate| *rate > 0.0), "--rates must be positive");
     let token = run_token();
-    let limits = limits(&args.common, Some(args.concurrency), false);
+    let limits = limits(&args.common, Some(args.concurrency), Gate::None);
     let recorder = Arc::new(Recorder::new()?);
     let mut receivers = fleet(limits.clone())?;
     let mut senders = fleet(limits)?;

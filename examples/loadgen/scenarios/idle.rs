@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::{fleet, limits, print_errors, run_token};
 use crate::cli::IdleArgs;
-use crate::fleet::Member;
+use crate::fleet::{Gate, Member};
 use crate::progress::Progress;
 use crate::recorder::{LatencySummary, show_ms};
 use crate::report::Outcome;
@@ -51,7 +51,7 @@ struct IdleResult {
 pub async fn run(args: IdleArgs) -> anyhow::Result<Outcome> {
     let rss_before_kb = rss::sample(args.pid);
     let token = run_token();
-    let mut fleet = fleet(limits(&args.common, Some(args.concurrency), false))?;
+    let mut fleet = fleet(limits(&args.common, Some(args.concurrency), Gate::None))?;
     let budget = args.login_budget_secs.map(Duration::from_secs);
     let counters = fleet.counters().clone();
     let total = args.clients;

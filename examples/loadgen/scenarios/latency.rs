@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::{SETTLE, fleet, limits, print_errors, run_token, wait_for_deliveries};
 use crate::cli::LatencyArgs;
-use crate::fleet::{Fleet, Member};
+use crate::fleet::{Fleet, Gate, Member};
 use crate::pacing::SenderGroup;
 use crate::progress::Progress;
 use crate::protocol::unix_micros;
@@ -54,7 +54,7 @@ pub async fn run(args: LatencyArgs) -> anyhow::Result<Outcome> {
     ensure!(args.secs > 0.0 && args.rate > 0.0, "--secs and --rate must be positive");
     ensure!(args.background_rate >= 0.0, "--background-rate must not be negative");
     let token = run_token();
-    let limits = limits(&args.common, Some(args.concurrency), false);
+    let limits = limits(&args.common, Some(args.concurrency), Gate::None);
     let recorder = Arc::new(Recorder::new()?);
     let mut probe = fleet(limits.clone())?;
     let room: Arc<str> = format!("lat-{token}").into();

@@ -4,6 +4,7 @@
 pub mod fanout;
 pub mod idle;
 pub mod latency;
+pub mod loginstorm;
 pub mod storm;
 
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::cli::Common;
 use crate::counters::Counters;
-use crate::fleet::{Fleet, Limits};
+use crate::fleet::{Fleet, Gate, Limits};
 use crate::recorder::Recorder;
 
 /// How long a step waits for deliveries still in flight after sending stops.
@@ -29,11 +30,11 @@ fn run_token() -> String {
 }
 
 /// Connection limits from the command line.
-fn limits(common: &Common, concurrency: Option<u64>, gated: bool) -> Limits {
+fn limits(common: &Common, concurrency: Option<u64>, gate: Gate) -> Limits {
     Limits {
         concurrency: concurrency.map(|permits| Arc::new(Semaphore::new(permits as usize))),
         handshake_timeout: Duration::from_secs(common.handshake_timeout_secs),
-        gated,
+        gate,
     }
 }
 

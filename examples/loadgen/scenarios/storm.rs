@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::{fleet, limits, print_errors, run_token};
 use crate::cli::StormArgs;
-use crate::fleet::Member;
+use crate::fleet::{Gate, Member};
 use crate::progress::Progress;
 use crate::recorder::{LatencySummary, show_ms};
 use crate::report::Outcome;
@@ -33,7 +33,7 @@ struct StormResult {
 /// Runs the scenario.
 pub async fn run(args: StormArgs) -> anyhow::Result<Outcome> {
     let token = run_token();
-    let mut fleet = fleet(limits(&args.common, None, true))?;
+    let mut fleet = fleet(limits(&args.common, None, Gate::BeforeConnect))?;
     let urls = &args.urls;
     for i in 0..args.clients as usize {
         fleet.spawn(Member {
