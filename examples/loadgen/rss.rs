@@ -58,3 +58,22 @@ pub async fn wait_quiet(pid: u32, window: Duration, busy: f64, limit: Duration) 
     }
     (started.elapsed(), false)
 }
+
+/// [`vm_rss_kb`] once it stops falling: read every half second until a
+/// reading is no lower than the one before (less 0.5 %), at most `limit`.
+/// A burst leaves freed memory the allocator hands back to the system over
+/// the next second or so (jemalloc's decay); this reads what stays held.
+pub async fn settled(pid: u32, limit: Duration) -> Option<u64> {
+    const STEP: Duration = Duration::from_millis(500);
+    let started = tokio::time::Instant::now();
+    let mut last = sample(Some(pid))?;
+    while started.elapsed() < limit {
+        tokio::time::sleep(STEP).await;
+        let now = sample(Some(pid))?;
+        if now >= last - last / 200 {
+            return Some(now.min(last));
+        }
+        last = now;
+    }
+    Some(last)
+}

@@ -113,7 +113,7 @@ struct Inner {
     stores: Stores,
     auth: Auth,
     policy: Policy,
-    instance: String,
+    instance: Arc<str>,
     ids: IdGenerator,
     history_limit: usize,
     /// Set by every presence change, cleared by the pusher when it reads the list.
@@ -146,7 +146,7 @@ impl Chat {
             stores,
             auth,
             policy,
-            instance: instance.into(),
+            instance: Arc::from(instance.into()),
             ids: IdGenerator::new(),
             history_limit,
             presence_dirty: AtomicBool::new(false),

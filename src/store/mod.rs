@@ -28,8 +28,9 @@ use crate::domain::{Conversation, Message, MessageId, RoomName, UserId, Username
 /// instance, so the instance is part of the key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SocketKey {
-    /// The instance holding the socket's connection.
-    pub instance: String,
+    /// The instance holding the socket's connection (shared: every socket
+    /// of an instance holds the same name).
+    pub instance: Arc<str>,
     /// The socket.io socket id.
     pub sid: String,
 }

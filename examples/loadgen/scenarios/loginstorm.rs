@@ -4,7 +4,9 @@
 //! it is quiet; phase 2 has all N send `add user` at the same moment and
 //! measures the login rate, how long the server stays busy after the last
 //! login, and its memory once quiet. Both memory figures come from the same
-//! run, so the difference is what a login costs.
+//! run, so the difference is what a login costs; each is read once the
+//! memory stopped falling (what the storm's transient buffers and futures
+//! leave is handed back to the system within a second or two).
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -30,6 +32,9 @@ const QUIET_CPU: f64 = 0.05;
 /// Slack on top of the longest phase 1 can take if every handshake times
 /// out, before the gate opens for the clients that are connected anyway.
 const PARK_SLACK: Duration = Duration::from_secs(30);
+/// The longest wait, once quiet, for the memory to stop falling (see
+/// [`rss::settled`]).
+const RSS_SETTLE_LIMIT: Duration = Duration::from_secs(10);
 
 /// The `loginstorm` result, as written to `--json`. Memory per client
 /// divides by N, the clients asked for, whether or not all got in: the
@@ -46,9 +51,10 @@ struct LoginstormResult {
     /// Logins acked with `ok: true`.
     logged_in: usize,
     rss_before_kb: Option<u64>,
-    /// Once quiet with every client connected and none logged in.
+    /// Once quiet (and the memory stopped falling) with every client
+    /// connected and none logged in.
     rss_connected_kb: Option<u64>,
-    /// Once quiet after the logins.
+    /// Once quiet after the logins, and the memory stopped falling.
     rss_logged_in_kb: Option<u64>,
     /// (connected − before) / N.
     connected_per_client_bytes: Option<i64>,
@@ -108,7 +114,7 @@ pub async fn run(args: LoginstormArgs) -> anyhow::Result<Outcome> {
     let connect_secs = started.elapsed().as_secs_f64();
     progress.finish();
     let connected_quiet = settle(&sampler, std::time::Instant::now(), quiet_limit).await;
-    let rss_connected_kb = rss::sample(Some(args.pid));
+    let rss_connected_kb = rss::settled(args.pid, RSS_SETTLE_LIMIT).await;
     let connected = counters.parked.load(Ordering::Relaxed);
     eprintln!(
         "loginstorm: {connected}/{} connected in {connect_secs:.2} s; {}; logging in",
@@ -134,7 +140,7 @@ pub async fn run(args: LoginstormArgs) -> anyhow::Result<Outcome> {
     let login_secs = last_login.saturating_duration_since(gate).as_secs_f64();
     progress.finish();
     let quiet_after = settle(&sampler, last_login, quiet_limit).await;
-    let rss_logged_in_kb = rss::sample(Some(args.pid));
+    let rss_logged_in_kb = rss::settled(args.pid, RSS_SETTLE_LIMIT).await;
     print_errors(&[&fleet]);
     let errors = counters.errors();
     let latency = LatencySummary::of(&counters.handshakes());

@@ -52,7 +52,9 @@ struct Presence {
 struct OnlineUser {
     name: Username,
     proof: OwnerProof,
-    sockets: BTreeSet<SocketKey>,
+    /// How many logged-in sockets the user has (the sockets themselves
+    /// are in [`Presence::sockets`]).
+    sockets: usize,
 }
 
 struct OnlineSocket {
@@ -191,15 +193,15 @@ impl Store for MemoryStore {
         let online = p.users.entry(user.key().to_owned()).or_insert_with(|| OnlineUser {
             name: user.clone(),
             proof: proof.clone(),
-            sockets: BTreeSet::new(),
+            sockets: 0,
         });
         if online.proof != *proof {
             return Err(StoreError::NameTaken(online.name.to_string()));
         }
-        let first_socket = online.sockets.is_empty();
-        online.sockets.insert(socket.clone());
+        let first_socket = online.sockets == 0;
+        online.sockets += 1;
         let name = online.name.clone();
-        let sockets = online.sockets.len();
+        let sockets = online.sockets;
         if first_socket {
             p.roster.insert(roster::entry(&name));
         }
@@ -216,8 +218,8 @@ impl Store for MemoryStore {
         let Some(user) = p.users.get_mut(&entry.user_key) else {
             return Err(StoreError::NotLoggedIn(socket.to_string()));
         };
-        user.sockets.remove(socket);
-        let last_socket = user.sockets.is_empty();
+        user.sockets = user.sockets.saturating_sub(1);
+        let last_socket = user.sockets == 0;
         let name = user.name.clone();
         if last_socket {
             p.users.remove(&entry.user_key);

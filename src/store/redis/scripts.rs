@@ -170,5 +170,5 @@ pub fn socket_id(socket: &SocketKey) -> String {
 /// The reverse of [`socket_id`].
 pub fn parse_socket_id(id: &str) -> Option<SocketKey> {
     let (instance, sid) = id.rsplit_once('/')?;
-    Some(SocketKey { instance: instance.to_owned(), sid: sid.to_owned() })
+    Some(SocketKey { instance: instance.into(), sid: sid.to_owned() })
 }
