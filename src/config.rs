@@ -249,8 +249,9 @@ pub struct Config {
 
     /// Most users online for which each login and logout is announced to
     /// everyone (`user joined` / `user left`, as in the socket.io chat demo).
-    /// Each announcement goes to every socket; above this they are gathered
-    /// into one `presence` event a second. 0: announce each one, always.
+    /// Each announcement goes to every socket; above this only the count is
+    /// told (`presence`), and names are asked for (`users`). 0: announce
+    /// each one, always.
     #[arg(long, env = "ANNOUNCE_MAX_USERS", default_value_t = 100)]
     pub announce_max_users: u32,
 

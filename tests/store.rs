@@ -328,6 +328,33 @@ store_contract!(memory, |limit| Box::pin(async move {
     (Arc::new(MemoryStore::new(limit)) as Arc<dyn Store>, Box::new(()) as Guard)
 }));
 
+/// During a rolling upgrade, instances from before the roster write the
+/// users hash without it: their logouts leave entries behind, their logins
+/// add none. Pages skip (and drop) the first; the second get an entry at
+/// their next login.
+#[tokio::test]
+async fn roster_entries_of_instances_from_before_it_are_mended() {
+    let server = RedisServer::start();
+    let (store, _nothing) = redis_store(server.url(), Box::new(()), 100).await;
+    for (name, sid) in [("alice", "a"), ("bob", "b")] {
+        store.login(&user(name), &proof(name), &socket("i", sid)).await.unwrap();
+    }
+    // bob logged out through an old instance; carol logged in through one.
+    assert_eq!(server.cli(&["HDEL", "{contract}:users", "bob"]).trim(), "1");
+    assert_eq!(server.cli(&["HSET", "{contract}:users", "carol", "1\ncarol\ncarol"]).trim(), "1");
+    assert_eq!(roster(&*store, RosterQuery::first_page()).await, (names(&["alice"]), false));
+    assert_eq!(server.cli(&["ZCARD", "{contract}:roster"]).trim(), "1", "bob's entry is gone");
+
+    store.login(&user("carol"), &proof("carol"), &socket("i", "c")).await.unwrap();
+    assert_eq!(roster(&*store, RosterQuery::first_page()).await, (names(&["alice", "carol"]), false));
+    store.logout(&socket("i", "c")).await.unwrap();
+    assert_eq!(
+        roster(&*store, RosterQuery::first_page()).await.0,
+        ["alice", "carol"],
+        "one socket of two left"
+    );
+}
+
 store_contract!(redis, |limit| Box::pin(async move {
     let server = RedisServer::start();
     redis_store(server.url(), Box::new(server), limit).await

@@ -8,7 +8,7 @@ import {
 import { currentLogin, updateLogin } from "./session.js";
 import { keepBytes, forgetFiles } from "./files.js";
 import { checkAvatars } from "./avatars.js";
-import { loadUsers } from "./people.js";
+import { loadUsers, resetPeople } from "./people.js";
 import { renderMessages } from "./messages-view.js";
 import { setComposerEnabled, clearComposer } from "./composer.js";
 import { stopTyping } from "./typing.js";
@@ -56,7 +56,9 @@ export async function rejoin() {
 export function leaveChat() {
   loggedIn = false;
   stopTyping();
+  resetPeople();
   resetState();
+  $("user-search").value = "";
   forgetFiles();
   clearComposer();
   renderMessages();

@@ -16,8 +16,6 @@ import { $ } from "./dom.js";
 import { loadLimits } from "./files.js";
 
 const ROOMS_REFRESH_MS = 15000;
-/** Typing pauses this long before the online list is searched. */
-const SEARCH_DELAY_MS = 250;
 
 // ---- the ways in ----
 
@@ -161,14 +159,9 @@ $("new-room-form").addEventListener("submit", (event) => {
   chat.joinRoom(room).then(() => { $("new-room-name").value = ""; }, chat.report);
 });
 
-let searchTimer = null;
-$("user-search").addEventListener("input", () => {
-  clearTimeout(searchTimer);
-  searchTimer = setTimeout(() => people.searchUsers($("user-search").value).catch(chat.report), SEARCH_DELAY_MS);
-});
+$("user-search").addEventListener("input", () => people.searchSoon($("user-search").value, chat.report));
 $("user-search-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  clearTimeout(searchTimer);
   people.searchUsers($("user-search").value).catch(chat.report);
 });
 $("more-users").addEventListener("click", () => people.loadUsers({ more: true }).catch(chat.report));

@@ -12,10 +12,15 @@ import { checkAvatars } from "./avatars.js";
 
 /** Names asked for at a time. */
 export const USERS_PAGE = 50;
+/** Typing pauses this long before the online list is searched. */
+const SEARCH_DELAY_MS = 250;
 
 let changed = () => {};
-/** Counts `users` requests: a reply to one superseded by a newer one is dropped. */
+/** Counts `users` requests (and pushes): a reply to one superseded by a newer one is dropped. */
 let asked = 0;
+/** Counts the events that carry the count: a reply read before one of them has an older count. */
+let counted = 0;
+let searchTimer = null;
 
 /** `f` redraws the sidebar after every change of the list or the count. */
 export function onPeopleChange(f) {
@@ -31,10 +36,11 @@ export async function loadUsers({ more = false } = {}) {
   if (state.userSearch) query.prefix = state.userSearch;
   if (more && state.usersNext) query.after = state.usersNext;
   const mine = ++asked;
+  const countedBefore = counted;
   const reply = await request("users", query);
   if (mine !== asked) return;
   const names = reply.users.map((u) => u.username);
-  state.numUsers = reply.numUsers;
+  if (countedBefore === counted) state.numUsers = reply.numUsers;
   state.usersNext = reply.next ?? null;
   // The whole list only if one unfiltered page held everyone.
   state.usersComplete = !more && !state.userSearch && !reply.next;
@@ -45,14 +51,33 @@ export async function loadUsers({ more = false } = {}) {
 
 /** Shows only the names starting with `text` (ignoring case); "" shows everyone. */
 export function searchUsers(text) {
+  clearTimeout(searchTimer);
   state.userSearch = text.trim();
+  // No "More" for the previous list while the new one loads.
+  state.usersNext = null;
+  changed();
   return loadUsers();
+}
+
+/** [`searchUsers`] once typing pauses; failures go to `fail`. */
+export function searchSoon(text, fail) {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => searchUsers(text).catch(fail), SEARCH_DELAY_MS);
+}
+
+/** Forgets the list's requests in flight and pending search (log out). */
+export function resetPeople() {
+  asked++;
+  counted++;
+  clearTimeout(searchTimer);
 }
 
 /** The `users` push: the whole list (small deployments only). */
 export function usersPushed(users) {
+  counted++;
   state.numUsers = users.length;
   if (state.userSearch) return changed();
+  asked++; // a page in flight would be appended to the wrong list
   const before = new Set(state.users);
   state.users = users.map((u) => u.username);
   Object.assign(state, { usersComplete: true, usersNext: null });
@@ -62,6 +87,7 @@ export function usersPushed(users) {
 
 /** `user joined`: the count, and the name if the whole list is shown. */
 export function userJoined({ username, numUsers }) {
+  counted++;
   if (Number.isInteger(numUsers)) state.numUsers = numUsers;
   if (state.usersComplete && !state.users.includes(username)) {
     const key = username.toLowerCase();
@@ -74,6 +100,7 @@ export function userJoined({ username, numUsers }) {
 
 /** `user left`: the count, and the name off the list. */
 export function userLeft({ username, numUsers }) {
+  counted++;
   if (Number.isInteger(numUsers)) state.numUsers = numUsers;
   if (state.usersComplete) state.users = state.users.filter((name) => name !== username);
   changed();
@@ -86,7 +113,10 @@ export function userLeft({ username, numUsers }) {
  */
 export function countChanged({ numUsers }) {
   if (!Number.isInteger(numUsers)) return;
+  counted++;
   state.numUsers = numUsers;
+  // Back under the limit, the push already gave the whole list.
+  if (state.usersComplete && numUsers === state.users.length) return changed();
   const wasComplete = state.usersComplete;
   state.usersComplete = false;
   if (!state.userSearch && (wasComplete || numUsers <= USERS_PAGE)) loadUsers().catch(() => {});

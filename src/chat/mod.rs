@@ -251,7 +251,7 @@ impl Chat {
     }
 }
 
-/// Starts the chat's background tasks (presence's pusher and batcher, the
+/// Starts the chat's background tasks (presence's pusher and counter, the
 /// avatar announcer, the session sweeper); every wiring (memory or cluster)
 /// runs them all and aborts them at shutdown.
 pub fn spawn_tasks<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> Vec<JoinHandle<()>> {

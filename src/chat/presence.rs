@@ -94,9 +94,9 @@ fn spawn_counter<A: Adapter>(io: SocketIo<A>, chat: Chat) -> JoinHandle<()> {
         let mut told = Told::default();
         loop {
             ticks.tick().await;
-            // On a Redis failure the store answers from this instance's own
-            // sockets; the next tick after it comes back corrects the count.
-            let Ok(count) = chat.store().count_online().await else { continue };
+            // Not the store's fallback to this instance's own count: while
+            // Redis cannot answer, sockets keep the last count they heard.
+            let Ok(count) = chat.store().count_online_everywhere().await else { continue };
             if let Some(num_users) = told.next(count, chat.announce_limit())
                 && let Some(online) = super::online(&io)
             {

@@ -5,8 +5,9 @@
 //! Each online user is one [`entry`]: `fold \0 key \0 display`, where `fold`
 //! is the display name's case fold. Byte order of entries is
 //! [`Username::display_order`] (`\0` sorts below every character a name may
-//! hold), so a sorted set in Redis (`ZRANGEBYLEX`) and a `BTreeSet` in memory
-//! page the same way through the bounds of a [`RosterQuery`].
+//! hold), so a sorted set in Redis (`ZRANGEBYLEX`, beside a hash of each
+//! user's entry for logout to remove) and a `BTreeSet` in memory page the
+//! same way through the bounds of a [`RosterQuery`].
 
 use unicode_normalization::UnicodeNormalization;
 
@@ -25,13 +26,7 @@ pub const DEFAULT_ROSTER_PAGE: usize = 100;
 
 /// `user`'s entry in the roster index.
 pub fn entry(user: &Username) -> String {
-    entry_of(&user.fold(), user)
-}
-
-/// `user`'s entry, given its case fold (the Redis login script builds the
-/// same string from the fold it is passed).
-pub fn entry_of(fold: &str, user: &Username) -> String {
-    format!("{fold}\0{}\0{}", user.key(), user.as_str())
+    format!("{}\0{}\0{}", user.fold(), user.key(), user.as_str())
 }
 
 /// The display name held in an [`entry`].

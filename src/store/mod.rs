@@ -189,6 +189,12 @@ pub trait Store: Send + Sync + 'static {
     /// of users online, is what it costs.
     async fn roster(&self, query: &RosterQuery) -> Result<RosterPage, StoreError>;
 
+    /// The deployment's count, or an error when it cannot be read: unlike
+    /// [`Self::count_online`], never this instance's own count in its place.
+    async fn count_online_everywhere(&self) -> Result<usize, StoreError> {
+        self.count_online().await
+    }
+
     /// How many users are online, without reading the list (the presence
     /// push and `/metrics` ask often, and the list can be long).
     async fn count_online(&self) -> Result<usize, StoreError>;

@@ -1,5 +1,5 @@
 -- Removes a socket from presence and from all its rooms.
--- KEYS: users, sockets, instance sockets set, rooms set, roster
+-- KEYS: users, sockets, instance sockets set, rooms set, roster, roster entries
 -- ARGV: socket id, room key prefix
 -- → {} if the socket is unknown | {display name, last socket (0|1), users online, room left...}
 -- Room hashes are derived from the prefix: they share the presence hash tag,
@@ -25,7 +25,11 @@ user.n = user.n - 1
 local last = 0
 if user.n <= 0 then
   redis.call('HDEL', KEYS[1], socket.user)
-  if user.fold then redis.call('ZREM', KEYS[5], roster_entry(user, socket.user)) end
+  local entry = redis.call('HGET', KEYS[6], socket.user)
+  if entry then
+    redis.call('ZREM', KEYS[5], entry)
+    redis.call('HDEL', KEYS[6], socket.user)
+  end
   last = 1
 else
   redis.call('HSET', KEYS[1], socket.user, write_user(user))

@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fred::prelude::{Client, ClientLike, FredResult, HashesInterface, SortedSetsInterface, Value};
+use fred::prelude::{Client, ClientLike, FredResult, HashesInterface, Value};
 
 pub use migrate::Migration;
 pub use sync::{Purge, Resync};
@@ -49,8 +49,10 @@ pub const TIMEOUT: Duration = Duration::from_secs(2);
 /// A command waits here before it exists, so its timeout covers only Redis.
 const IN_FLIGHT: usize = 256;
 /// The longest a command waits for its turn among the [`IN_FLIGHT`]: a
-/// Redis that answers nothing frees a turn only every [`TIMEOUT`].
-const QUEUE_WAIT: Duration = Duration::from_secs(10);
+/// Redis that answers nothing frees a turn only every [`TIMEOUT`], and with
+/// the command's own [`TIMEOUT`] a request still gets its answer within the
+/// web client's 8 s.
+const QUEUE_WAIT: Duration = Duration::from_secs(5);
 /// History writes kept while Redis is unreachable, flushed when it returns.
 const PENDING_LIMIT: usize = 10_000;
 /// Files are kept this long by default.
@@ -145,6 +147,20 @@ impl RedisStore {
                 "{what}: no turn among {IN_FLIGHT} commands within {QUEUE_WAIT:?}"
             )));
         };
+        self.call_now(what, call).await
+    }
+
+    /// [`Self::call`] without waiting for a turn: for the heartbeat and the
+    /// look for dead instances, which must not queue behind a reconnect
+    /// storm's logins (a late heartbeat gets a live instance purged).
+    async fn call_now<T>(
+        &self,
+        what: &str,
+        call: impl Future<Output = FredResult<T>>,
+    ) -> Result<T, StoreError> {
+        if !self.client.is_connected() {
+            return Err(StoreError::Unavailable("Redis is not connected".into()));
+        }
         let result = match tokio::time::timeout(TIMEOUT, call).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(err)) => StoreError::Unavailable(format!("{what}: {err}")),
@@ -221,15 +237,12 @@ impl Store for RedisStore {
     }
 
     async fn roster(&self, query: &RosterQuery) -> Result<RosterPage, StoreError> {
-        let one_more = query.limit() + 1;
         let start = query.start().map_or_else(|| "-".to_owned(), |start| format!("[{start}"));
         let end = query.end().map_or_else(|| "+".to_owned(), |end| format!("({end}"));
-        let entries: Result<Vec<String>, _> = self
-            .call(
-                "roster",
-                self.client.zrangebylex(&self.keys.roster, start, end, Some((0, one_more as i64))),
-            )
-            .await;
+        let keys = vec![self.keys.users.clone(), self.keys.roster.clone(), self.keys.roster_entries.clone()];
+        let args = vec![start, end, (query.limit() + 1).to_string()];
+        let entries: Result<Vec<String>, _> =
+            self.call("roster", self.scripts.roster.evalsha_with_reload(&self.client, keys, args)).await;
         let Ok(entries) = entries else { return self.local.roster(query).await };
         let mut users = entries
             .iter()
@@ -239,6 +252,10 @@ impl Store for RedisStore {
         let more = users.len() > query.limit();
         users.truncate(query.limit());
         Ok(RosterPage { users, more })
+    }
+
+    async fn count_online_everywhere(&self) -> Result<usize, StoreError> {
+        self.call("count users", self.client.hlen(&self.keys.users)).await
     }
 
     async fn count_online(&self) -> Result<usize, StoreError> {
@@ -376,7 +393,7 @@ fn room_name(value: &Value) -> Result<RoomName, StoreError> {
         .map_err(|err| StoreError::Unavailable(format!("corrupt room in Redis: {err}")))
 }
 
-/// The display name in a users-hash record ("count\nproof\nname\nfold").
+/// The display name in a users-hash record ("count\nproof\nname").
 fn user_record_name(raw: &str) -> Result<Username, StoreError> {
     let name = raw.split('\n').nth(2).unwrap_or_default();
     Username::parse(name).map_err(|err| StoreError::Unavailable(format!("corrupt user in Redis: {err}")))

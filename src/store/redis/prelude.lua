@@ -8,22 +8,13 @@ local function split(s)
   return parts
 end
 
--- users hash value: "<socket count>\n<owner proof>\n<display name>\n<case fold>"
--- (records written before the roster existed have no fold, and no entry)
+-- users hash value: "<socket count>\n<owner proof>\n<display name>"
 local function read_user(raw)
   local p = split(raw)
-  return { n = tonumber(p[1]), proof = p[2], name = p[3], fold = p[4] }
+  return { n = tonumber(p[1]), proof = p[2], name = p[3] }
 end
 local function write_user(u)
-  local out = u.n .. '\n' .. u.proof .. '\n' .. u.name
-  if u.fold then out = out .. '\n' .. u.fold end
-  return out
-end
-
--- The user's entry in the roster sorted set (see domain/roster.rs):
--- "<case fold>\0<user key>\0<display name>".
-local function roster_entry(u, key)
-  return u.fold .. '\0' .. key .. '\0' .. u.name
+  return u.n .. '\n' .. u.proof .. '\n' .. u.name
 end
 
 -- sockets hash value: "<user key>\n<room>\n<room>..."

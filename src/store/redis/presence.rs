@@ -5,6 +5,7 @@ use fred::prelude::Value;
 
 use super::scripts::socket_id;
 use super::{RedisStore, int, room_name, text, username};
+use crate::domain::roster;
 use crate::domain::{RoomName, Username};
 use crate::store::{Login, Logout, OwnerProof, RoomJoin, RoomLeave, SocketKey, StoreError};
 
@@ -17,6 +18,7 @@ impl RedisStore {
             self.keys.instance(&socket.instance),
             self.keys.rooms.clone(),
             self.keys.roster.clone(),
+            self.keys.roster_entries.clone(),
         ];
         let args = vec![socket_id(socket), self.keys.room_prefix().to_owned()];
         let reply: Vec<Value> =
@@ -45,9 +47,10 @@ impl RedisStore {
             self.keys.sockets.clone(),
             self.keys.instance(&socket.instance),
             self.keys.roster.clone(),
+            self.keys.roster_entries.clone(),
         ];
-        let args =
-            vec![user.key().to_owned(), user.as_str().to_owned(), proof.0.clone(), id.clone(), user.fold()];
+        let entry = roster::entry(user);
+        let args = vec![user.key().to_owned(), user.as_str().to_owned(), proof.0.clone(), id.clone(), entry];
         let reply: Vec<Value> =
             self.call("login", self.scripts.login.evalsha_with_reload(&self.client, keys, args)).await?;
         Ok(match text(&reply[0]).as_str() {

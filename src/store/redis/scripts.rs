@@ -37,6 +37,7 @@ pub struct Scripts {
     pub delete_if: Script,
     pub revoke: Script,
     pub revoked: Script,
+    pub roster: Script,
 }
 
 impl Scripts {
@@ -44,6 +45,7 @@ impl Scripts {
         Self {
             login: script(include_str!("login.lua")),
             logout: script(include_str!("logout.lua")),
+            roster: script(include_str!("roster.lua")),
             join: script(include_str!("join.lua")),
             leave: script(include_str!("leave.lua")),
             rooms: script(include_str!("rooms.lua")),
@@ -68,10 +70,12 @@ impl Scripts {
 /// deployments can share a Redis.
 #[derive(Debug, Clone)]
 pub struct Keys {
-    /// user key → "count\nproof\ndisplay name\ncase fold"
+    /// user key → "count\nproof\ndisplay name"
     pub users: String,
     /// The online users' roster entries (`domain::roster`), score 0, for paging by name
     pub roster: String,
+    /// user key → its entry in `roster` (what logout removes)
+    pub roster_entries: String,
     /// "instance/sid" → "user key\nroom\nroom..."
     pub sockets: String,
     /// rooms with at least one member
@@ -93,6 +97,7 @@ impl Keys {
         Self {
             users: format!("{tag}:users"),
             roster: format!("{tag}:roster"),
+            roster_entries: format!("{tag}:roster_entries"),
             sockets: format!("{tag}:sockets"),
             rooms: format!("{tag}:rooms"),
             instances: format!("{tag}:instances"),

@@ -45,7 +45,7 @@ impl RedisStore {
         let keys = vec![self.keys.instances.clone(), self.keys.connections.clone()];
         let args = vec![self.instance.clone(), self.client.id().to_owned()];
         let known: i64 = self
-            .call("heartbeat", self.scripts.heartbeat.evalsha_with_reload(&self.client, keys, args))
+            .call_now("heartbeat", self.scripts.heartbeat.evalsha_with_reload(&self.client, keys, args))
             .await?;
         Ok(known == 1)
     }
@@ -55,7 +55,7 @@ impl RedisStore {
         let keys = vec![self.keys.instances.clone()];
         let args = vec![ttl.as_millis().to_string()];
         let dead: Vec<String> = self
-            .call("dead instances", self.scripts.dead.evalsha_with_reload(&self.client, keys, args))
+            .call_now("dead instances", self.scripts.dead.evalsha_with_reload(&self.client, keys, args))
             .await?;
         Ok(dead.into_iter().filter(|id| *id != self.instance).collect())
     }
@@ -64,7 +64,7 @@ impl RedisStore {
     /// connections carry (instances that never said are left out).
     pub async fn peer_connections(&self) -> Result<Vec<(String, String)>, StoreError> {
         let named: HashMap<String, String> =
-            self.call("instance connections", self.client.hgetall(&self.keys.connections)).await?;
+            self.call_now("instance connections", self.client.hgetall(&self.keys.connections)).await?;
         Ok(named.into_iter().filter(|(id, _)| *id != self.instance).collect())
     }
 
@@ -91,7 +91,7 @@ impl RedisStore {
         let keys = vec![self.keys.purging(instance)];
         let args = vec![self.instance.clone(), PURGE_LOCK.as_millis().to_string()];
         let claimed: i64 = self
-            .call("claim purge", self.scripts.claim.evalsha_with_reload(&self.client, keys, args))
+            .call_now("claim purge", self.scripts.claim.evalsha_with_reload(&self.client, keys, args))
             .await?;
         Ok(claimed == 1)
     }
@@ -127,7 +127,7 @@ impl RedisStore {
             vec![self.keys.instances.clone(), self.keys.connections.clone(), self.keys.purging(instance)];
         let args = vec![instance.to_owned(), self.instance.clone()];
         let _: i64 = self
-            .call("forget instance", self.scripts.forget.evalsha_with_reload(&self.client, keys, args))
+            .call_now("forget instance", self.scripts.forget.evalsha_with_reload(&self.client, keys, args))
             .await?;
         Ok(())
     }
