@@ -128,6 +128,24 @@ pub struct RosterPage {
     pub more: bool,
 }
 
+impl RosterPage {
+    /// The page of at most `limit` users held by these roster entries, read
+    /// one past `limit` to tell whether more follow.
+    fn of_entries(
+        entries: impl IntoIterator<Item = impl AsRef<str>>,
+        limit: usize,
+    ) -> Result<Self, StoreError> {
+        let mut users = entries
+            .into_iter()
+            .map(|entry| crate::domain::roster::user_of(entry.as_ref()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| StoreError::Unavailable(format!("corrupt roster entry: {err}")))?;
+        let more = users.len() > limit;
+        users.truncate(limit);
+        Ok(Self { users, more })
+    }
+}
+
 /// Which slice of a conversation's history to read. Without `after`, the
 /// newest `limit` messages before `before` (or the end); with `after`, the
 /// oldest `limit` messages after it, so a client can page forward through

@@ -231,17 +231,9 @@ impl Store for MemoryStore {
     async fn roster(&self, query: &RosterQuery) -> Result<RosterPage, StoreError> {
         let p = self.presence();
         let from = query.start().map_or(Bound::Unbounded, Bound::Included);
-        let mut users = p
-            .roster
-            .range::<String, _>((from, Bound::Unbounded))
-            .take_while(|entry| query.contains(entry))
-            .take(query.limit() + 1)
-            .map(|entry| roster::user_of(entry))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|err| StoreError::Unavailable(format!("corrupt roster entry: {err}")))?;
-        let more = users.len() > query.limit();
-        users.truncate(query.limit());
-        Ok(RosterPage { users, more })
+        let entries =
+            p.roster.range::<String, _>((from, Bound::Unbounded)).take_while(|entry| query.contains(entry));
+        RosterPage::of_entries(entries.take(query.limit() + 1), query.limit())
     }
 
     async fn count_online(&self) -> Result<usize, StoreError> {

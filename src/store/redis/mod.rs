@@ -36,7 +36,7 @@ use super::{
     HistoryPage, Login, Logout, MemoryStore, OwnerProof, RoomInfo, RoomJoin, RoomLeave, RosterPage,
     SocketKey, Store, StoreError,
 };
-use crate::domain::roster::{self, RosterQuery};
+use crate::domain::roster::RosterQuery;
 use crate::domain::{Conversation, Message, RoomName, Username};
 
 /// Longest any single Redis call may take before it counts as failed.
@@ -244,14 +244,7 @@ impl Store for RedisStore {
         let entries: Result<Vec<String>, _> =
             self.call("roster", self.scripts.roster.evalsha_with_reload(&self.client, keys, args)).await;
         let Ok(entries) = entries else { return self.local.roster(query).await };
-        let mut users = entries
-            .iter()
-            .map(|entry| roster::user_of(entry))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|err| StoreError::Unavailable(format!("corrupt roster entry in Redis: {err}")))?;
-        let more = users.len() > query.limit();
-        users.truncate(query.limit());
-        Ok(RosterPage { users, more })
+        RosterPage::of_entries(&entries, query.limit())
     }
 
     async fn count_online_everywhere(&self) -> Result<usize, StoreError> {
