@@ -182,7 +182,7 @@ async fn a_guest_token_reclaims_the_name_and_opens_the_api() {
     let login = guest.request("add user", json!("kim")).await;
     let token = login["token"].as_str().unwrap().to_owned();
     guest.close().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.wait_online(0).await;
     let again = app.with_token(&token).await;
     assert_eq!(again.request_empty("users").await["users"], json!([{ "username": "kim" }]));
 }

@@ -40,16 +40,15 @@ async fn eventually<T, F: Future<Output = Option<T>>>(
 
 /// The status of `/readyz`, or 0 when the instance does not answer.
 async fn readyz(app: &TestApp) -> u16 {
-    reqwest::get(app.url("/readyz")).await.map_or(0, |response| response.status().as_u16())
+    common::readyz(&app.url("")).await
 }
 
-/// Polls `/readyz` at `url` until `stop` is set; true if it ever answered
+/// Polls `url/readyz` until `stop` is set; true if it ever answered
 /// anything but 200.
 async fn saw_unready(url: String, stop: Arc<AtomicBool>) -> bool {
     let mut unready = false;
     while !stop.load(Ordering::Relaxed) {
-        let status = reqwest::get(&url).await.map_or(0, |response| response.status().as_u16());
-        unready |= status != 200;
+        unready |= common::readyz(&url).await != 200;
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     unready
@@ -116,7 +115,7 @@ async fn every_master_failing_over_in_turn_leaves_both_instances_serving() {
     for index in cluster.original_masters.clone() {
         tokio::task::block_in_place(|| cluster.wait_replicated(index, Duration::from_secs(10)));
         let stop = Arc::new(AtomicBool::new(false));
-        let watches = [&a, &b].map(|app| tokio::spawn(saw_unready(app.url("/readyz"), stop.clone())));
+        let watches = [&a, &b].map(|app| tokio::spawn(saw_unready(app.url(""), stop.clone())));
         let down = tokio::task::block_in_place(|| cluster.kill_and_wait_for_failover(index, FAILOVER));
         let ok = Instant::now();
         let deadline = ok + RECOVERY;

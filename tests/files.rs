@@ -197,23 +197,12 @@ async fn files_that_are_too_big_or_not_media_are_refused_and_nobody_gets_them() 
     assert_eq!(bytes_of(&bob.next("message").await["file"]["data"]).len(), 64 * 1024);
 }
 
-/// Waits until `base/readyz` answers 200 (connected to Redis).
-async fn wait_ready(base: &str) {
-    for _ in 0..200 {
-        if reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status() == 200) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{base} not ready within 10 s");
-}
-
 #[tokio::test]
 async fn passwords_never_reach_redis_or_the_logs_in_plain_text() {
     let redis = RedisServer::start();
     let mut server = Process::start(&[("REDIS_URL", &redis.url()), ("RUST_LOG", "debug")]);
     let base = format!("http://{}", server.addr);
-    wait_ready(&base).await;
+    common::wait_ready_at(&base, 200, Duration::from_secs(10)).await;
     let password = "Sup3r-secret-passw0rd";
     let http = reqwest::Client::new();
     let body = json!({ "username": "alice", "password": password });

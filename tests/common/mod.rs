@@ -101,20 +101,23 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
 impl TestApp {
     /// Waits until `/readyz` answers `status` (200 or 503).
     pub async fn wait_ready(&self, status: u16, within: std::time::Duration) {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let got = reqwest::get(self.url("/readyz")).await.map(|r| r.status().as_u16()).unwrap_or(0);
-            if got == status {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "/readyz still {got}, wanted {status}, after {within:?}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        wait_ready_at(&format!("http://{}", self.addr), status, within).await;
     }
 
+    /// Waits until `/metrics` counts `users` users online (a disconnect has
+    /// been processed, say).
+    pub async fn wait_online(&self, users: usize) {
+        let wanted = format!("chatwire_users_online {users}\n");
+        let deadline = tokio::time::Instant::now() + client::WAIT;
+        loop {
+            let metrics = reqwest::get(self.url("/metrics")).await.unwrap().text().await.unwrap();
+            if metrics.contains(&wanted) {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "never {users} online: {metrics}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
     /// `http://addr/path`
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
@@ -219,4 +222,26 @@ pub fn assert_error(reply: &Value, code: &str) -> String {
     let message = reply["error"]["message"].as_str().unwrap_or_default().to_owned();
     assert!(!message.is_empty(), "error without a message: {reply}");
     message
+}
+
+/// The status of `base/readyz`, or 0 when nothing answers.
+pub async fn readyz(base: &str) -> u16 {
+    reqwest::get(format!("{base}/readyz")).await.map_or(0, |response| response.status().as_u16())
+}
+
+/// Waits until `base/readyz` answers `status` (200: ready; 503: not),
+/// failing after `within`. The one ready-wait of the Rust tests.
+pub async fn wait_ready_at(base: &str, status: u16, within: std::time::Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let got = readyz(base).await;
+        if got == status {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{base}/readyz still {got}, wanted {status}, after {within:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
