@@ -23,15 +23,16 @@ impl RedisStore {
         let args = vec![socket_id(socket), self.keys.room_prefix().to_owned()];
         let reply: Vec<Value> =
             self.call("logout", self.scripts.logout.evalsha_with_reload(&self.client, keys, args)).await?;
-        if reply.is_empty() {
-            return Ok(None);
+        match reply.as_slice() {
+            [] => Ok(None),
+            [user, last, count, rooms @ ..] => Ok(Some(Logout {
+                user: username(user)?,
+                last_socket: int(last) == 1,
+                num_users: int(count) as usize,
+                left_rooms: rooms.iter().map(room_name).collect::<Result<_, _>>()?,
+            })),
+            _ => Err(unexpected("logout", &reply)),
         }
-        Ok(Some(Logout {
-            user: username(&reply[0])?,
-            last_socket: int(&reply[1]) == 1,
-            num_users: int(&reply[2]) as usize,
-            left_rooms: reply[3..].iter().map(room_name).collect::<Result<_, _>>()?,
-        }))
     }
 
     /// Runs the login script; `Ok(Err(_))` is a refusal, `Err(_)` an outage.
@@ -53,15 +54,17 @@ impl RedisStore {
         let args = vec![user.key().to_owned(), user.as_str().to_owned(), proof.0.clone(), id.clone(), entry];
         let reply: Vec<Value> =
             self.call("login", self.scripts.login.evalsha_with_reload(&self.client, keys, args)).await?;
-        Ok(match text(&reply[0]).as_str() {
-            "ok" => Ok(Login {
-                user: username(&reply[1])?,
-                first_socket: int(&reply[2]) == 1,
-                num_users: int(&reply[3]) as usize,
-                sockets: reply.get(4).map_or(1, |n| int(n) as usize),
+        let status = reply.first().map(text);
+        Ok(match (status.as_deref(), reply.as_slice()) {
+            (Some("ok"), [_, user, first, count, sockets @ ..]) => Ok(Login {
+                user: username(user)?,
+                first_socket: int(first) == 1,
+                num_users: int(count) as usize,
+                sockets: sockets.first().map_or(1, |n| int(n) as usize),
             }),
-            "taken" => Err(StoreError::NameTaken(text(&reply[1]))),
-            _ => Err(StoreError::AlreadyLoggedIn(id)),
+            (Some("taken"), [_, holder]) => Err(StoreError::NameTaken(text(holder))),
+            (Some("already"), [_]) => Err(StoreError::AlreadyLoggedIn(id)),
+            _ => return Err(unexpected("login", &reply)),
         })
     }
 
@@ -80,12 +83,16 @@ impl RedisStore {
         let args = vec![socket_id(socket), room.as_str().to_owned()];
         let reply: Vec<Value> =
             self.call("join", self.scripts.join.evalsha_with_reload(&self.client, keys, args)).await?;
-        if text(&reply[0]) != "ok" {
-            return Ok(None);
+        let status = reply.first().map(text);
+        match (status.as_deref(), reply.as_slice()) {
+            (Some("ok"), [_, first, members @ ..]) => {
+                let mut members = members.iter().map(username).collect::<Result<Vec<_>, _>>()?;
+                members.sort_by(Username::display_order);
+                Ok(Some(RoomJoin { first_for_user: int(first) == 1, members }))
+            }
+            (Some("nologin"), [_]) => Ok(None),
+            _ => Err(unexpected("join", &reply)),
         }
-        let mut members = reply[2..].iter().map(username).collect::<Result<Vec<_>, _>>()?;
-        members.sort_by(Username::display_order);
-        Ok(Some(RoomJoin { first_for_user: int(&reply[1]) == 1, members }))
     }
 
     /// Runs the leave script; `None` if Redis does not know the socket or it is not in the room.
@@ -98,6 +105,17 @@ impl RedisStore {
         let args = vec![socket_id(socket), room.as_str().to_owned()];
         let reply: Vec<Value> =
             self.call("leave", self.scripts.leave.evalsha_with_reload(&self.client, keys, args)).await?;
-        Ok((text(&reply[0]) == "ok").then(|| RoomLeave { last_for_user: int(&reply[1]) == 1 }))
+        let status = reply.first().map(text);
+        match (status.as_deref(), reply.as_slice()) {
+            (Some("ok"), [_, last]) => Ok(Some(RoomLeave { last_for_user: int(last) == 1 })),
+            (Some("nologin" | "notin"), [_]) => Ok(None),
+            _ => Err(unexpected("leave", &reply)),
+        }
     }
+}
+
+/// A script's reply of a shape it never sends: an error, never a guess
+/// (a different chatwire version's scripts under the same prefix, say).
+fn unexpected(script: &str, reply: &[Value]) -> StoreError {
+    StoreError::Unavailable(format!("unexpected reply from the {script} script: {reply:?}"))
 }
