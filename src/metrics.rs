@@ -42,6 +42,7 @@ const EVENTS_OUT: &[&str] = &[
     "member left",
     "users",
     "presence",
+    "avatar changed",
     "chat error",
 ];
 
@@ -323,6 +324,14 @@ mod tests {
         assert!(text.contains("chatwire_users_online 3"));
         assert!(!text.contains("chatwire_rooms "), "unknown gauges are left out");
         assert!(text.contains("chatwire_emit_seconds_bucket{le=\"+Inf\"}"));
+    }
+
+    #[test]
+    fn every_event_the_server_emits_is_counted_by_name() {
+        let m = metrics();
+        m.event_out("avatar changed");
+        let text = m.render(None, None);
+        assert!(text.contains("chatwire_events_out_total{event=\"avatar changed\"} "), "{text}");
     }
 
     #[test]
