@@ -72,15 +72,23 @@ pub fn init(format: LogFormat) {
 /// The warning is an event emitted from inside the layer, which `tracing`
 /// delivers through the global subscriber (a thread's scoped subscriber
 /// drops events emitted from its own callbacks).
-#[derive(Default, Clone)]
+#[derive(Clone)]
 pub struct Undecodable(Arc<Throttle>);
 
-/// Spaces the warnings.
-#[derive(Default)]
-struct Throttle {
+impl Default for Undecodable {
+    fn default() -> Self {
+        Self(Arc::new(Throttle::new(UNDECODABLE_REPORT_INTERVAL)))
+    }
+}
+
+/// Spaces out a repeated warning, so that an outage does not flood the log:
+/// the first is logged at once, the next at most once per interval, each
+/// with how many were left out meanwhile.
+pub struct Throttle {
+    interval: Duration,
     /// When the next warning may be logged (`None`: at once).
     next_report: Mutex<Option<Instant>>,
-    /// Closes seen since the last warning.
+    /// Occurrences seen since the last warning.
     unreported: AtomicU64,
 }
 
@@ -109,15 +117,20 @@ impl Undecodable {
 }
 
 impl Throttle {
-    /// Notes one more close. `Some(earlier closes not reported)` if a
+    /// At most one warning per `interval` (usable in a `static`).
+    pub const fn new(interval: Duration) -> Self {
+        Self { interval, next_report: Mutex::new(None), unreported: AtomicU64::new(0) }
+    }
+
+    /// Notes one more occurrence. `Some(earlier ones not reported)` if a
     /// warning is due now.
-    fn due(&self, now: Instant) -> Option<u64> {
+    pub fn due(&self, now: Instant) -> Option<u64> {
         let mut next = self.next_report.lock().unwrap_or_else(PoisonError::into_inner);
         if next.is_some_and(|at| now < at) {
             self.unreported.fetch_add(1, Ordering::Relaxed);
             return None;
         }
-        *next = Some(now + UNDECODABLE_REPORT_INTERVAL);
+        *next = Some(now + self.interval);
         Some(self.unreported.swap(0, Ordering::Relaxed))
     }
 }
@@ -174,7 +187,7 @@ mod tests {
 
     #[test]
     fn warnings_are_spaced_and_say_how_many_were_not_reported() {
-        let throttle = Throttle::default();
+        let throttle = Throttle::new(UNDECODABLE_REPORT_INTERVAL);
         let start = Instant::now();
         assert_eq!(throttle.due(start), Some(0));
         assert_eq!(throttle.due(start + Duration::from_secs(1)), None);

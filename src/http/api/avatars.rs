@@ -34,7 +34,7 @@ pub async fn upload(
     let media = MediaType::sniff_image(&bytes)?;
     let etag = Sha256::digest(&bytes).iter().take(12).map(|b| format!("{b:02x}")).collect();
     let avatar = Avatar { mime: media.mime.to_owned(), etag, bytes };
-    api.stores.accounts.set_avatar(&identity.user, &avatar).await.map_err(|_| ApiError::Unavailable)?;
+    api.stores.accounts.set_avatar(&identity.user, &avatar).await.map_err(ApiError::store_failed)?;
     tracing::info!(user = %identity.user, bytes = avatar.bytes.len(), "avatar updated");
     api.chat.avatar_changed(&identity.user);
     Ok(StatusCode::NO_CONTENT)
@@ -47,7 +47,7 @@ pub async fn fetch(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let user = Username::parse(&name).map_err(|_| ApiError::NotFound("no such user".into()))?;
-    let avatar = api.stores.accounts.avatar(&user).await.map_err(|_| ApiError::Unavailable)?;
+    let avatar = api.stores.accounts.avatar(&user).await.map_err(ApiError::store_failed)?;
     let avatar = avatar.ok_or_else(|| ApiError::NotFound(format!("{user} has no avatar")))?;
     let etag = format!("\"{}\"", avatar.etag);
     let cache = [

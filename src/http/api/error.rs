@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::auth::{AuthError, whole_seconds};
 use crate::domain::ValidationError;
+use crate::store::StoreError;
+use crate::telemetry::Throttle;
 
 /// A failed API request.
 #[derive(Debug)]
@@ -35,7 +37,19 @@ pub enum ApiError {
     Busy(Duration),
 }
 
+/// Warnings of store failures answered 503: one per 10 s during an outage.
+static STORE_FAILURES: Throttle = Throttle::new(Duration::from_secs(10));
+
 impl ApiError {
+    /// A request the state store failed: logged (throttled) with the store's
+    /// error, answered 503 `unavailable`.
+    pub fn store_failed(err: StoreError) -> Self {
+        if let Some(unreported) = STORE_FAILURES.due(std::time::Instant::now()) {
+            tracing::warn!(error = %err, unreported, "the state store failed an API request; answered 503");
+        }
+        Self::Unavailable
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, String) {
         match self {
             Self::BadRequest(code, message) => (StatusCode::BAD_REQUEST, code, message.clone()),

@@ -17,10 +17,10 @@ pub async fn fetch(
     let identity = session.identity;
     let not_found = || ApiError::NotFound("no such file (it may have expired)".into());
     let id = MessageId::parse(&id).map_err(|_| not_found())?;
-    let file = api.stores.files.file(&id).await.map_err(|_| ApiError::Unavailable)?.ok_or_else(not_found)?;
+    let file = api.stores.files.file(&id).await.map_err(ApiError::store_failed)?.ok_or_else(not_found)?;
     let allowed = match &file.conversation {
         Conversation::Room(room) => {
-            api.stores.state.is_member(room, &identity.user).await.map_err(|_| ApiError::Unavailable)?
+            api.stores.state.is_member(room, &identity.user).await.map_err(ApiError::store_failed)?
         }
         // Private files belong to identities: a later holder of a
         // participant's name, guest or account, is someone else.
