@@ -329,3 +329,24 @@ async fn without_client_list_heartbeats_alone_tell_and_logins_do_not_wait() {
     );
     assert_eq!(impostor.request("add user", json!("carol")).await["ok"], true, "the cluster works otherwise");
 }
+
+#[tokio::test]
+async fn reads_answered_locally_while_redis_is_down_are_logged_once_not_each_time() {
+    let mut redis = RedisServer::start();
+    let server = Process::start(&[("REDIS_URL", &redis.url())]);
+    common::wait_ready_at(&format!("http://{}", server.addr), 200, Duration::from_secs(10)).await;
+    let alice = server.user("alice").await;
+    assert_eq!(alice.request("join", json!({ "room": "lobby" })).await["ok"], true);
+    redis.kill();
+    let needle = "Redis failed a read; answered from this instance's own state";
+    for _ in 0..5 {
+        let rooms = alice.request_empty("rooms").await;
+        assert_eq!(rooms["rooms"][0]["room"], "lobby", "this instance's own rooms still answer: {rooms}");
+    }
+    assert_eq!(server.count_logs(needle), 1, "one warning for five reads, within 10 s:\n{}", server.logs());
+    let warning = server.wait_for_log(needle, Duration::from_secs(1));
+    assert!(
+        warning.contains("operation=") && warning.contains("error="),
+        "with what failed and why: {warning}"
+    );
+}

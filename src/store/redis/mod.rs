@@ -38,6 +38,7 @@ use super::{
 };
 use crate::domain::roster::RosterQuery;
 use crate::domain::{Conversation, Message, RoomName, Username};
+use crate::telemetry::Throttle;
 
 /// Longest any single Redis call may take before it counts as failed.
 pub const TIMEOUT: Duration = Duration::from_secs(2);
@@ -53,6 +54,8 @@ const IN_FLIGHT: usize = 256;
 /// the command's own [`TIMEOUT`] a request still gets its answer within the
 /// web client's 8 s.
 const QUEUE_WAIT: Duration = Duration::from_secs(5);
+/// The most often a read answered from local state is logged.
+const FALLBACK_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 /// History writes kept while Redis is unreachable, flushed when it returns.
 const PENDING_LIMIT: usize = 10_000;
 /// Files are kept this long by default.
@@ -83,6 +86,8 @@ pub struct RedisStore {
     dirty: AtomicBool,
     /// Turns for commands, [`IN_FLIGHT`] at a time.
     in_flight: tokio::sync::Semaphore,
+    /// Spaces the warnings of reads answered locally.
+    fallbacks: Throttle,
 }
 
 impl RedisStore {
@@ -101,6 +106,7 @@ impl RedisStore {
             sync: tokio::sync::RwLock::new(()),
             dirty: AtomicBool::new(false),
             in_flight: tokio::sync::Semaphore::new(IN_FLIGHT),
+            fallbacks: Throttle::new(FALLBACK_REPORT_INTERVAL),
         }
     }
 
@@ -177,6 +183,21 @@ impl RedisStore {
         }
     }
 
+    /// A read Redis failed, answered from this instance's own state instead
+    /// (partial: other instances' users and rooms are missing). Logged with
+    /// the failure, at most once per [`FALLBACK_REPORT_INTERVAL`].
+    async fn read_locally<T>(
+        &self,
+        what: &str,
+        err: &StoreError,
+        local: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        if let Some(unreported) = self.fallbacks.due(std::time::Instant::now()) {
+            tracing::warn!(operation = what, error = %err, unreported, "Redis failed a read; answered from this instance's own state");
+        }
+        local.await
+    }
+
     /// Applies a change Redis accepted to the mirror too. A refusal means the
     /// mirror and Redis disagree; the next resync repairs Redis.
     fn mirrored<T>(&self, what: &str, result: Result<T, StoreError>) {
@@ -243,7 +264,10 @@ impl Store for RedisStore {
         let args = vec![start, end, (query.limit() + 1).to_string()];
         let entries: Result<Vec<String>, _> =
             self.call("roster", self.scripts.roster.evalsha_with_reload(&self.client, keys, args)).await;
-        let Ok(entries) = entries else { return self.local.roster(query).await };
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err(err) => return self.read_locally("roster", &err, self.local.roster(query)).await,
+        };
         RosterPage::of_entries(&entries, query.limit())
     }
 
@@ -255,7 +279,7 @@ impl Store for RedisStore {
         let count: Result<usize, _> = self.call("count users", self.client.hlen(&self.keys.users)).await;
         match count {
             Ok(count) => Ok(count),
-            Err(_) => self.local.count_online().await,
+            Err(err) => self.read_locally("count users", &err, self.local.count_online()).await,
         }
     }
 
@@ -269,7 +293,10 @@ impl Store for RedisStore {
         let fields: Vec<&str> = names.iter().map(Username::key).collect();
         let values: Result<Vec<Option<String>>, _> =
             self.call("find holders", self.client.hmget(&self.keys.users, fields)).await;
-        let Ok(values) = values else { return self.local.holders_of(names).await };
+        let values = match values {
+            Ok(values) => values,
+            Err(err) => return self.read_locally("find holders", &err, self.local.holders_of(names)).await,
+        };
         values
             .into_iter()
             .map(|raw| {
@@ -299,7 +326,10 @@ impl Store for RedisStore {
         let args = vec![self.keys.room_prefix().to_owned()];
         let reply: Result<Vec<Value>, _> =
             self.call("rooms", self.scripts.rooms.evalsha_with_reload(&self.client, keys, args)).await;
-        let Ok(reply) = reply else { return self.local.rooms().await };
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(err) => return self.read_locally("rooms", &err, self.local.rooms()).await,
+        };
         let mut rooms = Vec::new();
         let mut items = reply.iter();
         while let (Some(room), Some(count)) = (items.next(), items.next()) {
@@ -317,7 +347,7 @@ impl Store for RedisStore {
             self.call("is member", self.client.hexists(self.keys.room(room), user.key())).await;
         match member {
             Ok(member) => Ok(member),
-            Err(_) => self.local.is_member(room, user).await,
+            Err(err) => self.read_locally("is member", &err, self.local.is_member(room, user)).await,
         }
     }
 
@@ -325,7 +355,7 @@ impl Store for RedisStore {
         let size: Result<usize, _> = self.call("room size", self.client.hlen(self.keys.room(room))).await;
         match size {
             Ok(size) => Ok(size),
-            Err(_) => self.local.room_size(room).await,
+            Err(err) => self.read_locally("room size", &err, self.local.room_size(room)).await,
         }
     }
 
@@ -336,7 +366,7 @@ impl Store for RedisStore {
             Ok(record) => {
                 Ok(record.and_then(|raw| raw.split('\n').nth(1).map(|proof| OwnerProof(proof.to_owned()))))
             }
-            Err(_) => self.local.owner_of(user).await,
+            Err(err) => self.read_locally("owner", &err, self.local.owner_of(user)).await,
         }
     }
 
