@@ -23,14 +23,9 @@ async fn two_instances(url: &str, prefix: &str) -> (TestApp, TestApp) {
     (a, b)
 }
 
-/// Counts the `event`s that arrive within a quiet period.
+/// Counts the `event`s that arrive until none has for 300 ms.
 async fn count(client: &Client, event: &str) -> usize {
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut n = 0;
-    while tokio::time::timeout(Duration::from_millis(50), client.next_args(event)).await.is_ok() {
-        n += 1;
-    }
-    n
+    client.until_quiet(event, Duration::from_millis(300)).await
 }
 
 async fn demo_events_cross_instances(url: &str, prefix: &str) {

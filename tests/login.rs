@@ -184,7 +184,8 @@ async fn users_lists_everyone_online_and_is_pushed_on_change() {
 async fn a_burst_of_logins_gives_few_users_pushes() {
     let app = spawn_app().await;
     let watcher = app.user("watcher").await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The watcher's own login is pushed first.
+    while watcher.next("users").await["numUsers"] != 1 {}
     watcher.clear();
     let mut clients: Vec<Client> = Vec::new();
     for i in 0..20 {
@@ -212,8 +213,8 @@ async fn a_large_deployment_gets_join_events_instead_of_users_pushes() {
     for i in 0..chatwire::chat::PUSH_MAX_USERS {
         clients.push(app.user(&format!("user{i:03}")).await);
     }
-    // PUSH_MAX_USERS + 1 online now: the last pushes are still coming.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // PUSH_MAX_USERS + 1 online now: the last pushes may still be coming.
+    watcher.until_quiet("users", Duration::from_millis(300)).await;
     watcher.clear();
 
     let _late = app.user("late").await;

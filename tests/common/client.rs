@@ -228,6 +228,19 @@ impl Client {
         taken.into_iter().map(|(name, args)| (name, args.into_iter().next().unwrap_or(Value::Null))).collect()
     }
 
+    /// Takes `event`s as they come until none has for `quiet` (at most
+    /// [`WAIT`] in all), and returns how many came: for "everything the
+    /// server had to send has arrived", when nothing tells the last one.
+    pub async fn until_quiet(&self, event: &str, quiet: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut n = 0;
+        while tokio::time::timeout(quiet, self.next_args(event)).await.is_ok() {
+            n += 1;
+            assert!(tokio::time::Instant::now() < deadline, "`{event}` never stopped within {WAIT:?}");
+        }
+        n
+    }
+
     /// Drops every queued event.
     pub fn clear(&self) {
         self.inbox.lock().unwrap().events.clear();
