@@ -126,14 +126,6 @@ async fn users_are_listed_and_pushed_across_instances(url: &str, prefix: &str) {
     }
 }
 
-/// Waits for `presence` events until one tells `count`.
-async fn count_told(client: &Client, count: usize) {
-    let deadline = tokio::time::Instant::now() + common::client::WAIT;
-    while client.next("presence").await != json!({ "numUsers": count }) {
-        assert!(tokio::time::Instant::now() < deadline, "the count never reached {count}");
-    }
-}
-
 async fn counts_cross_instances(url: &str, prefix: &str) {
     let a = spawn_clustered_with(url, prefix, "a", |c| c.announce_max_users = 1).await;
     let b = spawn_clustered_with(url, prefix, "b", |c| c.announce_max_users = 1).await;
@@ -142,16 +134,16 @@ async fn counts_cross_instances(url: &str, prefix: &str) {
     }
     let alice = a.user("alice").await;
     let bob = b.user("bob").await;
-    count_told(&alice, 2).await;
-    count_told(&bob, 2).await;
+    alice.count_told(2).await;
+    bob.count_told(2).await;
     bob.close().await;
-    count_told(&alice, 1).await;
+    alice.count_told(1).await;
 
     // Stopping an instance: its users leave the count.
     let _carol = b.user("carol").await;
-    count_told(&alice, 2).await;
+    alice.count_told(2).await;
     b.stop().await.unwrap();
-    count_told(&alice, 1).await;
+    alice.count_told(1).await;
     alice.expect_none("user joined", Duration::from_millis(10)).await;
     alice.expect_none("user left", Duration::from_millis(10)).await;
     let page = alice.request("users", json!({ "prefix": "a" })).await;

@@ -225,14 +225,6 @@ async fn a_large_deployment_gets_join_events_instead_of_users_pushes() {
     assert_eq!(listed["numUsers"], chatwire::chat::PUSH_MAX_USERS + 2, "the request still lists everyone");
 }
 
-/// Waits for `presence` events until one tells `count`.
-async fn count_told(client: &Client, count: usize) {
-    let deadline = tokio::time::Instant::now() + common::client::WAIT;
-    while client.next("presence").await != json!({ "numUsers": count }) {
-        assert!(tokio::time::Instant::now() < deadline, "the count never reached {count}");
-    }
-}
-
 #[tokio::test]
 async fn above_the_announce_limit_only_the_count_is_told() {
     let app = spawn_app_with(|c| c.announce_max_users = 2).await;
@@ -242,14 +234,14 @@ async fn above_the_announce_limit_only_the_count_is_told() {
 
     let carol = app.user("carol").await;
     let dave = app.user("dave").await;
-    count_told(&alice, 4).await;
+    alice.count_told(4).await;
     alice.expect_none("user joined", Duration::from_millis(10)).await;
 
     carol.close().await;
-    count_told(&alice, 3).await;
+    alice.count_told(3).await;
     dave.close().await;
     // Back at the limit, once more, then the announcements carry the count.
-    count_told(&alice, 2).await;
+    alice.count_told(2).await;
     bob.close().await;
     assert_eq!(alice.next("user left").await, json!({ "username": "bob", "numUsers": 1 }));
     alice.expect_none("presence", Duration::from_millis(1200)).await;
@@ -282,7 +274,7 @@ async fn counts_stay_exact_through_racing_logins_and_logouts() {
     let _arrived = futures_util::future::join_all(arriving).await;
 
     // 1 + 8 + 3 online: the last count alice hears is that, whatever the order.
-    count_told(&alice, 12).await;
+    alice.count_told(12).await;
     alice.expect_none("presence", Duration::from_millis(1500)).await;
     let listed = alice.request("users", json!({ "limit": 500 })).await;
     assert_eq!(listed["numUsers"], 12);

@@ -53,7 +53,7 @@ pub use error::{ChatError, ErrorBody};
 pub use ghosts::{GhostWatch, Ghosts};
 pub use login::{announce_login, announce_logout, recheck_guests};
 pub use messages::{DEFAULT_HISTORY_PAGE, MAX_RECIPIENTS};
-pub use presence::{COUNT_INTERVAL, PUSH_MAX_USERS};
+pub use presence::PUSH_MAX_USERS;
 pub use rooms::{JOIN_HISTORY, announce_member_joined};
 
 use crate::auth::Auth;

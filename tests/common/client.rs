@@ -228,6 +228,14 @@ impl Client {
         taken.into_iter().map(|(name, args)| (name, args.into_iter().next().unwrap_or(Value::Null))).collect()
     }
 
+    /// Waits for `presence` events until one tells `count` users online.
+    pub async fn count_told(&self, count: usize) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.next("presence").await != serde_json::json!({ "numUsers": count }) {
+            assert!(tokio::time::Instant::now() < deadline, "the count never reached {count}");
+        }
+    }
+
     /// Takes `event`s as they come until none has for `quiet` (at most
     /// [`WAIT`] in all), and returns how many came: for "everything the
     /// server had to send has arrived", when nothing tells the last one.
