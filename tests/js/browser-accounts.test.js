@@ -10,6 +10,7 @@ import { deflateSync } from "node:zlib";
 import path from "node:path";
 import { startServer, repoRoot } from "./lib/server.js";
 import { startRedis } from "./lib/redis.js";
+import { eventually } from "./lib/client.js";
 import {
   launch, newPage, startCspProxy, startProxy, registerInPage, logInInPage, joinAsGuest, chatReady, say, loadedImageWidth,
 } from "./lib/browser.js";
@@ -131,6 +132,15 @@ async function registerThroughApi(url, username, password) {
 test("accounts on two instances: chat, an image, a private message, an avatar; reload and log out", { timeout: TEST_TIMEOUT_MS }, async () => {
   const alice = await newPage(browser);
   const bob = await newPage(browser);
+  // Bob's clock can be run ahead (below), and his checks of alice's avatar
+  // are watched, so the test waits for them instead of for the time they take.
+  await bob.clock.install();
+  let aliceAvatarChecks = 0;
+  const isAliceAvatar = (request) => request.url().endsWith("/api/users/alice/avatar");
+  bob.on("request", (request) => { if (isAliceAvatar(request)) aliceAvatarChecks++; });
+  const checkEnded = (request) => { if (isAliceAvatar(request)) aliceAvatarChecks--; };
+  bob.on("requestfinished", checkEnded);
+  bob.on("requestfailed", checkEnded);
 
   // alice registers in the page (on instance 1); bob's account is made
   // through the API and he logs in with the form (on instance 2).
@@ -203,9 +213,11 @@ test("accounts on two instances: chat, an image, a private message, an avatar; r
   // alice sets a picture; bob sees it in the online list at once (the
   // server announces the change; bob is on the other instance), and beside
   // what she writes next. Bob checks alice's avatar again after each of her
-  // messages, at most once every 2 s: those checks run out first, so that
+  // messages, at most once every 2 s: those checks run out first (his clock
+  // jumps past the spacing, and the postponed check is awaited), so that
   // only the announcement can show him the change.
-  await new Promise((resolve) => setTimeout(resolve, 2500));
+  await bob.clock.fastForward(2500);
+  await eventually(() => aliceAvatarChecks === 0, 10000, "bob's checks of alice's avatar to finish");
   await alice.setInputFiles("#avatar-input", { name: "me.png", mimeType: "image/png", buffer: png(40, 40, [220, 60, 60]) });
   assert.equal(await loadedImageWidth(alice.locator("#me-avatar .avatar img")), 40);
   assert.equal(await loadedImageWidth(inUserList(bob, "alice").locator(".avatar img")), 40);
