@@ -22,6 +22,7 @@ use crate::cluster;
 use crate::config::{Config, PacketParser};
 use crate::domain;
 use crate::http::{self, Api, Capacity, Edge, Limits, Port, Readiness};
+use crate::net::no_delay;
 use crate::store::{MemoryStore, Stores};
 use crate::tls::{Certificate, TlsListener};
 
@@ -229,16 +230,6 @@ impl Application {
     }
 }
 
-/// Turns Nagle's algorithm off on an accepted connection, as Node's HTTP
-/// server does: a chat event is a small frame that should leave at once, not
-/// wait for the peer to acknowledge the previous one (up to its delayed-ACK
-/// timer, 40 ms on Linux).
-pub fn no_delay(tcp: &mut tokio::net::TcpStream) {
-    if let Err(err) = tcp.set_nodelay(true) {
-        tracing::debug!(error = %err, "could not set TCP_NODELAY");
-    }
-}
-
 /// The HTTP router of either mode, around its socket.io service.
 pub fn router<S>(config: &Config, readiness: Readiness, api: Api, socketio: S) -> Result<Router, StartError>
 where
@@ -392,22 +383,5 @@ pub fn socketio_builder(config: &Config) -> SocketIoBuilder {
         (true, true) => builder.transports([TransportType::Polling, TransportType::Websocket]),
         (false, true) => builder.transports([TransportType::Polling]),
         _ => builder.transports([TransportType::Websocket]),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
-
-    use super::*;
-
-    #[tokio::test]
-    async fn accepted_connections_send_small_frames_at_once() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
-        let (mut accepted, _) = listener.accept().await.unwrap();
-        assert!(!accepted.nodelay().unwrap(), "Nagle is on by default");
-        no_delay(&mut accepted);
-        assert!(accepted.nodelay().unwrap());
     }
 }

@@ -1,5 +1,5 @@
 //! The edge of every HTTP request, before any route sees it: who really sent
-//! it (through trusted proxies only, see [`client_addr`](super::client_addr)),
+//! it (through trusted proxies only, see [`proxies`](super::proxies)),
 //! whether it came over TLS, which web origin it comes from, which listener
 //! it arrived on; and the security headers every response carries.
 //!
@@ -18,11 +18,12 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::client_addr::{ClientAddr, TrustedProxies, peer_of};
+use super::proxies::TrustedProxies;
 use super::refusal;
 use super::security_headers::SecurityHeaders;
 use super::serve::Port;
 use crate::config::Config;
+use crate::net::{ClientAddr, peer_of};
 
 /// Paths that answer over plain HTTP even with FORCE_HTTPS: load balancers
 /// and orchestrators probe them on the internal network.

@@ -6,13 +6,12 @@
 
 mod api;
 mod capacity;
-mod client_addr;
 mod client_bundle;
-mod connections;
 mod edge;
 mod engine_gate;
 mod health;
 mod own_head;
+mod proxies;
 mod security_headers;
 mod serve;
 
@@ -32,8 +31,6 @@ use tracing::Level;
 
 pub use api::{Api, ApiError, Limits, MAX_AVATAR_BYTES};
 pub use capacity::{Capacity, raise_open_files_limit};
-pub use client_addr::{AddressKey, ClientAddr};
-pub use connections::{AddressSlot, ConnectionsPerAddress};
 pub use edge::Edge;
 pub use engine_gate::EngineGate;
 pub use health::Readiness;

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::bearer::SignedBearer;
 use super::{Api, ApiError, Bearer};
-use crate::http::ClientAddr;
+use crate::net::ClientAddr;
 
 /// The body of `POST /api/me/password`.
 #[derive(Deserialize)]
