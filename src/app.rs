@@ -21,7 +21,7 @@ use crate::chat::{self, Chat, Policy};
 use crate::cluster;
 use crate::config::{Config, PacketParser};
 use crate::domain;
-use crate::http::{self, Api, Capacity, Edge, Limits, Port, Readiness};
+use crate::http::{self, Api, Capacity, ChatNotices, Edge, Limits, Port, Readiness};
 use crate::net::no_delay;
 use crate::store::{MemoryStore, Stores};
 use crate::tls::{Certificate, TlsListener};
@@ -343,8 +343,19 @@ pub fn services(
         history_limit: config.history_limit as usize,
         parser: config.parser.as_str(),
     };
-    let api = Api::new(auth, stores, limits, chat.clone());
+    let api = Api::new(auth, stores, limits, Arc::new(chat.clone()));
     (chat, api)
+}
+
+/// The API's notices go to the chat's own methods of the same names.
+impl ChatNotices for Chat {
+    fn avatar_changed(&self, user: &domain::Username) {
+        Chat::avatar_changed(self, user);
+    }
+
+    fn sessions_changed(&self) {
+        Chat::sessions_changed(self);
+    }
 }
 
 /// socket.io settings shared by every mode.

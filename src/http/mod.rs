@@ -29,7 +29,7 @@ use tower_http::services::ServeDir;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
-pub use api::{Api, ApiError, Limits, MAX_AVATAR_BYTES};
+pub use api::{Api, ApiError, ChatNotices, Limits, MAX_AVATAR_BYTES};
 pub use capacity::{Capacity, raise_open_files_limit};
 pub use edge::Edge;
 pub use engine_gate::EngineGate;
