@@ -22,6 +22,7 @@ pub mod config;
 pub mod domain;
 pub mod http;
 pub mod metrics;
+pub mod mode;
 pub mod net;
 pub mod shutdown;
 pub mod store;
