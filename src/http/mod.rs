@@ -10,6 +10,7 @@ mod client_bundle;
 mod edge;
 mod engine_gate;
 mod health;
+mod origins;
 mod own_head;
 mod proxies;
 mod security_headers;
