@@ -144,7 +144,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        crate::app::no_delay(&mut tcp);
+        crate::net::no_delay(&mut tcp);
         let acceptor = TlsAcceptor::from(certificate.config());
         let ready = ready.clone();
         tokio::spawn(async move {

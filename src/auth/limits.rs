@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use super::AuthError;
 use crate::domain::Username;
-use crate::http::AddressKey;
+use crate::net::AddressKey;
 use crate::store::{AccountStore, StoreError};
 
 /// Login and registration attempts one address may make per [`ADDRESS_WINDOW`].

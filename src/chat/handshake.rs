@@ -23,7 +23,7 @@ use super::login::log_in;
 use super::socket_state::SocketState;
 use super::{Chat, ChatError};
 use crate::auth::{AuthError, IdentityKind};
-use crate::http::ClientAddr;
+use crate::net::ClientAddr;
 
 /// The handshake's `auth` object.
 #[derive(Debug, Default, Deserialize)]

@@ -58,8 +58,8 @@ pub use rooms::{JOIN_HISTORY, announce_member_joined};
 
 use crate::auth::Auth;
 use crate::domain::{IdGenerator, MessageId, Username};
-use crate::http::ConnectionsPerAddress;
 use crate::metrics::metrics;
+use crate::net::ConnectionsPerAddress;
 use crate::store::{AccountStore, FileStore, SocketKey, Store, Stores};
 use extract::{ConnectData, InOrder};
 use limits::EventLimiter;

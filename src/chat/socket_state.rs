@@ -13,8 +13,8 @@ use super::extract::InOrder;
 use super::limits::{Admission, Backlog, EventLimiter, PacketSize};
 use crate::auth::Session;
 use crate::domain::{UserId, Username};
-use crate::http::AddressSlot;
 use crate::metrics::SocketGauge;
+use crate::net::AddressSlot;
 
 /// Per-socket state, stored in the socket's extensions when it connects.
 pub struct SocketState {

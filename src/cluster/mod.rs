@@ -1,4 +1,5 @@
-//! Running as one of several instances over Redis.
+//! Running as one of several instances over Redis: the parts cluster mode
+//! (`mode::cluster`) is wired from; nothing here depends on the modes.
 //!
 //! - [`url`]: which Redis, from `REDIS_URL`
 //! - [`pubsub`]: the socket.io adapter's driver (sharded pub/sub)
@@ -6,7 +7,6 @@
 //! - [`liveness`]: noticing within about two seconds that an instance's process died
 //! - [`parsers`]: every instance on the same PARSER, or an error in the log
 //! - [`sentinel`]: with Redis Sentinel, staying on the primary it names
-//! - [`wiring`]: cluster mode assembled for the application
 //!
 //! [`Cluster::connect`] returns at once, whether or not Redis is up: both
 //! connections keep retrying in the background, and the instance serves its
@@ -18,7 +18,6 @@ mod parsers;
 mod pubsub;
 mod sentinel;
 mod url;
-mod wiring;
 
 use std::time::Duration;
 
@@ -30,7 +29,6 @@ pub use maintenance::{Maintenance, Timing};
 pub use parsers::ParserCheck;
 pub use pubsub::PubSub;
 pub use url::{RedisTarget, UrlError};
-pub use wiring::wire;
 
 /// The two connections an instance keeps to Redis.
 #[derive(Clone)]

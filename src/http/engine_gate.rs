@@ -23,8 +23,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::ClientAddr;
-use super::connections::{AddressSlot, ConnectionsPerAddress};
+use crate::net::{AddressSlot, ClientAddr, ConnectionsPerAddress};
 
 /// What the gate lets through.
 #[derive(Debug, Clone)]

@@ -6,13 +6,13 @@
 
 mod api;
 mod capacity;
-mod client_addr;
 mod client_bundle;
-mod connections;
 mod edge;
 mod engine_gate;
 mod health;
+mod origins;
 mod own_head;
+mod proxies;
 mod security_headers;
 mod serve;
 
@@ -30,10 +30,8 @@ use tower_http::services::ServeDir;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
-pub use api::{Api, ApiError, Limits, MAX_AVATAR_BYTES};
+pub use api::{Api, ApiError, ChatNotices, Limits, MAX_AVATAR_BYTES};
 pub use capacity::{Capacity, raise_open_files_limit};
-pub use client_addr::{AddressKey, ClientAddr};
-pub use connections::{AddressSlot, ConnectionsPerAddress};
 pub use edge::Edge;
 pub use engine_gate::EngineGate;
 pub use health::Readiness;

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::session::json_body;
 use super::{Api, ApiError};
-use crate::http::ClientAddr;
+use crate::net::ClientAddr;
 
 /// The body of both endpoints.
 #[derive(Deserialize)]

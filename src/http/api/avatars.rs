@@ -36,7 +36,7 @@ pub async fn upload(
     let avatar = Avatar { mime: media.mime.to_owned(), etag, bytes };
     api.stores.accounts.set_avatar(&identity.user, &avatar).await.map_err(ApiError::store_failed)?;
     tracing::info!(user = %identity.user, bytes = avatar.bytes.len(), "avatar updated");
-    api.chat.avatar_changed(&identity.user);
+    api.notices.avatar_changed(&identity.user);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -20,7 +20,7 @@ pub use bearer::Bearer;
 pub use error::ApiError;
 
 use crate::auth::Auth;
-use crate::chat::Chat;
+use crate::domain::Username;
 use crate::store::Stores;
 
 /// Largest JSON body the account endpoints read.
@@ -32,8 +32,20 @@ pub struct Api {
     auth: Auth,
     stores: Stores,
     limits: Arc<Limits>,
-    /// The chat, told of changes its clients should hear about (avatars).
-    chat: Chat,
+    /// The chat, told of changes its clients should hear about.
+    notices: Arc<dyn ChatNotices>,
+}
+
+/// What the API tells the chat: changes its connected clients should hear
+/// about. This is all the API needs of the chat; the chat implements it
+/// where the two are wired together (`mode`), so `http` does not depend on
+/// `chat`. Both calls only note the change and return at once.
+pub trait ChatNotices: Send + Sync + 'static {
+    /// `user`'s avatar changed: the clients that show it should reload it.
+    fn avatar_changed(&self, user: &Username);
+    /// A token was revoked or an account changed or was deleted: the
+    /// sessions it carried should be checked now, not at the next sweep.
+    fn sessions_changed(&self);
 }
 
 /// The limits clients may want to check before sending (`GET /api/config`).
@@ -63,9 +75,9 @@ pub struct Limits {
 
 impl Api {
     /// The API over these accounts and stores, publishing `limits`, telling
-    /// `chat` what its clients should hear about.
-    pub fn new(auth: Auth, stores: Stores, limits: Limits, chat: Chat) -> Self {
-        Self { auth, stores, limits: Arc::new(limits), chat }
+    /// the chat through `notices` what its clients should hear about.
+    pub fn new(auth: Auth, stores: Stores, limits: Limits, notices: Arc<dyn ChatNotices>) -> Self {
+        Self { auth, stores, limits: Arc::new(limits), notices }
     }
 }
 

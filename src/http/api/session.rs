@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::bearer::SignedBearer;
 use super::{Api, ApiError, Bearer};
-use crate::http::ClientAddr;
+use crate::net::ClientAddr;
 
 /// The body of `POST /api/me/password`.
 #[derive(Deserialize)]
@@ -50,7 +50,7 @@ pub async fn logout(
     SignedBearer(session): SignedBearer,
 ) -> Result<StatusCode, ApiError> {
     api.auth.log_out(&session).await?;
-    api.chat.sessions_changed();
+    api.notices.sessions_changed();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -65,7 +65,7 @@ pub async fn change_password(
     let change: PasswordChange = json_body(&body, "{ currentPassword, newPassword }")?;
     let token =
         api.auth.change_password(&session, &change.current_password, &change.new_password, client).await?;
-    api.chat.sessions_changed();
+    api.notices.sessions_changed();
     Ok(Json(json!({
         "token": token,
         "username": session.identity.user,
@@ -84,6 +84,6 @@ pub async fn delete_me(
 ) -> Result<StatusCode, ApiError> {
     let deletion: Deletion = json_body(&body, "{ password }")?;
     api.auth.delete_account(&session, &deletion.password, client).await?;
-    api.chat.sessions_changed();
+    api.notices.sessions_changed();
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,7 +3,7 @@
 //! `too_many_connections` code the client can read), and the engine gate
 //! counts engine connections (twice that), because a connection refused at
 //! the socket.io level stays open until its client closes it, and a hostile
-//! client need not (see [`super::engine_gate`]).
+//! client need not (see `http::engine_gate`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,5 +1,6 @@
-//! Cluster mode: the Redis store, the Redis adapter, and the maintenance
-//! loop, wired into an [`app::Wiring`](crate::app::Wiring).
+//! Cluster mode: several instances sharing Redis. The Redis store, the
+//! socket.io Redis adapter and the maintenance loop (all from
+//! [`crate::cluster`]), wired into a [`Wiring`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,9 +8,9 @@ use std::time::{Duration, Instant};
 use socketioxide::handler::ConnectHandler;
 use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr};
 
-use super::{Cluster, Maintenance, ParserCheck, PubSub, RedisTarget, Timing};
-use crate::app::{Instance, StartError, Wiring, router, services, socketio_builder};
+use super::{Instance, StartError, Wiring, router, services, socketio_builder};
 use crate::chat;
+use crate::cluster::{Cluster, Maintenance, ParserCheck, PubSub, RedisTarget, Timing};
 use crate::config::Config;
 use crate::http::Readiness;
 use crate::store::{RedisStore, Stores};
