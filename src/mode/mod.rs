@@ -75,7 +75,7 @@ pub struct Instance {
 
 impl Instance {
     /// The identity of this process, named `name`.
-    pub fn new(name: String) -> Self {
+    pub(crate) fn new(name: String) -> Self {
         let id = format!("{name}#{:06x}", rand::rng().random_range(0..0x100_0000u32));
         Self { name, id }
     }

@@ -62,7 +62,7 @@ impl fmt::Display for AddressKey {
 
 /// The connection's peer, as the server saw it (before any proxy is
 /// taken into account).
-pub fn peer_of(extensions: &axum::http::Extensions) -> SocketAddr {
+pub(crate) fn peer_of(extensions: &axum::http::Extensions) -> SocketAddr {
     extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |ConnectInfo(peer)| *peer)
