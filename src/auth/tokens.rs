@@ -268,4 +268,31 @@ mod tests {
         let expired = Tokens::new(b"secret one secret one secret one!", Duration::ZERO);
         assert_eq!(expired.verify(&expired.issue(&alice(), 0)), Err(TokenError::Expired));
     }
+
+    /// Tokens the hand-written HS256 code issued (before `jsonwebtoken`),
+    /// with a fixed secret: their exact bytes, which must keep verifying.
+    const FIXTURE_SECRET: &[u8] = b"chatwire fixture secret, 32 byte";
+    /// An account's, expiring in 2100.
+    const OLD_ACCOUNT_TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJib2JsIiwibmFtZSI6IkJvYjEiLCJraW5kIjoiYWNjb3VudCIsImFpZCI6IjAxSFpYRklYVFVSRUFDQ09VTlQwMDAwMDAwIiwiZ2VuZXJhdGlvbiI6MywianRpIjoiZml4dHVyZS1qdGktMSIsImlhdCI6MTcwMDAwMDAwMCwiZXhwIjo0MTAyNDQ0ODAwfQ.pGYtHVlb_eIEK1Zm8HkDiUCe4W9le5tBQvpuFw5YOts";
+    /// A guest's, expiring in 2100.
+    const OLD_GUEST_TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJib2JsIiwibmFtZSI6IkJvYjEiLCJraW5kIjoiZ3Vlc3QiLCJwcm9vZiI6Imd1ZXN0LXByb29mIiwiZ2VuZXJhdGlvbiI6MCwianRpIjoiZml4dHVyZS1qdGktMSIsImlhdCI6MTcwMDAwMDAwMCwiZXhwIjo0MTAyNDQ0ODAwfQ.Vmbm_H4BHCNt9qyPybLAUGMegsQhofZxCVHixN1b35o";
+    /// A guest's, expired in 2023.
+    const OLD_EXPIRED_TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJib2JsIiwibmFtZSI6IkJvYjEiLCJraW5kIjoiZ3Vlc3QiLCJwcm9vZiI6Imd1ZXN0LXByb29mIiwiZ2VuZXJhdGlvbiI6MCwianRpIjoiZml4dHVyZS1qdGktMSIsImlhdCI6MTcwMDAwMDAwMCwiZXhwIjoxNzAwMDAwMDYwfQ.nc0-pmrDFdF8LLGuSyLC3iU0iHKMkEPJJstYg7xZzKs";
+
+    #[test]
+    fn tokens_issued_by_earlier_releases_still_verify() {
+        let tokens = Tokens::new(FIXTURE_SECRET, Duration::from_secs(60));
+        let account = tokens.verify(OLD_ACCOUNT_TOKEN).unwrap();
+        assert_eq!(account.identity.user.as_str(), "Bob1");
+        assert_eq!(account.identity.kind, IdentityKind::Account("01HZXFIXTUREACCOUNT0000000".into()));
+        assert_eq!(
+            (account.jti.as_str(), account.generation, account.expires_at),
+            ("fixture-jti-1", 3, 4_102_444_800)
+        );
+        let guest = tokens.verify(OLD_GUEST_TOKEN).unwrap();
+        assert_eq!(guest.identity.kind, IdentityKind::Guest(OwnerProof("guest-proof".into())));
+        assert_eq!(tokens.verify(OLD_EXPIRED_TOKEN), Err(TokenError::Expired));
+        let other = Tokens::new(b"another deployment's secret!!!!!", Duration::from_secs(60));
+        assert_eq!(other.verify(OLD_ACCOUNT_TOKEN), Err(TokenError::BadSignature));
+    }
 }
