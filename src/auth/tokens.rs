@@ -1,26 +1,35 @@
 //! Signed tokens: JWTs (HS256) with a fixed header, signed with the
 //! deployment's secret so any instance verifies what another issued.
+//!
+//! Signing and verifying are `jsonwebtoken`'s (RustCrypto backend), pinned
+//! to HS256 with `exp` validated; what is ours is the exact header (the
+//! bytes every release has issued, so tokens stay valid across upgrades in
+//! both directions) and the claims.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64;
-use hmac::{Hmac, Mac};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use super::{Identity, IdentityKind};
 use crate::domain::Username;
 use crate::store::OwnerProof;
 
-type HmacSha256 = Hmac<Sha256>;
-
 /// The only header chatwire issues or accepts (so `alg: none` and algorithm
-/// confusion are impossible by construction).
+/// confusion are impossible by construction). `jsonwebtoken::encode` would
+/// write `typ` first: the header is written here so that its bytes stay
+/// those of every earlier release, whose instances compare them exactly.
 const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 /// Longer tokens are refused before any decoding.
 const MAX_TOKEN_BYTES: usize = 4096;
+/// What the secret stands for when it is empty: `jsonwebtoken` refuses an
+/// empty HMAC key, and HMAC pads every key with zero bytes to its block, so
+/// one zero byte signs exactly as the empty key did.
+const EMPTY_SECRET: &[u8] = &[0];
 
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,7 +104,9 @@ enum Kind {
 
 /// Issues and verifies tokens with one secret.
 pub struct Tokens {
-    secret: Vec<u8>,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
     ttl: Duration,
     header: String,
 }
@@ -103,17 +114,23 @@ pub struct Tokens {
 impl Tokens {
     /// Tokens signed with `secret`, valid for `ttl`.
     pub fn new(secret: &[u8], ttl: Duration) -> Self {
-        Self { secret: secret.to_vec(), ttl, header: BASE64.encode(HEADER) }
+        let secret = if secret.is_empty() { EMPTY_SECRET } else { secret };
+        let (encoding, decoding) = match (EncodingKey::from_secret(secret), DecodingKey::from_secret(secret))
+        {
+            (Ok(encoding), Ok(decoding)) => (encoding, decoding),
+            _ => unreachable!("an HMAC key may be any non-empty bytes"),
+        };
+        // HS256 only; no leeway, and a token is expired from its `exp`
+        // second on (`exp <= now`), as chatwire has always read it.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.reject_tokens_expiring_in_less_than = 1;
+        Self { encoding, decoding, validation, ttl, header: BASE64.encode(HEADER) }
     }
 
     /// How long tokens are valid.
     pub fn ttl(&self) -> Duration {
         self.ttl
-    }
-
-    fn mac(&self) -> HmacSha256 {
-        // HMAC accepts keys of any length: this cannot fail.
-        HmacSha256::new_from_slice(&self.secret).unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
     }
 
     /// A token for `identity` (for an account, issued under its
@@ -126,7 +143,7 @@ impl Tokens {
         };
         let mut jti = [0u8; 16];
         rand::rng().fill_bytes(&mut jti);
-        let claims = Claims {
+        self.sign(&Claims {
             sub: identity.user.key().to_owned(),
             name: identity.user.to_string(),
             kind,
@@ -136,13 +153,17 @@ impl Tokens {
             jti: BASE64.encode(jti),
             iat,
             exp: iat + self.ttl.as_secs(),
-        };
-        let payload = BASE64.encode(serde_json::to_vec(&claims).unwrap_or_default());
+        })
+    }
+
+    /// `claims` under [`HEADER`], signed.
+    fn sign(&self, claims: &Claims) -> String {
+        let payload = BASE64.encode(serde_json::to_vec(claims).unwrap_or_default());
         let signing_input = format!("{}.{payload}", self.header);
-        let mut mac = self.mac();
-        mac.update(signing_input.as_bytes());
-        let signature = BASE64.encode(mac.finalize().into_bytes());
-        format!("{signing_input}.{signature}")
+        match jsonwebtoken::crypto::sign(signing_input.as_bytes(), &self.encoding, Algorithm::HS256) {
+            Ok(signature) => format!("{signing_input}.{signature}"),
+            Err(err) => unreachable!("HS256 signs with any HMAC key: {err}"),
+        }
     }
 
     /// The session a token proves, if it is genuine and unexpired. Tokens
@@ -152,20 +173,19 @@ impl Tokens {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Malformed);
         }
-        let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
-        let (header, payload) = signing_input.split_once('.').ok_or(TokenError::Malformed)?;
-        if header != self.header {
+        if token.split('.').next() != Some(self.header.as_str()) {
             return Err(TokenError::Malformed);
         }
-        let signature = BASE64.decode(signature).map_err(|_| TokenError::Malformed)?;
-        let mut mac = self.mac();
-        mac.update(signing_input.as_bytes());
-        mac.verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
-        let payload = BASE64.decode(payload).map_err(|_| TokenError::Malformed)?;
-        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
-        if claims.exp <= now_secs() {
-            return Err(TokenError::Expired);
-        }
+        let claims = match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
+            Ok(data) => data.claims,
+            Err(err) => {
+                return Err(match err.kind() {
+                    ErrorKind::InvalidSignature => TokenError::BadSignature,
+                    ErrorKind::ExpiredSignature => TokenError::Expired,
+                    _ => TokenError::Malformed,
+                });
+            }
+        };
         let user = Username::parse(&claims.name).map_err(|_| TokenError::Malformed)?;
         // Tokens issued before the skeleton key carry the lowercased name: still
         // good (`sub` is signed like `name`), so nobody is logged out by the upgrade.
@@ -233,10 +253,7 @@ mod tests {
                 iat: now_secs(),
                 exp: now_secs() + 60,
             };
-            let input = format!("{}.{}", tokens.header, BASE64.encode(serde_json::to_vec(&claims).unwrap()));
-            let mut mac = tokens.mac();
-            mac.update(input.as_bytes());
-            format!("{input}.{}", BASE64.encode(mac.finalize().into_bytes()))
+            tokens.sign(&claims)
         };
         assert_eq!(tokens.verify(&sign("bob1")).unwrap().identity.user.as_str(), "Bob1");
         assert_eq!(tokens.verify(&sign("bobl")).unwrap().identity.user.as_str(), "Bob1");
@@ -294,5 +311,43 @@ mod tests {
         assert_eq!(tokens.verify(OLD_EXPIRED_TOKEN), Err(TokenError::Expired));
         let other = Tokens::new(b"another deployment's secret!!!!!", Duration::from_secs(60));
         assert_eq!(other.verify(OLD_ACCOUNT_TOKEN), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn tokens_are_issued_byte_for_byte_as_before() {
+        let tokens = Tokens::new(FIXTURE_SECRET, Duration::from_secs(60));
+        let claims = Claims {
+            sub: "bobl".into(),
+            name: "Bob1".into(),
+            kind: Kind::Account,
+            proof: None,
+            aid: Some("01HZXFIXTUREACCOUNT0000000".into()),
+            generation: 3,
+            jti: "fixture-jti-1".into(),
+            iat: 1_700_000_000,
+            exp: 4_102_444_800,
+        };
+        assert_eq!(
+            tokens.sign(&claims),
+            OLD_ACCOUNT_TOKEN,
+            "instances of earlier releases verify new tokens"
+        );
+    }
+
+    #[test]
+    fn only_the_one_header_is_accepted_even_validly_signed() {
+        let tokens = Tokens::new(FIXTURE_SECRET, Duration::from_secs(60));
+        let (_, rest) = OLD_ACCOUNT_TOKEN.split_once('.').unwrap();
+        let (payload, _) = rest.split_once('.').unwrap();
+        for header in [r#"{"typ":"JWT","alg":"HS256"}"#, r#"{"alg":"HS384","typ":"JWT"}"#] {
+            let input = format!("{}.{payload}", BASE64.encode(header));
+            let alg = if header.contains("HS384") { Algorithm::HS384 } else { Algorithm::HS256 };
+            let signature = jsonwebtoken::crypto::sign(input.as_bytes(), &tokens.encoding, alg).unwrap();
+            assert_eq!(
+                tokens.verify(&format!("{input}.{signature}")),
+                Err(TokenError::Malformed),
+                "{header}"
+            );
+        }
     }
 }
