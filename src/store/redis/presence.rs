@@ -56,20 +56,7 @@ impl RedisStore {
         let args = vec![user.key().to_owned(), user.as_str().to_owned(), proof.0.clone(), id.clone(), entry];
         let reply: Value =
             self.call("login", self.scripts.login.evalsha_with_reload(&self.client, keys, args)).await?;
-        const SCRIPT: &str = "login";
-        let reply = items(SCRIPT, reply)?;
-        let status = reply.first().map(|status| string(SCRIPT, status)).transpose()?;
-        Ok(match (status.as_deref(), reply.as_slice()) {
-            (Some("ok"), [_, user, first, users, sockets @ ..]) if sockets.len() <= 1 => Ok(Login {
-                user: username(SCRIPT, user)?,
-                first_socket: flag(SCRIPT, first)?,
-                num_users: count(SCRIPT, users)?,
-                sockets: sockets.first().map_or(Ok(1), |n| count(SCRIPT, n))?,
-            }),
-            (Some("taken"), [_, holder]) => Err(StoreError::NameTaken(string(SCRIPT, holder)?)),
-            (Some("already"), [_]) => Err(StoreError::AlreadyLoggedIn(id)),
-            _ => return Err(unexpected(SCRIPT, &reply)),
-        })
+        read_login(reply, id)
     }
 
     /// Runs the join script; `None` if Redis does not know the socket.
@@ -119,6 +106,64 @@ impl RedisStore {
             (Some("ok"), [_, last]) => Ok(Some(RoomLeave { last_for_user: flag(SCRIPT, last)? })),
             (Some("nologin" | "notin"), [_]) => Ok(None),
             _ => Err(unexpected(SCRIPT, &reply)),
+        }
+    }
+}
+
+/// login.lua's reply: `{"ok", name, first socket, users online, the user's
+/// sockets}` (the last missing from scripts before it), `{"taken", holder}`
+/// or `{"already"}`; `Ok(Err(_))` is a refusal.
+fn read_login(reply: Value, id: String) -> Result<Result<Login, StoreError>, StoreError> {
+    const SCRIPT: &str = "login";
+    let reply = items(SCRIPT, reply)?;
+    let status = reply.first().map(|status| string(SCRIPT, status)).transpose()?;
+    Ok(match (status.as_deref(), reply.as_slice()) {
+        (Some("ok"), [_, user, first, users, sockets @ ..]) if sockets.len() <= 1 => Ok(Login {
+            user: username(SCRIPT, user)?,
+            first_socket: flag(SCRIPT, first)?,
+            num_users: count(SCRIPT, users)?,
+            sockets: sockets.first().map_or(Ok(1), |n| count(SCRIPT, n))?,
+        }),
+        (Some("taken"), [_, holder]) => Err(StoreError::NameTaken(string(SCRIPT, holder)?)),
+        (Some("already"), [_]) => Err(StoreError::AlreadyLoggedIn(id)),
+        _ => return Err(unexpected(SCRIPT, &reply)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+    use super::*;
+
+    fn login(items: &[Value]) -> Result<Result<Login, StoreError>, StoreError> {
+        read_login(Value::Array(items.to_vec()), "i/s".into())
+    }
+
+    #[test]
+    fn a_login_reply_is_read_by_its_status() {
+        let ok = login(&["ok".into(), "Bob".into(), 1.into(), 4.into(), 2.into()]).unwrap().unwrap();
+        assert_eq!((ok.user.as_str(), ok.first_socket, ok.num_users, ok.sockets), ("Bob", true, 4, 2));
+        let older = login(&["ok".into(), "Bob".into(), 0.into(), 4.into()]).unwrap().unwrap();
+        assert_eq!(older.sockets, 1, "scripts before the count of sockets");
+        assert_eq!(login(&["taken".into(), "Bob".into()]).unwrap(), Err(StoreError::NameTaken("Bob".into())));
+        assert_eq!(login(&["already".into()]).unwrap(), Err(StoreError::AlreadyLoggedIn("i/s".into())));
+    }
+
+    #[test]
+    fn an_unknown_or_short_login_reply_is_an_error_not_a_refusal() {
+        for reply in [
+            vec!["maybe".into()],
+            vec!["ok".into(), "Bob".into()],
+            vec!["ok".into(), "Bob".into(), 2.into(), 4.into()],
+            vec!["taken".into()],
+            vec![1.into()],
+            vec![],
+        ] {
+            match login(&reply) {
+                Err(StoreError::Unavailable(why)) => assert!(why.contains("the login script"), "{why}"),
+                other => panic!("{reply:?} read as {other:?}"),
+            }
         }
     }
 }
