@@ -6,15 +6,18 @@
 //! bytes every release has issued, so tokens stay valid across upgrades in
 //! both directions) and the claims.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
 
+mod claims;
+
+pub use self::claims::Session;
+use self::claims::{Claims, Kind, now_secs};
 use super::{Identity, IdentityKind};
 use crate::domain::Username;
 use crate::store::OwnerProof;
@@ -43,63 +46,6 @@ pub enum TokenError {
     /// Past its expiry.
     #[error("token expired")]
     Expired,
-}
-
-#[derive(Serialize, Deserialize)]
-struct Claims {
-    /// The name's key (`Username::key`).
-    sub: String,
-    /// The name as registered or chosen.
-    name: String,
-    /// `account` or `guest`.
-    kind: Kind,
-    /// Guests: the proof their name is held under.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    proof: Option<String>,
-    /// Accounts: the account's id, so a token never opens another account
-    /// registered later under the same name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    aid: Option<String>,
-    /// Accounts: the account's generation when issued (a password change
-    /// raises it, revoking every earlier token).
-    #[serde(default)]
-    generation: u64,
-    /// This token's own id, for revoking it alone (logout).
-    jti: String,
-    iat: u64,
-    exp: u64,
-}
-
-/// A verified token: who it names, and what it takes to revoke it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Session {
-    /// Who the token proves.
-    pub identity: Identity,
-    /// The token's own id (its entry in the revocation list).
-    pub jti: String,
-    /// Accounts: the account generation it was issued under.
-    pub generation: u64,
-    /// When it expires, in seconds since the Unix epoch.
-    pub expires_at: u64,
-}
-
-impl Session {
-    /// True once the token has expired.
-    pub fn is_expired(&self) -> bool {
-        self.expires_at <= now_secs()
-    }
-
-    /// How long the token has left (zero once expired).
-    pub fn remaining(&self) -> Duration {
-        Duration::from_secs(self.expires_at.saturating_sub(now_secs()))
-    }
-}
-
-#[derive(Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "lowercase")]
-enum Kind {
-    Account,
-    Guest,
 }
 
 /// Issues and verifies tokens with one secret.
@@ -207,10 +153,6 @@ impl Tokens {
             expires_at: claims.exp,
         })
     }
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
