@@ -3,105 +3,135 @@
 //! how long broadcasting a message takes, and the packet parser with the
 //! signs of a parser mismatch (undecodable packets, peers using another).
 //!
-//! Metrics describe the process, so there is one registry per process
+//! The metrics and their text exposition (format 0.0.4) are
+//! `prometheus-client`'s, the Prometheus project's own crate. Metrics
+//! describe the process, so there is one registry per process
 //! ([`metrics`]), as with any Prometheus client; counting is a relaxed
-//! atomic add on paths that already do far more work. Event names come from
-//! fixed lists: a client inventing event names cannot grow the output.
+//! atomic add on paths that already do far more work (the emit histogram
+//! takes a short lock, once per broadcast). Event names come from fixed
+//! lists (`events`, the one part that knows event names): a client
+//! inventing event names cannot grow the output.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
+
+mod events;
+
+use self::events::{EVENTS_IN, EVENTS_OUT, EventCounters};
 use crate::config::PacketParser;
-
-/// Client → server events counted by name; anything else is `other`.
-const EVENTS_IN: &[&str] = &[
-    "add user",
-    "users",
-    "new message",
-    "message",
-    "history",
-    "join",
-    "leave",
-    "rooms",
-    "typing",
-    "stop typing",
-];
-
-/// Server → client events counted by name; anything else is `other`.
-const EVENTS_OUT: &[&str] = &[
-    "login",
-    "user joined",
-    "user left",
-    "new message",
-    "message",
-    "typing",
-    "stop typing",
-    "member joined",
-    "member left",
-    "users",
-    "presence",
-    "avatar changed",
-    "chat error",
-];
 
 /// Upper bounds of the emit latency buckets, in microseconds.
 const LATENCY_BUCKETS_US: &[u64] =
     &[50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000];
 
-/// The process's counters.
+/// The process's metrics, and the registry that exposes them.
 pub struct Metrics {
-    sockets: AtomicI64,
-    events_in: Vec<AtomicU64>,
-    events_out: Vec<AtomicU64>,
-    rate_limited: AtomicU64,
-    redis_errors: AtomicU64,
-    redis_reconnects: AtomicU64,
-    instances_purged: AtomicU64,
-    connections_refused: AtomicU64,
-    open_files_limit: AtomicU64,
-    emit_buckets: Vec<AtomicU64>,
-    emit_sum_us: AtomicU64,
-    emit_count: AtomicU64,
+    /// Every family always shown, registered once.
+    registry: Registry,
+    sockets: Gauge,
+    events_in: EventCounters,
+    events_out: EventCounters,
+    rate_limited: Counter,
+    redis_errors: Counter,
+    redis_reconnects: Counter,
+    instances_purged: Counter,
+    connections_refused: Counter,
+    undecodable_packets: Counter,
+    open_files_limit: Gauge,
+    mismatched_peers: Gauge,
+    emit_seconds: Histogram,
     /// PARSER, once socket.io is set up.
     parser: Mutex<Option<PacketParser>>,
-    undecodable_packets: AtomicU64,
-    mismatched_peers: AtomicI64,
 }
 
 /// The registry of this process.
 pub fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(|| {
-        let counters = |n: usize| (0..n).map(|_| AtomicU64::new(0)).collect();
-        Metrics {
-            sockets: AtomicI64::new(0),
-            events_in: counters(EVENTS_IN.len() + 1),
-            events_out: counters(EVENTS_OUT.len() + 1),
-            rate_limited: AtomicU64::new(0),
-            redis_errors: AtomicU64::new(0),
-            redis_reconnects: AtomicU64::new(0),
-            instances_purged: AtomicU64::new(0),
-            connections_refused: AtomicU64::new(0),
-            open_files_limit: AtomicU64::new(0),
-            emit_buckets: counters(LATENCY_BUCKETS_US.len()),
-            emit_sum_us: AtomicU64::new(0),
-            emit_count: AtomicU64::new(0),
+    METRICS.get_or_init(Metrics::new)
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let seconds = LATENCY_BUCKETS_US.iter().map(|us| *us as f64 / 1e6);
+        let metrics = Self {
+            registry: Registry::default(),
+            sockets: Gauge::default(),
+            events_in: EventCounters::new(
+                "chatwire_events_in",
+                "Events received from clients, by name.",
+                EVENTS_IN,
+            ),
+            events_out: EventCounters::new(
+                "chatwire_events_out",
+                "Events emitted (one per socket or broadcast), by name.",
+                EVENTS_OUT,
+            ),
+            rate_limited: Counter::default(),
+            redis_errors: Counter::default(),
+            redis_reconnects: Counter::default(),
+            instances_purged: Counter::default(),
+            connections_refused: Counter::default(),
+            undecodable_packets: Counter::default(),
+            open_files_limit: Gauge::default(),
+            mismatched_peers: Gauge::default(),
+            emit_seconds: Histogram::new(seconds),
             parser: Mutex::new(None),
-            undecodable_packets: AtomicU64::new(0),
-            mismatched_peers: AtomicI64::new(0),
+        };
+        metrics.registered()
+    }
+
+    /// Registers every family always shown. Help texts have no final
+    /// period: the registry adds it.
+    fn registered(mut self) -> Self {
+        let r = &mut self.registry;
+        r.register("chatwire_sockets", "Sockets connected to this instance", self.sockets.clone());
+        r.register_collector(Box::new(self.events_in.clone()));
+        r.register_collector(Box::new(self.events_out.clone()));
+        for (name, counter, help) in [
+            ("chatwire_rate_limited", &self.rate_limited, "Events refused by per-socket flood control"),
+            ("chatwire_redis_errors", &self.redis_errors, "Redis calls that failed or timed out"),
+            ("chatwire_redis_reconnects", &self.redis_reconnects, "Times the Redis connection came back"),
+            (
+                "chatwire_connections_refused",
+                &self.connections_refused,
+                "Connections answered 503 because the open-files limit was near",
+            ),
+            (
+                "chatwire_instances_purged",
+                &self.instances_purged,
+                "Dead instances whose sockets this instance removed (closed connections, or no heartbeat)",
+            ),
+            (
+                "chatwire_undecodable_packets",
+                &self.undecodable_packets,
+                "Connections closed on a packet the parser could not decode (most often a client using another PARSER)",
+            ),
+        ] {
+            r.register(name, help, counter.clone());
         }
-    })
-}
-
-/// Writes a metric family's HELP and TYPE lines.
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-fn slot(names: &[&str], name: &str) -> usize {
-    names.iter().position(|known| *known == name).unwrap_or(names.len())
+        r.register(
+            "chatwire_open_files_limit",
+            "The open-files limit in force (RLIMIT_NOFILE)",
+            self.open_files_limit.clone(),
+        );
+        r.register(
+            "chatwire_parser_mismatched_peers",
+            "Live instances of the deployment whose PARSER differs from this one's",
+            self.mismatched_peers.clone(),
+        );
+        r.register(
+            "chatwire_emit_seconds",
+            "Time to broadcast a message: local delivery and the publish",
+            self.emit_seconds.clone(),
+        );
+        self
+    }
 }
 
 /// Counts one connected socket until dropped (held in the socket's state).
@@ -111,7 +141,7 @@ pub struct SocketGauge(());
 impl SocketGauge {
     /// Counts a socket in.
     pub fn new() -> Self {
-        metrics().sockets.fetch_add(1, Ordering::Relaxed);
+        metrics().sockets.inc();
         Self(())
     }
 }
@@ -124,49 +154,49 @@ impl Default for SocketGauge {
 
 impl Drop for SocketGauge {
     fn drop(&mut self) {
-        metrics().sockets.fetch_sub(1, Ordering::Relaxed);
+        metrics().sockets.dec();
     }
 }
 
 impl Metrics {
     /// An event arrived from a client.
     pub fn event_in(&self, name: &str) {
-        self.events_in[slot(EVENTS_IN, name)].fetch_add(1, Ordering::Relaxed);
+        self.events_in.count(name);
     }
 
     /// An event was emitted (to one socket or broadcast to a room).
     pub fn event_out(&self, name: &str) {
-        self.events_out[slot(EVENTS_OUT, name)].fetch_add(1, Ordering::Relaxed);
+        self.events_out.count(name);
     }
 
     /// An event was refused by flood control.
     pub fn rate_limited(&self) {
-        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+        self.rate_limited.inc();
     }
 
     /// A Redis call failed or timed out.
     pub fn redis_error(&self) {
-        self.redis_errors.fetch_add(1, Ordering::Relaxed);
+        self.redis_errors.inc();
     }
 
     /// The Redis connection came back.
     pub fn redis_reconnect(&self) {
-        self.redis_reconnects.fetch_add(1, Ordering::Relaxed);
+        self.redis_reconnects.inc();
     }
 
     /// A connection was answered 503: the open-files limit was near.
     pub fn connection_refused(&self) {
-        self.connections_refused.fetch_add(1, Ordering::Relaxed);
+        self.connections_refused.inc();
     }
 
     /// Records the open-files limit in force.
     pub fn set_open_files_limit(&self, limit: u64) {
-        self.open_files_limit.store(limit, Ordering::Relaxed);
+        self.open_files_limit.set(i64::try_from(limit).unwrap_or(i64::MAX));
     }
 
     /// This instance removed a dead instance's sockets from Redis.
     pub fn instance_purged(&self) {
-        self.instances_purged.fetch_add(1, Ordering::Relaxed);
+        self.instances_purged.inc();
     }
 
     /// Records the packet parser this process's socket.io speaks.
@@ -181,128 +211,46 @@ impl Metrics {
 
     /// A connection was closed because a packet could not be decoded.
     pub fn undecodable_packet(&self) {
-        self.undecodable_packets.fetch_add(1, Ordering::Relaxed);
+        self.undecodable_packets.inc();
     }
 
     /// How many live instances of the deployment use another parser.
     pub fn set_mismatched_peers(&self, peers: usize) {
-        self.mismatched_peers.store(i64::try_from(peers).unwrap_or(i64::MAX), Ordering::Relaxed);
+        self.mismatched_peers.set(i64::try_from(peers).unwrap_or(i64::MAX));
     }
 
-    /// A message broadcast took `took` (local delivery and the publish).
+    /// A message broadcast took `took` (local delivery and the publish),
+    /// counted in whole microseconds as the bucket bounds are.
     pub fn emit_latency(&self, took: Duration) {
         let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        if let Some(bucket) = LATENCY_BUCKETS_US.iter().position(|bound| us <= *bound) {
-            self.emit_buckets[bucket].fetch_add(1, Ordering::Relaxed);
-        }
-        self.emit_sum_us.fetch_add(us, Ordering::Relaxed);
-        self.emit_count.fetch_add(1, Ordering::Relaxed);
+        self.emit_seconds.observe(us as f64 / 1e6);
     }
 
     /// The Prometheus text exposition, with the deployment-wide gauges the
-    /// caller read from the store (`None` when it could not).
+    /// caller read from the store (left out when `None`: it could not).
     pub fn render(&self, users_online: Option<usize>, rooms: Option<usize>) -> String {
-        let mut out = String::with_capacity(4096);
-        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        family(&mut out, "chatwire_sockets", "gauge", "Sockets connected to this instance.");
-        let _ = writeln!(out, "chatwire_sockets {}", self.sockets.load(Ordering::Relaxed));
+        // What is known only now: the store's gauges and the parser.
+        let mut now = Registry::default();
+        let gauge = |value: usize| {
+            let gauge: Gauge = Gauge::default();
+            gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+            gauge
+        };
         if let Some(users) = users_online {
-            family(&mut out, "chatwire_users_online", "gauge", "Logged-in users of the deployment.");
-            let _ = writeln!(out, "chatwire_users_online {users}");
+            now.register("chatwire_users_online", "Logged-in users of the deployment", gauge(users));
         }
         if let Some(rooms) = rooms {
-            family(&mut out, "chatwire_rooms", "gauge", "Rooms of the deployment with at least one member.");
-            let _ = writeln!(out, "chatwire_rooms {rooms}");
-        }
-        for (metric, names, counters, help) in [
-            (
-                "chatwire_events_in_total",
-                EVENTS_IN,
-                &self.events_in,
-                "Events received from clients, by name.",
-            ),
-            (
-                "chatwire_events_out_total",
-                EVENTS_OUT,
-                &self.events_out,
-                "Events emitted (one per socket or broadcast), by name.",
-            ),
-        ] {
-            family(&mut out, metric, "counter", help);
-            for (i, counter) in counters.iter().enumerate() {
-                let name = names.get(i).copied().unwrap_or("other");
-                let _ = writeln!(out, "{metric}{{event=\"{name}\"}} {}", get(counter));
-            }
-        }
-        for (metric, counter, help) in [
-            (
-                "chatwire_rate_limited_total",
-                &self.rate_limited,
-                "Events refused by per-socket flood control.",
-            ),
-            ("chatwire_redis_errors_total", &self.redis_errors, "Redis calls that failed or timed out."),
-            (
-                "chatwire_redis_reconnects_total",
-                &self.redis_reconnects,
-                "Times the Redis connection came back.",
-            ),
-            (
-                "chatwire_connections_refused_total",
-                &self.connections_refused,
-                "Connections answered 503 because the open-files limit was near.",
-            ),
-            (
-                "chatwire_instances_purged_total",
-                &self.instances_purged,
-                "Dead instances whose sockets this instance removed (closed connections, or no heartbeat).",
-            ),
-            (
-                "chatwire_undecodable_packets_total",
-                &self.undecodable_packets,
-                "Connections closed on a packet the parser could not decode (most often a client using another PARSER).",
-            ),
-        ] {
-            family(&mut out, metric, "counter", help);
-            let _ = writeln!(out, "{metric} {}", get(counter));
+            now.register("chatwire_rooms", "Rooms of the deployment with at least one member", gauge(rooms));
         }
         if let Some(parser) = self.parser() {
-            family(&mut out, "chatwire_parser_info", "gauge", "The packet parser (PARSER) of this instance.");
-            let _ = writeln!(out, "chatwire_parser_info{{parser=\"{parser}\"}} 1");
+            let info = Info::new([("parser", parser.as_str())]);
+            now.register("chatwire_parser", "The packet parser (PARSER) of this instance", info);
         }
-        family(
-            &mut out,
-            "chatwire_open_files_limit",
-            "gauge",
-            "The open-files limit in force (RLIMIT_NOFILE).",
-        );
-        let _ = writeln!(out, "chatwire_open_files_limit {}", self.open_files_limit.load(Ordering::Relaxed));
-        family(
-            &mut out,
-            "chatwire_parser_mismatched_peers",
-            "gauge",
-            "Live instances of the deployment whose PARSER differs from this one's.",
-        );
-        let _ = writeln!(
-            out,
-            "chatwire_parser_mismatched_peers {}",
-            self.mismatched_peers.load(Ordering::Relaxed)
-        );
-        family(
-            &mut out,
-            "chatwire_emit_seconds",
-            "histogram",
-            "Time to broadcast a message: local delivery and the publish.",
-        );
-        let mut cumulative = 0;
-        for (bound, bucket) in LATENCY_BUCKETS_US.iter().zip(&self.emit_buckets) {
-            cumulative += get(bucket);
-            let _ =
-                writeln!(out, "chatwire_emit_seconds_bucket{{le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
+        let mut out = String::with_capacity(4096);
+        for registry in [&self.registry, &now] {
+            // Writing to a String cannot fail.
+            let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, registry);
         }
-        let count = get(&self.emit_count);
-        let _ = writeln!(out, "chatwire_emit_seconds_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(out, "chatwire_emit_seconds_sum {}", get(&self.emit_sum_us) as f64 / 1e6);
-        let _ = writeln!(out, "chatwire_emit_seconds_count {count}");
         out
     }
 }

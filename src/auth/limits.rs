@@ -26,6 +26,11 @@
 //!
 //! An address's wait is given as the time until its window closes (or the
 //! backoff ends), as `Retry-After`.
+//!
+//! These are fixed windows counted in the account store (Redis scripts, so
+//! every instance sees one count), not token buckets in memory: `governor`,
+//! whose state lives in one process, would let N instances admit N times
+//! the attempts.
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -5,10 +5,15 @@
 //! - [`passwords`]: hashing and verifying passwords off the async workers,
 //!   a bounded number at once
 //! - [`limits`]: the attempt counters a login passes before its password is checked
+//! - `identity`: who a verified user is; `error`: [`AuthError`]
+//! - `own_account`: what an account does to itself (its password, its deletion)
 //!
 //! [`Auth`] is the service the HTTP API and the socket handshake share.
 
+mod error;
+mod identity;
 pub mod limits;
+mod own_account;
 pub mod passwords;
 pub mod tokens;
 
@@ -16,125 +21,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::domain::{Password, UserId, Username, ValidationError};
-use crate::store::{Account, AccountStore, OwnerProof, Store, StoreError};
+pub use error::{AuthError, whole_seconds};
+pub use identity::{Identity, IdentityKind};
 use limits::Limits;
-use passwords::{HashError, Hasher};
+use passwords::Hasher;
 pub use tokens::{Session, TokenError, Tokens};
 
-/// A verified identity.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Identity {
-    /// The name.
-    pub user: Username,
-    /// Account or guest.
-    pub kind: IdentityKind,
-}
-
-/// What kind of user an identity is.
-#[derive(Debug, Clone, PartialEq)]
-pub enum IdentityKind {
-    /// A registered account (by its id): owns its name for good.
-    Account(String),
-    /// A guest: holds the name only while online, under this proof.
-    Guest(OwnerProof),
-}
-
-impl Identity {
-    /// The identity of an account.
-    pub fn of_account(account: &Account) -> Self {
-        Self { user: account.name.clone(), kind: IdentityKind::Account(account.id.clone()) }
-    }
-
-    /// The proof this identity holds its name under in presence.
-    pub fn proof(&self) -> OwnerProof {
-        match &self.kind {
-            IdentityKind::Account(id) => OwnerProof::account(id),
-            IdentityKind::Guest(proof) => proof.clone(),
-        }
-    }
-
-    /// Who this is, whatever the name: what private conversations and files belong to.
-    pub fn id(&self) -> UserId {
-        self.proof().user_id()
-    }
-
-    /// True for registered accounts.
-    pub fn is_account(&self) -> bool {
-        matches!(self.kind, IdentityKind::Account(_))
-    }
-}
-
-/// Why an account operation failed.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum AuthError {
-    /// A name or password broke the rules.
-    #[error("{0}")]
-    Invalid(ValidationError),
-    /// The name is registered already.
-    #[error("the name `{0}` is registered already")]
-    AccountExists(String),
-    /// A guest is online under that name right now.
-    #[error("the name `{0}` is in use by someone online")]
-    NameInUse(String),
-    /// Unknown name or wrong password (deliberately not told apart).
-    #[error("wrong name or password")]
-    BadCredentials,
-    /// The token is forged, malformed or expired.
-    #[error("{0}")]
-    BadToken(TokenError),
-    /// A guest token whose session is over (the name was released).
-    #[error("this guest session has ended; log in again")]
-    SessionEnded,
-    /// The token was revoked (a logout, a password change, a deleted account).
-    #[error("this token was revoked; log in again")]
-    Revoked,
-    /// Too many attempts ([`limits`]); try again after this long.
-    #[error("too many attempts; try again in {} s", whole_seconds(*.0))]
-    RateLimited(Duration),
-    /// Every password-hashing thread is taken and its queue is full; try
-    /// again after this long. The password was not checked.
-    #[error("the server is busy checking passwords; try again in {} s", whole_seconds(*.0))]
-    Busy(Duration),
-    /// The state store is unreachable.
-    #[error("the account service is unavailable, try again shortly")]
-    Unavailable,
-    /// Only accounts can do this (a guest token was used).
-    #[error("only registered accounts can do this")]
-    NotAnAccount,
-    /// The account changed during the request (another change won); retry.
-    #[error("the account changed meanwhile; try again")]
-    Conflict,
-}
-
-/// A wait in whole seconds, rounded up (a wait of 0.2 s is "1 s", not "0 s").
-pub fn whole_seconds(wait: Duration) -> u64 {
-    wait.as_millis().div_ceil(1000).try_into().unwrap_or(u64::MAX).max(1)
-}
-
-impl From<HashError> for AuthError {
-    fn from(err: HashError) -> Self {
-        match err {
-            HashError::Busy => Self::Busy(passwords::BUSY_RETRY_AFTER),
-            HashError::Failed(cause) => {
-                tracing::error!(%cause, "password hashing failed");
-                Self::Unavailable
-            }
-        }
-    }
-}
-
-impl From<StoreError> for AuthError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::AccountExists(name) => Self::AccountExists(name),
-            other => {
-                tracing::warn!(error = %other, "account store failed");
-                Self::Unavailable
-            }
-        }
-    }
-}
+use crate::domain::{Password, Username};
+use crate::store::{Account, AccountStore, OwnerProof, Store, StoreError};
 
 /// Accounts and tokens. Cheap to clone.
 #[derive(Clone)]
@@ -307,75 +201,6 @@ impl Auth {
         self.0.accounts.revoke_token(&session.jti, session.remaining()).await?;
         tracing::info!(user = %session.identity.user, "token revoked by logout");
         Ok(())
-    }
-
-    /// The account behind a session, after checking its current password
-    /// under the same limits as a login (a stolen token must not become a
-    /// way to guess the password, nor to keep the hashing threads busy).
-    async fn account_with_password(
-        &self,
-        session: &Session,
-        password: &str,
-        from: IpAddr,
-    ) -> Result<Account, AuthError> {
-        let IdentityKind::Account(id) = &session.identity.kind else { return Err(AuthError::NotAnAccount) };
-        self.0.limits.address(from).await?;
-        let Ok(password) = Password::parse(password) else { return Err(AuthError::BadCredentials) };
-        let user = &session.identity.user;
-        let account = self.0.accounts.account(user).await?;
-        let account = account.filter(|account| account.id == *id).ok_or(AuthError::BadCredentials)?;
-        let admission = self.0.limits.admit(user, from).await?;
-        match self.0.hasher.verify(password, Some(account.password_hash.clone())).await {
-            Ok(true) => {
-                self.0.limits.succeeded(&admission).await;
-                Ok(account)
-            }
-            Ok(false) => {
-                tracing::info!(%user, %from, "wrong current password");
-                Err(AuthError::BadCredentials)
-            }
-            Err(err) => {
-                self.0.limits.unchecked(&admission).await;
-                Err(err.into())
-            }
-        }
-    }
-
-    /// `POST /api/me/password`: checks the current password, sets the new
-    /// one and revokes every token of the account; returns a fresh token.
-    pub async fn change_password(
-        &self,
-        session: &Session,
-        current: &str,
-        new: &str,
-        from: IpAddr,
-    ) -> Result<String, AuthError> {
-        let new = Password::parse(new).map_err(AuthError::Invalid)?;
-        let account = self.account_with_password(session, current, from).await?;
-        let password_hash = self.0.hasher.hash(new).await?;
-        let changed = Account { password_hash, generation: account.generation + 1, ..account.clone() };
-        if !self.0.accounts.replace_account(&account, &changed).await? {
-            return Err(AuthError::Conflict);
-        }
-        tracing::info!(user = %account.name, "password changed; earlier tokens revoked");
-        Ok(self.0.tokens.issue(&Identity::of_account(&changed), changed.generation))
-    }
-
-    /// `DELETE /api/me`: checks the password, then deletes the account and
-    /// its avatar. Its tokens stop working at once; its private history
-    /// belongs to its id, which nobody can hold again.
-    pub async fn delete_account(
-        &self,
-        session: &Session,
-        password: &str,
-        from: IpAddr,
-    ) -> Result<Username, AuthError> {
-        let account = self.account_with_password(session, password, from).await?;
-        if !self.0.accounts.delete_account(&account).await? {
-            return Err(AuthError::Conflict);
-        }
-        tracing::info!(user = %account.name, "account deleted");
-        Ok(account.name)
     }
 
     /// The account registered under `user`'s name, if any.

@@ -6,6 +6,14 @@
 //! allowance than a small one ([`PacketSize::event_cost`]). A second bucket
 //! counts bytes delivered (a message's size times its recipients), so that
 //! one event cannot fan a file out to everyone.
+//!
+//! The buckets are ours, not `governor`'s: its direct limiter is 40 bytes
+//! with the std clock (72 with its default quanta clock), as ours, but it
+//! counts whole cells in a `u32` with a per-cell interval truncated to whole
+//! nanoseconds (2 MiB/s becomes 476 ns a byte: 3 MiB short waits 1.497 s,
+//! not 1.5 s, and bursts over 4 GiB or costs over `u32` do not fit), and it
+//! reads its own clock where these take the time as a value. The flood
+//! window, queue and in-flight byte caps around them have no counterpart.
 
 use std::time::{Duration, Instant};
 

@@ -12,7 +12,7 @@ use fred::prelude::{HashesInterface, KeysInterface, Value};
 use fred::types::SetOptions;
 use serde::{Deserialize, Serialize};
 
-use super::RedisStore;
+use super::{RedisStore, reply};
 use crate::domain::Username;
 use crate::store::{Account, AccountStore, Attempts, Avatar, Charge, StoreError};
 
@@ -60,13 +60,13 @@ impl RedisStore {
             generation.to_string(),
             new.map(AccountRecord::json).transpose()?.unwrap_or_default(),
         ];
-        let replaced: i64 = self
+        let replaced: Value = self
             .call(
                 "replace account",
                 self.scripts.replace_account.evalsha_with_reload(&self.client, keys, args),
             )
             .await?;
-        Ok(replaced == 1)
+        reply::yes_or_no("replace_account", replaced)
     }
 
     /// The account record stored at account key `key`. A record written
@@ -160,13 +160,13 @@ impl AccountStore for RedisStore {
         let now = now_ms();
         let args =
             vec![jti.to_owned(), now.saturating_add(ttl.as_millis() as u64).to_string(), now.to_string()];
-        let _: i64 = self
+        let revoked: Value = self
             .call(
                 "revoke token",
                 self.scripts.revoke.evalsha_with_reload(&self.client, vec![self.keys.revoked()], args),
             )
             .await?;
-        Ok(())
+        reply::done("revoke", revoked)
     }
 
     async fn revoked_tokens(&self, jtis: &[&str]) -> Result<Vec<bool>, StoreError> {
@@ -176,13 +176,13 @@ impl AccountStore for RedisStore {
         let mut args = Vec::with_capacity(jtis.len() + 1);
         args.push(now_ms().to_string());
         args.extend(jtis.iter().map(|jti| (*jti).to_owned()));
-        let found: Vec<i64> = self
+        let found: Value = self
             .call(
                 "revoked tokens",
                 self.scripts.revoked.evalsha_with_reload(&self.client, vec![self.keys.revoked()], args),
             )
             .await?;
-        Ok(found.iter().map(|found| *found == 1).collect())
+        reply::revoked(found, jtis.len())
     }
 
     async fn set_avatar(&self, name: &Username, avatar: &Avatar) -> Result<(), StoreError> {
@@ -213,15 +213,11 @@ impl AccountStore for RedisStore {
     async fn count_attempt(&self, key: &str, max: u64, window: Duration) -> Result<Attempts, StoreError> {
         let keys = vec![self.keys.attempts(key)];
         let args = vec![window.as_millis().to_string(), max.to_string()];
-        let counted: Result<(i64, i64, i64), _> = self
+        let counted: Result<Value, _> = self
             .call("count attempt", self.scripts.count.evalsha_with_reload(&self.client, keys, args))
             .await;
         match counted {
-            Ok((counted, count, left_ms)) => Ok(Attempts {
-                counted: counted == 1,
-                count: count.max(0) as u64,
-                resets_in: Duration::from_millis(left_ms.max(0) as u64),
-            }),
+            Ok(reply) => reply::attempts(reply),
             // Rate limits keep working through an outage, per instance.
             Err(_) => self.local.count_attempt(key, max, window).await,
         }
@@ -229,14 +225,14 @@ impl AccountStore for RedisStore {
 
     async fn uncount_attempt(&self, key: &str) -> Result<(), StoreError> {
         let keys = vec![self.keys.attempts(key)];
-        let uncounted: Result<i64, _> = self
+        let uncounted: Result<Value, _> = self
             .call(
                 "uncount attempt",
                 self.scripts.uncount.evalsha_with_reload(&self.client, keys, Vec::<String>::new()),
             )
             .await;
         match uncounted {
-            Ok(_) => Ok(()),
+            Ok(left) => reply::count("uncount", &left).map(drop),
             Err(_) => self.local.uncount_attempt(key).await,
         }
     }
@@ -268,15 +264,10 @@ impl AccountStore for RedisStore {
     ) -> Result<Charge, StoreError> {
         let keys = vec![self.keys.quota(key)];
         let args = vec![amount.to_string(), limit.to_string(), window.as_millis().max(1).to_string()];
-        let reply: Result<Vec<i64>, _> =
+        let charged: Result<Value, _> =
             self.call("charge", self.scripts.charge.evalsha_with_reload(&self.client, keys, args)).await;
-        match reply.as_deref() {
-            Ok(&[accepted, used, resets_in_ms]) => Ok(Charge {
-                accepted: accepted == 1,
-                used: used.max(0) as u64,
-                resets_in: Duration::from_millis(resets_in_ms.max(0) as u64),
-            }),
-            Ok(other) => Err(StoreError::Unavailable(format!("charge: unexpected reply {other:?}"))),
+        match charged {
+            Ok(reply) => reply::charge(reply),
             // Quotas keep working through an outage, per instance.
             Err(_) => self.local.charge(key, amount, limit, window).await,
         }

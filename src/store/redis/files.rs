@@ -8,7 +8,7 @@ use bytes::Bytes;
 use fred::prelude::{HashesInterface, Value};
 use serde::{Deserialize, Serialize};
 
-use super::RedisStore;
+use super::{RedisStore, reply};
 use crate::domain::{Conversation, MessageId};
 use crate::store::{FileStore, StoreError, StoredFile};
 
@@ -34,10 +34,10 @@ impl FileStore for RedisStore {
             Value::Bytes(file.bytes.clone()),
             (self.file_ttl.as_secs().max(1) as i64).into(),
         ];
-        let _: i64 = self
+        let stored: Value = self
             .call("store file", self.scripts.put_file.evalsha_with_reload(&self.client, keys, args))
             .await?;
-        Ok(())
+        reply::done("put_file", stored)
     }
 
     async fn file(&self, id: &MessageId) -> Result<Option<StoredFile>, StoreError> {

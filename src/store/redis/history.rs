@@ -3,10 +3,10 @@
 //! `ZRANGE … BYLEX` pages by id. Writes that fail are buffered and flushed
 //! when Redis returns.
 
-use fred::prelude::SortedSetsInterface;
+use fred::prelude::{SortedSetsInterface, Value};
 use fred::types::sorted_sets::{ZRange, ZRangeBound, ZRangeKind, ZSort};
 
-use super::RedisStore;
+use super::{RedisStore, reply};
 use crate::domain::{Conversation, Message};
 use crate::store::{HistoryPage, StoreError};
 
@@ -23,9 +23,9 @@ impl RedisStore {
             self.history_limit.to_string(),
             self.history_ttl.as_millis().max(1).to_string(),
         ];
-        let _: i64 =
+        let appended: Value =
             self.call("append", self.scripts.append.evalsha_with_reload(&self.client, keys, args)).await?;
-        Ok(())
+        reply::done("append", appended)
     }
 
     /// Writes buffered history to Redis, oldest first. Returns how many were written.

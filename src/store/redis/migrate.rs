@@ -32,7 +32,7 @@ use fred::types::config::{Options, Server};
 use serde::Deserialize;
 use tokio::task::JoinHandle;
 
-use super::RedisStore;
+use super::{RedisStore, reply};
 use crate::domain::Username;
 use crate::store::StoreError;
 
@@ -172,10 +172,10 @@ impl RedisStore {
     /// Deletes `key` only if it still holds `value`; false if it changed.
     async fn delete_if(&self, key: &str, value: &str) -> Result<bool, StoreError> {
         let (keys, args) = (vec![key.to_owned()], vec![value.to_owned()]);
-        let deleted: i64 = self
+        let deleted: Value = self
             .call("delete if unchanged", self.scripts.delete_if.evalsha_with_reload(&self.client, keys, args))
             .await?;
-        Ok(deleted == 1)
+        reply::yes_or_no("delete_if", deleted)
     }
 
     /// Moves an avatar. One already at the new key is newer (uploaded since

@@ -6,10 +6,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use fred::prelude::{ClientLike, HashesInterface, SetsInterface};
+use fred::prelude::{ClientLike, HashesInterface, SetsInterface, Value};
 
 use super::scripts::{parse_socket_id, socket_id};
-use super::{RedisStore, room_name};
+use super::{RedisStore, reply};
 use crate::domain::{RoomName, Username};
 use crate::store::{Login, Logout, SocketKey, StoreError};
 
@@ -44,20 +44,20 @@ impl RedisStore {
     pub async fn heartbeat(&self) -> Result<bool, StoreError> {
         let keys = vec![self.keys.instances.clone(), self.keys.connections.clone()];
         let args = vec![self.instance.clone(), self.client.id().to_owned()];
-        let known: i64 = self
+        let known: Value = self
             .call_now("heartbeat", self.scripts.heartbeat.evalsha_with_reload(&self.client, keys, args))
             .await?;
-        Ok(known == 1)
+        reply::yes_or_no("heartbeat", known)
     }
 
     /// Other instances whose last heartbeat is older than `ttl`.
     pub async fn dead_instances(&self, ttl: Duration) -> Result<Vec<String>, StoreError> {
         let keys = vec![self.keys.instances.clone()];
         let args = vec![ttl.as_millis().to_string()];
-        let dead: Vec<String> = self
+        let dead: Value = self
             .call_now("dead instances", self.scripts.dead.evalsha_with_reload(&self.client, keys, args))
             .await?;
-        Ok(dead.into_iter().filter(|id| *id != self.instance).collect())
+        Ok(reply::strings("dead", dead)?.into_iter().filter(|id| *id != self.instance).collect())
     }
 
     /// The other registered instances, each with the name its command
@@ -90,18 +90,19 @@ impl RedisStore {
     pub async fn claim_purge(&self, instance: &str) -> Result<bool, StoreError> {
         let keys = vec![self.keys.purging(instance)];
         let args = vec![self.instance.clone(), PURGE_LOCK.as_millis().to_string()];
-        let claimed: i64 = self
+        let claimed: Value = self
             .call_now("claim purge", self.scripts.claim.evalsha_with_reload(&self.client, keys, args))
             .await?;
-        Ok(claimed == 1)
+        reply::yes_or_no("claim", claimed)
     }
 
     /// Gives up a claim (a purge that failed: the next look tries again).
     pub async fn release_purge(&self, instance: &str) {
         let keys = vec![self.keys.purging(instance)];
         let args = vec![self.instance.clone()];
-        let release = self.scripts.delete_if.evalsha_with_reload::<i64, _, _>(&self.client, keys, args);
-        if let Err(err) = self.call("release purge", release).await {
+        let release = self.scripts.delete_if.evalsha_with_reload::<Value, _, _>(&self.client, keys, args);
+        let released = self.call("release purge", release).await;
+        if let Err(err) = released.and_then(|released| reply::yes_or_no("delete_if", released)) {
             tracing::debug!(%instance, error = %err, "could not release a purge claim; it expires");
         }
     }
@@ -126,10 +127,10 @@ impl RedisStore {
         let keys =
             vec![self.keys.instances.clone(), self.keys.connections.clone(), self.keys.purging(instance)];
         let args = vec![instance.to_owned(), self.instance.clone()];
-        let _: i64 = self
+        let forgotten: Value = self
             .call_now("forget instance", self.scripts.forget.evalsha_with_reload(&self.client, keys, args))
             .await?;
-        Ok(())
+        reply::done("forget", forgotten)
     }
 
     /// True if a presence change reached only the local mirror.
@@ -184,7 +185,7 @@ impl RedisStore {
             let in_redis: HashSet<RoomName> = record
                 .iter()
                 .flat_map(|raw| raw.split('\n').skip(1))
-                .filter_map(|room| room_name(&room.into()).ok())
+                .filter_map(|room| RoomName::parse(room).ok())
                 .collect();
             for room in socket.rooms.iter().filter(|room| !in_redis.contains(room)) {
                 if let Some(joined) = self.redis_join(room, &socket.socket).await?

@@ -1,26 +1,38 @@
 //! Signed tokens: JWTs (HS256) with a fixed header, signed with the
 //! deployment's secret so any instance verifies what another issued.
+//!
+//! Signing and verifying are `jsonwebtoken`'s (RustCrypto backend), pinned
+//! to HS256 with `exp` validated; what is ours is the exact header (the
+//! bytes every release has issued, so tokens stay valid across upgrades in
+//! both directions) and the claims.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as BASE64;
-use hmac::{Hmac, Mac};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Validation};
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
+mod claims;
+
+pub use self::claims::Session;
+use self::claims::{Claims, Kind, now_secs};
 use super::{Identity, IdentityKind};
 use crate::domain::Username;
 use crate::store::OwnerProof;
 
-type HmacSha256 = Hmac<Sha256>;
-
 /// The only header chatwire issues or accepts (so `alg: none` and algorithm
-/// confusion are impossible by construction).
+/// confusion are impossible by construction). `jsonwebtoken::encode` would
+/// write `typ` first: the header is written here so that its bytes stay
+/// those of every earlier release, whose instances compare them exactly.
 const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 /// Longer tokens are refused before any decoding.
 const MAX_TOKEN_BYTES: usize = 4096;
+/// What the secret stands for when it is empty: `jsonwebtoken` refuses an
+/// empty HMAC key, and HMAC pads every key with zero bytes to its block, so
+/// one zero byte signs exactly as the empty key did.
+const EMPTY_SECRET: &[u8] = &[0];
 
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,66 +48,11 @@ pub enum TokenError {
     Expired,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Claims {
-    /// The name's key (`Username::key`).
-    sub: String,
-    /// The name as registered or chosen.
-    name: String,
-    /// `account` or `guest`.
-    kind: Kind,
-    /// Guests: the proof their name is held under.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    proof: Option<String>,
-    /// Accounts: the account's id, so a token never opens another account
-    /// registered later under the same name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    aid: Option<String>,
-    /// Accounts: the account's generation when issued (a password change
-    /// raises it, revoking every earlier token).
-    #[serde(default)]
-    generation: u64,
-    /// This token's own id, for revoking it alone (logout).
-    jti: String,
-    iat: u64,
-    exp: u64,
-}
-
-/// A verified token: who it names, and what it takes to revoke it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Session {
-    /// Who the token proves.
-    pub identity: Identity,
-    /// The token's own id (its entry in the revocation list).
-    pub jti: String,
-    /// Accounts: the account generation it was issued under.
-    pub generation: u64,
-    /// When it expires, in seconds since the Unix epoch.
-    pub expires_at: u64,
-}
-
-impl Session {
-    /// True once the token has expired.
-    pub fn is_expired(&self) -> bool {
-        self.expires_at <= now_secs()
-    }
-
-    /// How long the token has left (zero once expired).
-    pub fn remaining(&self) -> Duration {
-        Duration::from_secs(self.expires_at.saturating_sub(now_secs()))
-    }
-}
-
-#[derive(Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "lowercase")]
-enum Kind {
-    Account,
-    Guest,
-}
-
 /// Issues and verifies tokens with one secret.
 pub struct Tokens {
-    secret: Vec<u8>,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
     ttl: Duration,
     header: String,
 }
@@ -103,17 +60,23 @@ pub struct Tokens {
 impl Tokens {
     /// Tokens signed with `secret`, valid for `ttl`.
     pub fn new(secret: &[u8], ttl: Duration) -> Self {
-        Self { secret: secret.to_vec(), ttl, header: BASE64.encode(HEADER) }
+        let secret = if secret.is_empty() { EMPTY_SECRET } else { secret };
+        let (encoding, decoding) = match (EncodingKey::from_secret(secret), DecodingKey::from_secret(secret))
+        {
+            (Ok(encoding), Ok(decoding)) => (encoding, decoding),
+            _ => unreachable!("an HMAC key may be any non-empty bytes"),
+        };
+        // HS256 only; no leeway, and a token is expired from its `exp`
+        // second on (`exp <= now`), as chatwire has always read it.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 0;
+        validation.reject_tokens_expiring_in_less_than = 1;
+        Self { encoding, decoding, validation, ttl, header: BASE64.encode(HEADER) }
     }
 
     /// How long tokens are valid.
     pub fn ttl(&self) -> Duration {
         self.ttl
-    }
-
-    fn mac(&self) -> HmacSha256 {
-        // HMAC accepts keys of any length: this cannot fail.
-        HmacSha256::new_from_slice(&self.secret).unwrap_or_else(|_| unreachable!("HMAC takes any key length"))
     }
 
     /// A token for `identity` (for an account, issued under its
@@ -126,7 +89,7 @@ impl Tokens {
         };
         let mut jti = [0u8; 16];
         rand::rng().fill_bytes(&mut jti);
-        let claims = Claims {
+        self.sign(&Claims {
             sub: identity.user.key().to_owned(),
             name: identity.user.to_string(),
             kind,
@@ -136,13 +99,17 @@ impl Tokens {
             jti: BASE64.encode(jti),
             iat,
             exp: iat + self.ttl.as_secs(),
-        };
-        let payload = BASE64.encode(serde_json::to_vec(&claims).unwrap_or_default());
+        })
+    }
+
+    /// `claims` under [`HEADER`], signed.
+    fn sign(&self, claims: &Claims) -> String {
+        let payload = BASE64.encode(serde_json::to_vec(claims).unwrap_or_default());
         let signing_input = format!("{}.{payload}", self.header);
-        let mut mac = self.mac();
-        mac.update(signing_input.as_bytes());
-        let signature = BASE64.encode(mac.finalize().into_bytes());
-        format!("{signing_input}.{signature}")
+        match jsonwebtoken::crypto::sign(signing_input.as_bytes(), &self.encoding, Algorithm::HS256) {
+            Ok(signature) => format!("{signing_input}.{signature}"),
+            Err(err) => unreachable!("HS256 signs with any HMAC key: {err}"),
+        }
     }
 
     /// The session a token proves, if it is genuine and unexpired. Tokens
@@ -152,20 +119,19 @@ impl Tokens {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::Malformed);
         }
-        let (signing_input, signature) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
-        let (header, payload) = signing_input.split_once('.').ok_or(TokenError::Malformed)?;
-        if header != self.header {
+        if token.split('.').next() != Some(self.header.as_str()) {
             return Err(TokenError::Malformed);
         }
-        let signature = BASE64.decode(signature).map_err(|_| TokenError::Malformed)?;
-        let mut mac = self.mac();
-        mac.update(signing_input.as_bytes());
-        mac.verify_slice(&signature).map_err(|_| TokenError::BadSignature)?;
-        let payload = BASE64.decode(payload).map_err(|_| TokenError::Malformed)?;
-        let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
-        if claims.exp <= now_secs() {
-            return Err(TokenError::Expired);
-        }
+        let claims = match jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation) {
+            Ok(data) => data.claims,
+            Err(err) => {
+                return Err(match err.kind() {
+                    ErrorKind::InvalidSignature => TokenError::BadSignature,
+                    ErrorKind::ExpiredSignature => TokenError::Expired,
+                    _ => TokenError::Malformed,
+                });
+            }
+        };
         let user = Username::parse(&claims.name).map_err(|_| TokenError::Malformed)?;
         // Tokens issued before the skeleton key carry the lowercased name: still
         // good (`sub` is signed like `name`), so nobody is logged out by the upgrade.
@@ -187,10 +153,6 @@ impl Tokens {
             expires_at: claims.exp,
         })
     }
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]
@@ -233,10 +195,7 @@ mod tests {
                 iat: now_secs(),
                 exp: now_secs() + 60,
             };
-            let input = format!("{}.{}", tokens.header, BASE64.encode(serde_json::to_vec(&claims).unwrap()));
-            let mut mac = tokens.mac();
-            mac.update(input.as_bytes());
-            format!("{input}.{}", BASE64.encode(mac.finalize().into_bytes()))
+            tokens.sign(&claims)
         };
         assert_eq!(tokens.verify(&sign("bob1")).unwrap().identity.user.as_str(), "Bob1");
         assert_eq!(tokens.verify(&sign("bobl")).unwrap().identity.user.as_str(), "Bob1");
@@ -267,5 +226,70 @@ mod tests {
 
         let expired = Tokens::new(b"secret one secret one secret one!", Duration::ZERO);
         assert_eq!(expired.verify(&expired.issue(&alice(), 0)), Err(TokenError::Expired));
+    }
+
+    /// Tokens the hand-written HS256 code issued (before `jsonwebtoken`),
+    /// with a fixed secret: their exact bytes, which must keep verifying.
+    const FIXTURE_SECRET: &[u8] = b"chatwire fixture secret, 32 byte";
+    /// An account's, expiring in 2100.
+    const OLD_ACCOUNT_TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJib2JsIiwibmFtZSI6IkJvYjEiLCJraW5kIjoiYWNjb3VudCIsImFpZCI6IjAxSFpYRklYVFVSRUFDQ09VTlQwMDAwMDAwIiwiZ2VuZXJhdGlvbiI6MywianRpIjoiZml4dHVyZS1qdGktMSIsImlhdCI6MTcwMDAwMDAwMCwiZXhwIjo0MTAyNDQ0ODAwfQ.pGYtHVlb_eIEK1Zm8HkDiUCe4W9le5tBQvpuFw5YOts";
+    /// A guest's, expiring in 2100.
+    const OLD_GUEST_TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJib2JsIiwibmFtZSI6IkJvYjEiLCJraW5kIjoiZ3Vlc3QiLCJwcm9vZiI6Imd1ZXN0LXByb29mIiwiZ2VuZXJhdGlvbiI6MCwianRpIjoiZml4dHVyZS1qdGktMSIsImlhdCI6MTcwMDAwMDAwMCwiZXhwIjo0MTAyNDQ0ODAwfQ.Vmbm_H4BHCNt9qyPybLAUGMegsQhofZxCVHixN1b35o";
+    /// A guest's, expired in 2023.
+    const OLD_EXPIRED_TOKEN: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJib2JsIiwibmFtZSI6IkJvYjEiLCJraW5kIjoiZ3Vlc3QiLCJwcm9vZiI6Imd1ZXN0LXByb29mIiwiZ2VuZXJhdGlvbiI6MCwianRpIjoiZml4dHVyZS1qdGktMSIsImlhdCI6MTcwMDAwMDAwMCwiZXhwIjoxNzAwMDAwMDYwfQ.nc0-pmrDFdF8LLGuSyLC3iU0iHKMkEPJJstYg7xZzKs";
+
+    #[test]
+    fn tokens_issued_by_earlier_releases_still_verify() {
+        let tokens = Tokens::new(FIXTURE_SECRET, Duration::from_secs(60));
+        let account = tokens.verify(OLD_ACCOUNT_TOKEN).unwrap();
+        assert_eq!(account.identity.user.as_str(), "Bob1");
+        assert_eq!(account.identity.kind, IdentityKind::Account("01HZXFIXTUREACCOUNT0000000".into()));
+        assert_eq!(
+            (account.jti.as_str(), account.generation, account.expires_at),
+            ("fixture-jti-1", 3, 4_102_444_800)
+        );
+        let guest = tokens.verify(OLD_GUEST_TOKEN).unwrap();
+        assert_eq!(guest.identity.kind, IdentityKind::Guest(OwnerProof("guest-proof".into())));
+        assert_eq!(tokens.verify(OLD_EXPIRED_TOKEN), Err(TokenError::Expired));
+        let other = Tokens::new(b"another deployment's secret!!!!!", Duration::from_secs(60));
+        assert_eq!(other.verify(OLD_ACCOUNT_TOKEN), Err(TokenError::BadSignature));
+    }
+
+    #[test]
+    fn tokens_are_issued_byte_for_byte_as_before() {
+        let tokens = Tokens::new(FIXTURE_SECRET, Duration::from_secs(60));
+        let claims = Claims {
+            sub: "bobl".into(),
+            name: "Bob1".into(),
+            kind: Kind::Account,
+            proof: None,
+            aid: Some("01HZXFIXTUREACCOUNT0000000".into()),
+            generation: 3,
+            jti: "fixture-jti-1".into(),
+            iat: 1_700_000_000,
+            exp: 4_102_444_800,
+        };
+        assert_eq!(
+            tokens.sign(&claims),
+            OLD_ACCOUNT_TOKEN,
+            "instances of earlier releases verify new tokens"
+        );
+    }
+
+    #[test]
+    fn only_the_one_header_is_accepted_even_validly_signed() {
+        let tokens = Tokens::new(FIXTURE_SECRET, Duration::from_secs(60));
+        let (_, rest) = OLD_ACCOUNT_TOKEN.split_once('.').unwrap();
+        let (payload, _) = rest.split_once('.').unwrap();
+        for header in [r#"{"typ":"JWT","alg":"HS256"}"#, r#"{"alg":"HS384","typ":"JWT"}"#] {
+            let input = format!("{}.{payload}", BASE64.encode(header));
+            let alg = if header.contains("HS384") { Algorithm::HS384 } else { Algorithm::HS256 };
+            let signature = jsonwebtoken::crypto::sign(input.as_bytes(), &tokens.encoding, alg).unwrap();
+            assert_eq!(
+                tokens.verify(&format!("{input}.{signature}")),
+                Err(TokenError::Malformed),
+                "{header}"
+            );
+        }
     }
 }
