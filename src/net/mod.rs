@@ -7,8 +7,8 @@
 mod client_addr;
 mod connections;
 
-pub use client_addr::{AddressKey, ClientAddr};
 pub(crate) use client_addr::peer_of;
+pub use client_addr::{AddressKey, ClientAddr};
 pub use connections::{AddressSlot, ConnectionsPerAddress};
 
 /// Turns Nagle's algorithm off on an accepted connection, as Node's HTTP

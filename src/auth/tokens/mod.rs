@@ -1,7 +1,7 @@
 //! Signed tokens: JWTs (HS256) with a fixed header, signed with the
 //! deployment's secret so any instance verifies what another issued.
 //!
-//! Signing and verifying are `jsonwebtoken`'s (RustCrypto backend), pinned
+//! Signing and verifying are `jsonwebtoken`'s (on `ring`, which TLS already brings), pinned
 //! to HS256 with `exp` validated; what is ours is the exact header (the
 //! bytes every release has issued, so tokens stay valid across upgrades in
 //! both directions) and the claims.
@@ -29,11 +29,6 @@ use crate::store::OwnerProof;
 const HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 /// Longer tokens are refused before any decoding.
 const MAX_TOKEN_BYTES: usize = 4096;
-/// What the secret stands for when it is empty: `jsonwebtoken` refuses an
-/// empty HMAC key, and HMAC pads every key with zero bytes to its block, so
-/// one zero byte signs exactly as the empty key did.
-const EMPTY_SECRET: &[u8] = &[0];
-
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
@@ -60,12 +55,7 @@ pub struct Tokens {
 impl Tokens {
     /// Tokens signed with `secret`, valid for `ttl`.
     pub fn new(secret: &[u8], ttl: Duration) -> Self {
-        let secret = if secret.is_empty() { EMPTY_SECRET } else { secret };
-        let (encoding, decoding) = match (EncodingKey::from_secret(secret), DecodingKey::from_secret(secret))
-        {
-            (Ok(encoding), Ok(decoding)) => (encoding, decoding),
-            _ => unreachable!("an HMAC key may be any non-empty bytes"),
-        };
+        let (encoding, decoding) = (EncodingKey::from_secret(secret), DecodingKey::from_secret(secret));
         // HS256 only; no leeway, and a token is expired from its `exp`
         // second on (`exp <= now`), as chatwire has always read it.
         let mut validation = Validation::new(Algorithm::HS256);
