@@ -43,6 +43,7 @@ pub struct Metrics {
     instances_purged: Counter,
     connections_refused: Counter,
     undecodable_packets: Counter,
+    tls_reload_failures: Counter,
     open_files_limit: Gauge,
     mismatched_peers: Gauge,
     emit_seconds: Histogram,
@@ -78,6 +79,7 @@ impl Metrics {
             instances_purged: Counter::default(),
             connections_refused: Counter::default(),
             undecodable_packets: Counter::default(),
+            tls_reload_failures: Counter::default(),
             open_files_limit: Gauge::default(),
             mismatched_peers: Gauge::default(),
             emit_seconds: Histogram::new(seconds),
@@ -111,6 +113,11 @@ impl Metrics {
                 "chatwire_undecodable_packets",
                 &self.undecodable_packets,
                 "Connections closed on a packet the parser could not decode (most often a client using another PARSER)",
+            ),
+            (
+                "chatwire_tls_reload_failures",
+                &self.tls_reload_failures,
+                "Changes of TLS_CERT / TLS_KEY that could not be loaded (the previous certificate stays in use)",
             ),
         ] {
             r.register(name, help, counter.clone());
@@ -207,6 +214,11 @@ impl Metrics {
     /// The packet parser this process's socket.io speaks, once set up.
     pub fn parser(&self) -> Option<PacketParser> {
         *self.parser.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Changed certificate files could not be loaded (the old pair stays).
+    pub fn tls_reload_failed(&self) {
+        self.tls_reload_failures.inc();
     }
 
     /// A connection was closed because a packet could not be decoded.

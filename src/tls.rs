@@ -7,7 +7,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use rustls_pki_types::pem::PemObject;
@@ -19,6 +19,8 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::crypto::ring;
 use tokio_rustls::server::TlsStream;
+
+use crate::metrics::metrics;
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -32,11 +34,17 @@ pub struct Certificate {
     cert_path: PathBuf,
     key_path: PathBuf,
     current: RwLock<Loaded>,
+    /// The stamp of the last pair that could not be loaded: it is reported
+    /// once, not at every check, until the files change again.
+    refused: Mutex<Option<Stamp>>,
 }
+
+/// When the certificate and key files were last modified.
+type Stamp = (SystemTime, SystemTime);
 
 struct Loaded {
     config: Arc<ServerConfig>,
-    stamp: Option<(SystemTime, SystemTime)>,
+    stamp: Option<Stamp>,
 }
 
 impl Certificate {
@@ -47,6 +55,7 @@ impl Certificate {
             cert_path: cert_path.to_owned(),
             key_path: key_path.to_owned(),
             current: RwLock::new(loaded),
+            refused: Mutex::new(None),
         }))
     }
 
@@ -55,18 +64,26 @@ impl Certificate {
     }
 
     /// Re-reads the files if they changed. A broken new pair is logged and
-    /// the old one kept, so a half-written renewal never takes the site down.
+    /// counted once (`chatwire_tls_reload_failures_total`) and the old one
+    /// kept, so a half-written renewal never takes the site down.
     fn reload_if_changed(&self) {
         let stamp = stamp(&self.cert_path, &self.key_path);
-        if stamp.is_none() || stamp == self.current.read().unwrap_or_else(|p| p.into_inner()).stamp {
+        if stamp.is_none() || stamp == self.current.read().unwrap_or_else(PoisonError::into_inner).stamp {
+            return;
+        }
+        let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
+        if *refused == stamp {
             return;
         }
         match read(&self.cert_path, &self.key_path) {
             Ok(loaded) => {
-                *self.current.write().unwrap_or_else(|p| p.into_inner()) = loaded;
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = loaded;
+                *refused = None;
                 tracing::info!(cert = %self.cert_path.display(), "TLS certificate reloaded");
             }
             Err(err) => {
+                *refused = stamp;
+                metrics().tls_reload_failed();
                 tracing::error!(error = %err, "TLS certificate changed but cannot be loaded; keeping the old one")
             }
         }
@@ -85,7 +102,7 @@ impl Certificate {
     }
 }
 
-fn stamp(cert: &Path, key: &Path) -> Option<(SystemTime, SystemTime)> {
+fn stamp(cert: &Path, key: &Path) -> Option<Stamp> {
     let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
     Some((modified(cert)?, modified(key)?))
 }

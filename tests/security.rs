@@ -191,6 +191,13 @@ async fn served_certificate(app: &TestApp, trusted: &[&str]) -> Vec<u8> {
     tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
 }
 
+/// `chatwire_tls_reload_failures_total` of this process (the app runs in it).
+fn tls_reload_failures() -> u64 {
+    let exposition = chatwire::metrics::metrics().render(None, None);
+    let line = exposition.lines().find(|line| line.starts_with("chatwire_tls_reload_failures_total "));
+    line.and_then(|line| line.rsplit(' ').next()?.parse().ok()).expect("the failures are counted")
+}
+
 fn rustls_pemfile_certs(pem: &str) -> Vec<rustls_pki_types::CertificateDer<'static>> {
     use rustls_pki_types::pem::PemObject;
     rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()).map(Result::unwrap).collect()
@@ -235,9 +242,15 @@ async fn direct_tls_serves_https_and_reloads_a_renewed_certificate() {
         assert!(tokio::time::Instant::now() < deadline, "the renewed certificate was not picked up");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    // A broken renewal keeps the working certificate.
+    // A broken renewal keeps the working certificate, once the reloader has
+    // tried it (and counted the failure).
+    let failures_before = tls_reload_failures();
     std::fs::write(&cert, "not a certificate").unwrap();
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while tls_reload_failures() == failures_before {
+        assert!(tokio::time::Instant::now() < deadline, "the broken renewal was never tried");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(served_certificate(&app, &[&first_pem, &second_pem]).await, second_der);
     let _ = std::fs::remove_dir_all(dir);
 }
