@@ -1,7 +1,11 @@
 //! Extractors shared by every event handler: the payload ([`Payload`],
 //! [`OptionalPayload`]), the answer ([`Reply`]) and the event's place in
-//! its socket's queue ([`InOrder`]); and the handshake's `auth`
-//! ([`ConnectData`]).
+//! its socket's queue ([`InOrder`], with flood control: an event over the
+//! socket's allowance (a large packet costs more of it), or whose packet
+//! would take the bytes waiting in the queue over the transport cap, is
+//! answered `rate_limited` at once and never parsed; a socket that keeps
+//! flooding is disconnected, see [`limits`](super::limits)); and the
+//! handshake's `auth` ([`ConnectData`]).
 
 use std::convert::Infallible;
 use std::fmt;
@@ -15,10 +19,10 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::{FromConnectParts, FromDisconnectParts, FromMessageParts, Value};
 use socketioxide::socket::{DisconnectReason, Socket};
-use tokio::sync::oneshot;
 
 use super::ChatError;
 use super::limits::{Admission, PacketSize};
+use super::queue::InOrder;
 use super::socket_state::SocketState;
 use crate::metrics::metrics;
 
@@ -170,57 +174,6 @@ impl<A: Adapter> Reply<A> {
     }
 }
 
-/// The event's place in its socket's queue. socketioxide runs each event in
-/// its own task; handlers that first `wait` for their turn run one at a time
-/// in arrival order, so a client's messages are delivered in the order it
-/// sent them and `add user` completes before the events that follow it.
-///
-/// Taking a place is also where flood control happens (see [`limits`]): an
-/// event over the socket's allowance (a large packet costs more of it), or
-/// whose packet would take the bytes waiting in the queue over the transport
-/// cap, is answered `rate_limited` at once and never parsed; a socket that
-/// keeps flooding is disconnected.
-///
-/// [`limits`]: super::limits
-pub struct InOrder {
-    previous: Option<oneshot::Receiver<()>>,
-    done: oneshot::Sender<()>,
-    in_flight: Option<InFlight>,
-}
-
-/// Held while a handler runs; dropping it lets the socket's next event proceed.
-pub struct Turn {
-    _done: oneshot::Sender<()>,
-    _in_flight: Option<InFlight>,
-}
-
-/// Counts an admitted event (and its packet's bytes) as in flight until dropped.
-struct InFlight(Arc<SocketState>, usize);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.event_finished(self.1);
-    }
-}
-
-impl InOrder {
-    /// Takes the next place in the queue. Runs synchronously, in packet order.
-    fn enqueue(state: &SocketState) -> Self {
-        let (done, tail) = oneshot::channel();
-        let previous = state.replace_queue_tail(tail);
-        Self { previous, done, in_flight: None }
-    }
-
-    /// Waits until every earlier event of this socket has been handled.
-    pub async fn wait(self) -> Turn {
-        if let Some(previous) = self.previous {
-            // Err means the previous handler finished (or panicked): our turn either way.
-            let _ = previous.await;
-        }
-        Turn { _done: self.done, _in_flight: self.in_flight }
-    }
-}
-
 /// What a packet weighs, before it is parsed.
 /// A packet's size, and how many binaries it carries. Under PARSER=msgpack
 /// the whole event is one MessagePack value: its text is what is not a
@@ -276,10 +229,7 @@ impl<A: Adapter> FromMessageParts<A> for InOrder {
         }
         let admission = state.admit(size);
         if admission == Admission::Admit {
-            state.event_started(size.total());
-            let mut place = Self::enqueue(&state);
-            place.in_flight = Some(InFlight(state, size.total()));
-            return Ok(place);
+            return Ok(state.queue().enqueue_counted(size.total()));
         }
         metrics().rate_limited();
         let Ok(reply) = Reply::from_message_parts(s, v, ack);
@@ -292,28 +242,16 @@ impl<A: Adapter> FromMessageParts<A> for InOrder {
     }
 }
 
-impl InOrder {
-    /// Reserves the socket's first place for its connect handler, from the
-    /// connect middleware. socketioxide sends the client its connect packet
-    /// before it marks the socket connected and runs the connect handler, so
-    /// a quick client's first event could otherwise run (and fail to emit)
-    /// before the socket counts as connected.
-    pub(super) fn reserve_first(state: &SocketState) {
-        state.set_connect_place(Self::enqueue(state));
-    }
-}
-
 impl<A: Adapter> FromConnectParts<A> for InOrder {
     type Error = Infallible;
     fn from_connect_parts(s: &Arc<Socket<A>>, _: &Option<Value>) -> Result<Self, Infallible> {
-        let state = SocketState::of_socket(s);
-        Ok(state.take_connect_place().unwrap_or_else(|| Self::enqueue(&state)))
+        Ok(SocketState::of_socket(s).queue().take_first())
     }
 }
 
 impl<A: Adapter> FromDisconnectParts<A> for InOrder {
     type Error = Infallible;
     fn from_disconnect_parts(s: &Arc<Socket<A>>, _: DisconnectReason) -> Result<Self, Infallible> {
-        Ok(Self::enqueue(&SocketState::of_socket(s)))
+        Ok(SocketState::of_socket(s).queue().enqueue())
     }
 }

@@ -18,8 +18,8 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State};
 use socketioxide::{ParserError, ProtocolVersion, SocketIo};
 
-use super::extract::InOrder;
 use super::login::log_in;
+use super::queue::InOrder;
 use super::socket_state::SocketState;
 use super::{Chat, ChatError};
 use crate::auth::{AuthError, IdentityKind};

@@ -7,7 +7,8 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State};
 use socketioxide::socket::{DisconnectReason, Sid};
 
-use super::extract::{InOrder, OptionalPayload, Payload, Reply};
+use super::extract::{OptionalPayload, Payload, Reply};
+use super::queue::InOrder;
 use super::socket_state::SocketState;
 use super::wire::{AddUser, LoggedIn, LoginEvent, MemberEvent, UsersList, UsersRequest};
 use super::{Chat, ChatError, channels, log_emit, namespace, online, presence};

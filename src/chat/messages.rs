@@ -3,7 +3,8 @@
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State};
 
-use super::extract::{InOrder, Payload, Reply};
+use super::extract::{Payload, Reply};
+use super::queue::InOrder;
 use super::rooms::ensure_member;
 use super::socket_state::SocketState;
 use super::wire::{DemoMessage, Done, FileUpload, HistoryPageBody, HistoryRequest, Names, SendMessage, Sent};

@@ -29,6 +29,7 @@ mod messages;
 mod msgpack;
 mod presence;
 pub mod probe;
+mod queue;
 mod quota;
 mod rooms;
 mod sessions;
@@ -61,9 +62,10 @@ use crate::domain::{IdGenerator, MessageId, Username};
 use crate::http::ConnectionsPerAddress;
 use crate::metrics::metrics;
 use crate::store::{AccountStore, FileStore, SocketKey, Store, Stores};
-use extract::{ConnectData, InOrder};
+use extract::ConnectData;
 use limits::EventLimiter;
 pub use limits::MAX_BINARY_ATTACHMENTS;
+use queue::InOrder;
 use socket_state::SocketState;
 
 /// What the deployment allows.
@@ -279,7 +281,7 @@ pub async fn prepare_socket<A: Adapter>(
         .with_in_flight_bytes(policy.max_frame_bytes)
         .with_max_text_bytes(policy.max_text_bytes);
     SocketState::attach(&socket, limiter);
-    InOrder::reserve_first(&SocketState::of(&socket));
+    SocketState::of(&socket).queue().reserve_first();
     handshake::admit(&chat, &socket, auth)
         .await
         .map_err(|refusal| handshake::refused(&io, &socket, refusal))?;

@@ -4,7 +4,8 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State};
 
-use super::extract::{InOrder, Payload, Reply};
+use super::extract::{Payload, Reply};
+use super::queue::InOrder;
 use super::socket_state::SocketState;
 use super::wire::{Joined, Left, MemberEvent, RoomRequest, RoomsList};
 use super::{Chat, ChatError, channels, log_emit};

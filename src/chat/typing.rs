@@ -3,8 +3,9 @@
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State};
 
-use super::extract::{InOrder, OptionalPayload, Reply};
+use super::extract::{OptionalPayload, Reply};
 use super::messages::resolve_target;
+use super::queue::InOrder;
 use super::socket_state::SocketState;
 use super::wire::{Done, TypingEvent, TypingRequest};
 use super::{Chat, ChatError, channels, log_emit};
