@@ -15,37 +15,6 @@ use std::time::Duration;
 
 use crate::config::PacketParser;
 
-/// Client → server events counted by name; anything else is `other`.
-const EVENTS_IN: &[&str] = &[
-    "add user",
-    "users",
-    "new message",
-    "message",
-    "history",
-    "join",
-    "leave",
-    "rooms",
-    "typing",
-    "stop typing",
-];
-
-/// Server → client events counted by name; anything else is `other`.
-const EVENTS_OUT: &[&str] = &[
-    "login",
-    "user joined",
-    "user left",
-    "new message",
-    "message",
-    "typing",
-    "stop typing",
-    "member joined",
-    "member left",
-    "users",
-    "presence",
-    "avatar changed",
-    "chat error",
-];
-
 /// Upper bounds of the emit latency buckets, in microseconds.
 const LATENCY_BUCKETS_US: &[u64] =
     &[50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000];
@@ -53,8 +22,8 @@ const LATENCY_BUCKETS_US: &[u64] =
 /// The process's counters.
 pub struct Metrics {
     sockets: AtomicI64,
-    events_in: Vec<AtomicU64>,
-    events_out: Vec<AtomicU64>,
+    events_in: EventCounts,
+    events_out: EventCounts,
     rate_limited: AtomicU64,
     redis_errors: AtomicU64,
     redis_reconnects: AtomicU64,
@@ -77,8 +46,8 @@ pub fn metrics() -> &'static Metrics {
         let counters = |n: usize| (0..n).map(|_| AtomicU64::new(0)).collect();
         Metrics {
             sockets: AtomicI64::new(0),
-            events_in: counters(EVENTS_IN.len() + 1),
-            events_out: counters(EVENTS_OUT.len() + 1),
+            events_in: EventCounts::default(),
+            events_out: EventCounts::default(),
             rate_limited: AtomicU64::new(0),
             redis_errors: AtomicU64::new(0),
             redis_reconnects: AtomicU64::new(0),
@@ -100,8 +69,39 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-fn slot(names: &[&str], name: &str) -> usize {
-    names.iter().position(|known| *known == name).unwrap_or(names.len())
+/// Gives the event names counted by name, client → server and server →
+/// client: the chat's table of events, so the lists cannot drift from it.
+/// Anything else, or counted before, is `other`. The first call wins.
+pub fn name_events(incoming: &'static [&'static str], outgoing: &'static [&'static str]) {
+    metrics().events_in.name(incoming);
+    metrics().events_out.name(outgoing);
+}
+
+/// Events counted by name (a fixed list: a client inventing event names
+/// cannot grow the output), and `other`.
+#[derive(Default)]
+struct EventCounts {
+    named: OnceLock<(&'static [&'static str], Vec<AtomicU64>)>,
+    other: AtomicU64,
+}
+
+impl EventCounts {
+    fn name(&self, names: &'static [&'static str]) {
+        let _ = self.named.set((names, names.iter().map(|_| AtomicU64::new(0)).collect()));
+    }
+
+    fn count(&self, name: &str) {
+        let named =
+            self.named.get().and_then(|(names, counts)| counts.get(names.iter().position(|n| *n == name)?));
+        named.unwrap_or(&self.other).fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Each name and its count, then `other`.
+    fn counts(&self) -> impl Iterator<Item = (&'static str, &AtomicU64)> {
+        let named =
+            self.named.get().into_iter().flat_map(|(names, counts)| names.iter().copied().zip(counts));
+        named.chain([("other", &self.other)])
+    }
 }
 
 /// Counts one connected socket until dropped (held in the socket's state).
@@ -131,12 +131,12 @@ impl Drop for SocketGauge {
 impl Metrics {
     /// An event arrived from a client.
     pub fn event_in(&self, name: &str) {
-        self.events_in[slot(EVENTS_IN, name)].fetch_add(1, Ordering::Relaxed);
+        self.events_in.count(name);
     }
 
     /// An event was emitted (to one socket or broadcast to a room).
     pub fn event_out(&self, name: &str) {
-        self.events_out[slot(EVENTS_OUT, name)].fetch_add(1, Ordering::Relaxed);
+        self.events_out.count(name);
     }
 
     /// An event was refused by flood control.
@@ -214,23 +214,16 @@ impl Metrics {
             family(&mut out, "chatwire_rooms", "gauge", "Rooms of the deployment with at least one member.");
             let _ = writeln!(out, "chatwire_rooms {rooms}");
         }
-        for (metric, names, counters, help) in [
-            (
-                "chatwire_events_in_total",
-                EVENTS_IN,
-                &self.events_in,
-                "Events received from clients, by name.",
-            ),
+        for (metric, counts, help) in [
+            ("chatwire_events_in_total", &self.events_in, "Events received from clients, by name."),
             (
                 "chatwire_events_out_total",
-                EVENTS_OUT,
                 &self.events_out,
                 "Events emitted (one per socket or broadcast), by name.",
             ),
         ] {
             family(&mut out, metric, "counter", help);
-            for (i, counter) in counters.iter().enumerate() {
-                let name = names.get(i).copied().unwrap_or("other");
+            for (name, counter) in counts.counts() {
                 let _ = writeln!(out, "{metric}{{event=\"{name}\"}} {}", get(counter));
             }
         }
@@ -314,7 +307,6 @@ mod tests {
     #[test]
     fn the_exposition_is_prometheus_text() {
         let m = metrics();
-        m.event_in("message");
         m.event_in("made-up event");
         m.emit_latency(Duration::from_micros(700));
         let text = m.render(Some(3), None);
@@ -324,14 +316,6 @@ mod tests {
         assert!(text.contains("chatwire_users_online 3"));
         assert!(!text.contains("chatwire_rooms "), "unknown gauges are left out");
         assert!(text.contains("chatwire_emit_seconds_bucket{le=\"+Inf\"}"));
-    }
-
-    #[test]
-    fn every_event_the_server_emits_is_counted_by_name() {
-        let m = metrics();
-        m.event_out("avatar changed");
-        let text = m.render(None, None);
-        assert!(text.contains("chatwire_events_out_total{event=\"avatar changed\"} "), "{text}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use socketioxide::adapter::Adapter;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use super::events::AVATAR_CHANGED;
 use super::wire::UserEntry;
 use super::{Chat, log_emit};
 use crate::domain::Username;
@@ -60,7 +61,7 @@ pub(super) fn spawn_announcer<A: Adapter>(io: SocketIo<A>, chat: Chat) -> JoinHa
             for username in names {
                 let Some(online) = super::online(&io) else { break };
                 let event = UserEntry { username };
-                log_emit("avatar changed", online.emit("avatar changed", &event).await);
+                log_emit(AVATAR_CHANGED, online.emit(AVATAR_CHANGED, &event).await);
             }
             tokio::time::sleep(ANNOUNCE_INTERVAL).await;
         }

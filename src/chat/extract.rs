@@ -21,6 +21,7 @@ use socketioxide::handler::{FromConnectParts, FromDisconnectParts, FromMessagePa
 use socketioxide::socket::{DisconnectReason, Socket};
 
 use super::ChatError;
+use super::events::{CHAT_ERROR, MESSAGE};
 use super::limits::{Admission, PacketSize};
 use super::queue::InOrder;
 use super::socket_state::SocketState;
@@ -164,7 +165,7 @@ impl<A: Adapter> Reply<A> {
                 if self.wants_ack {
                     self.ack.send(&Failure { ok: false, error: err.body() })
                 } else {
-                    self.socket.emit("chat error", &err.body())
+                    self.socket.emit(CHAT_ERROR, &err.body())
                 }
             }
         };
@@ -194,7 +195,7 @@ fn packet_size(v: &Value) -> (PacketSize, usize) {
 
 /// Only `message` carries binary attachments (a file).
 fn accepts_binary<A: Adapter>(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> bool {
-    Event::from_message_parts(s, v, ack).is_ok_and(|Event(event)| event == "message")
+    Event::from_message_parts(s, v, ack).is_ok_and(|Event(event)| event == MESSAGE)
 }
 
 /// An event refused by flood control (its handler is skipped).

@@ -7,6 +7,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State};
 use socketioxide::socket::{DisconnectReason, Sid};
 
+use super::events::{CHAT_ERROR, LOGIN, MEMBER_LEFT};
 use super::extract::{OptionalPayload, Payload, Reply};
 use super::queue::InOrder;
 use super::socket_state::SocketState;
@@ -107,7 +108,7 @@ pub(super) async fn log_in<A: Adapter>(
     }
     state.set_user(login.user.clone(), identity.id());
     socket.join([channels::ONLINE.to_owned(), channels::user(&login.user)]);
-    log_emit("login", socket.emit("login", &LoginEvent { num_users: login.num_users }));
+    log_emit(LOGIN, socket.emit(LOGIN, &LoginEvent { num_users: login.num_users }));
     if login.first_socket {
         presence::user_joined(chat, socket.to(channels::ONLINE), &login.user, login.num_users).await;
     }
@@ -174,13 +175,8 @@ pub async fn announce_logout<A: Adapter>(
     for room in &logout.left_rooms {
         let event = MemberEvent { room, username: &logout.user };
         log_emit(
-            "member left",
-            namespace
-                .clone()
-                .to(channels::room(room))
-                .except(except.clone())
-                .emit("member left", &event)
-                .await,
+            MEMBER_LEFT,
+            namespace.clone().to(channels::room(room)).except(except.clone()).emit(MEMBER_LEFT, &event).await,
         );
     }
     if logout.last_socket {
@@ -208,8 +204,8 @@ pub async fn recheck_guests<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> usize 
             Ok(true) => {
                 tracing::warn!(%user, sid = %socket.id, "a guest took a registered name during an outage: signing it out");
                 log_emit(
-                    "chat error",
-                    socket.emit("chat error", &ChatError::NameRegistered(user.to_string()).body()),
+                    CHAT_ERROR,
+                    socket.emit(CHAT_ERROR, &ChatError::NameRegistered(user.to_string()).body()),
                 );
                 let _ = socket.disconnect();
             }

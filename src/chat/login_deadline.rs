@@ -9,6 +9,7 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::socket::Sid;
 
+use super::events::CHAT_ERROR;
 use super::socket_state::SocketState;
 use super::{ChatError, log_emit, namespace};
 
@@ -25,7 +26,7 @@ pub fn spawn<A: Adapter>(io: SocketIo<A>, sid: Sid, timeout: Duration) {
         }
         tracing::info!(%sid, ?timeout, "disconnecting a socket that did not log in in time");
         let error = ChatError::LoginTimeout(timeout.as_secs());
-        log_emit("chat error", socket.emit("chat error", &error.body()));
+        log_emit(CHAT_ERROR, socket.emit(CHAT_ERROR, &error.body()));
         if let Err(err) = socket.disconnect() {
             tracing::debug!(%sid, error = %err, "the socket closed before its login deadline");
         }

@@ -10,6 +10,7 @@ use super::socket_state::SocketState;
 use super::wire::{DemoMessage, Done, FileUpload, HistoryPageBody, HistoryRequest, Names, SendMessage, Sent};
 use std::time::Instant;
 
+use super::events::{MESSAGE, NEW_MESSAGE};
 use super::{Chat, ChatError, channels, log_emit, quota};
 use crate::domain::{
     Attachment, Conversation, FileName, MediaType, Message, MessageId, RoomName, Target, Text, UserId,
@@ -71,7 +72,7 @@ async fn send<A: Adapter>(
     let channels = delivery_channels(&message);
     let deliver = async {
         let started = Instant::now();
-        let delivered = socket.to(channels).emit("message", &message).await;
+        let delivered = socket.to(channels).emit(MESSAGE, &message).await;
         metrics().emit_latency(started.elapsed());
         delivered
     };
@@ -80,7 +81,7 @@ async fn send<A: Adapter>(
         chat.store().append_message(&conversation, &record),
         keep_file(chat, &conversation, &message),
     );
-    log_emit("message", delivered);
+    log_emit(MESSAGE, delivered);
     if let Err(err) = stored {
         tracing::warn!(id = %message.id, error = %err, "message delivered but not saved to history");
     }
@@ -228,7 +229,7 @@ pub(super) async fn on_new_message<A: Adapter>(
         let user = SocketState::of(&socket).logged_in()?;
         let text = Text::parse(&text?)?;
         let event = DemoMessage { username: &user, message: text.as_str() };
-        log_emit("new message", socket.to(channels::ONLINE).emit("new message", &event).await);
+        log_emit(NEW_MESSAGE, socket.to(channels::ONLINE).emit(NEW_MESSAGE, &event).await);
         Ok(Done {})
     };
     reply.send(result.await);

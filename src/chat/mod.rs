@@ -19,6 +19,7 @@
 mod avatars;
 mod channels;
 mod error;
+mod events;
 mod extract;
 mod ghosts;
 mod handshake;
@@ -62,6 +63,7 @@ use crate::domain::{IdGenerator, MessageId, Username};
 use crate::http::ConnectionsPerAddress;
 use crate::metrics::metrics;
 use crate::store::{AccountStore, FileStore, SocketKey, Store, Stores};
+use events::{ADD_USER, HISTORY, JOIN, LEAVE, MESSAGE, NEW_MESSAGE, ROOMS, STOP_TYPING, TYPING, USERS};
 use extract::ConnectData;
 use limits::EventLimiter;
 pub use limits::MAX_BINARY_ATTACHMENTS;
@@ -143,6 +145,7 @@ impl Chat {
         ghosts: Ghosts,
     ) -> Self {
         let connections = ConnectionsPerAddress::new(policy.max_connections_per_address);
+        events::name_metrics();
         Self(Arc::new(Inner {
             connections,
             stores,
@@ -285,16 +288,16 @@ pub async fn prepare_socket<A: Adapter>(
     handshake::admit(&chat, &socket, auth)
         .await
         .map_err(|refusal| handshake::refused(&io, &socket, refusal))?;
-    socket.on("add user", login::on_add_user::<A>);
-    socket.on("users", login::on_users::<A>);
-    socket.on("new message", messages::on_new_message::<A>);
-    socket.on("message", messages::on_message::<A>);
-    socket.on("history", messages::on_history::<A>);
-    socket.on("join", rooms::on_join::<A>);
-    socket.on("leave", rooms::on_leave::<A>);
-    socket.on("rooms", rooms::on_rooms::<A>);
-    socket.on("typing", typing::on_typing::<A>);
-    socket.on("stop typing", typing::on_stop_typing::<A>);
+    socket.on(ADD_USER, login::on_add_user::<A>);
+    socket.on(USERS, login::on_users::<A>);
+    socket.on(NEW_MESSAGE, messages::on_new_message::<A>);
+    socket.on(MESSAGE, messages::on_message::<A>);
+    socket.on(HISTORY, messages::on_history::<A>);
+    socket.on(JOIN, rooms::on_join::<A>);
+    socket.on(LEAVE, rooms::on_leave::<A>);
+    socket.on(ROOMS, rooms::on_rooms::<A>);
+    socket.on(TYPING, typing::on_typing::<A>);
+    socket.on(STOP_TYPING, typing::on_stop_typing::<A>);
     socket.on_fallback(on_unknown_event);
     socket.on_disconnect(login::on_disconnect::<A>);
     if let Some(timeout) = policy.login_timeout {

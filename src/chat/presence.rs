@@ -28,6 +28,7 @@ use socketioxide::adapter::Adapter;
 use socketioxide::operators::BroadcastOperators;
 use tokio::task::JoinHandle;
 
+use super::events::{PRESENCE, USER_JOINED, USER_LEFT, USERS};
 use super::wire::{CountEvent, UserEvent, UsersList};
 use super::{Chat, log_emit};
 use crate::domain::Username;
@@ -57,7 +58,7 @@ pub(super) async fn user_joined<A: Adapter>(
 ) {
     if chat.announces_each(num_users) {
         let joined = UserEvent { username: user.clone(), num_users };
-        log_emit("user joined", everyone_else.emit("user joined", &joined).await);
+        log_emit(USER_JOINED, everyone_else.emit(USER_JOINED, &joined).await);
     }
     chat.presence_changed();
 }
@@ -74,7 +75,7 @@ pub(super) async fn user_left<A: Adapter>(
     // announced both ways or neither.
     if chat.announces_each(num_users + 1) {
         let left = UserEvent { username: user.clone(), num_users };
-        log_emit("user left", everyone_else.emit("user left", &left).await);
+        log_emit(USER_LEFT, everyone_else.emit(USER_LEFT, &left).await);
     }
     chat.presence_changed();
 }
@@ -100,7 +101,7 @@ fn spawn_counter<A: Adapter>(io: SocketIo<A>, chat: Chat) -> JoinHandle<()> {
             if let Some(num_users) = told.next(count, chat.announce_limit())
                 && let Some(online) = super::online(&io)
             {
-                log_emit("presence", online.local().emit("presence", &CountEvent { num_users }).await);
+                log_emit(PRESENCE, online.local().emit(PRESENCE, &CountEvent { num_users }).await);
             }
         }
     })
@@ -158,7 +159,7 @@ async fn push_users<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> Result<(), Sto
     }
     if let Some(online) = super::online(io) {
         let num_users = page.users.len();
-        log_emit("users", online.emit("users", &UsersList::new(page.users, num_users, false)).await);
+        log_emit(USERS, online.emit(USERS, &UsersList::new(page.users, num_users, false)).await);
     }
     Ok(())
 }

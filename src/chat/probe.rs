@@ -11,6 +11,7 @@ use socketioxide_core::packet::PacketData;
 use socketioxide_core::parser::{Parse, ParseConfig, ParseError, ParserState};
 use socketioxide_parser_common::CommonParser;
 
+use super::events::{ADD_USER, HISTORY, JOIN, LEAVE, MESSAGE, NEW_MESSAGE, STOP_TYPING, TYPING};
 use super::extract::FirstArg;
 use super::wire::{AddUser, HistoryRequest, Names, RoomRequest, SendMessage, TypingRequest};
 use crate::domain::{FileName, MediaType, MessageId, RoomName, Text, Username, ValidationError};
@@ -28,7 +29,7 @@ pub enum Verdict {
     Accepted(String),
 }
 
-/// Decodes `frame` (an engine.io text frame, e.g. `42["join",…]`, and its
+/// Decodes `frame` (an engine.io text frame, `42[event, payload]`, and its
 /// binary `attachments`) as a socket.io packet and checks the event's
 /// payload as its handler would.
 pub fn decode(frame: &str, attachments: &[&[u8]]) -> Verdict {
@@ -53,15 +54,15 @@ pub fn decode(frame: &str, attachments: &[&[u8]]) -> Verdict {
     };
     let Ok(event) = CommonParser.read_event(&value).map(str::to_owned) else { return Verdict::Malformed };
     let checked = match event.as_str() {
-        "add user" => arg::<AddUser>(&mut value).and_then(|request| {
+        ADD_USER => arg::<AddUser>(&mut value).and_then(|request| {
             let name = match request {
                 AddUser::Name(name) | AddUser::WithSession { username: name, .. } => name,
             };
             rule(Username::parse(&name))
         }),
-        "join" | "leave" => arg::<RoomRequest>(&mut value).and_then(|r| rule(RoomName::parse(&r.room))),
-        "message" => arg::<SendMessage>(&mut value).and_then(check_message),
-        "history" => arg::<HistoryRequest>(&mut value).and_then(|request| {
+        JOIN | LEAVE => arg::<RoomRequest>(&mut value).and_then(|r| rule(RoomName::parse(&r.room))),
+        MESSAGE => arg::<SendMessage>(&mut value).and_then(check_message),
+        HISTORY => arg::<HistoryRequest>(&mut value).and_then(|request| {
             request.room.as_deref().map(RoomName::parse).transpose().map_err(|e| e.to_string())?;
             names(request.with.as_ref())?;
             for cursor in [&request.before, &request.after].into_iter().flatten() {
@@ -69,12 +70,12 @@ pub fn decode(frame: &str, attachments: &[&[u8]]) -> Verdict {
             }
             Ok(())
         }),
-        "typing" | "stop typing" => arg::<Option<TypingRequest>>(&mut value).and_then(|request| {
+        TYPING | STOP_TYPING => arg::<Option<TypingRequest>>(&mut value).and_then(|request| {
             let Some(request) = request else { return Ok(()) };
             request.room.as_deref().map(RoomName::parse).transpose().map_err(|e| e.to_string())?;
             names(request.to.as_ref())
         }),
-        "new message" => arg::<String>(&mut value).and_then(|text| rule(Text::parse(&text))),
+        NEW_MESSAGE => arg::<String>(&mut value).and_then(|text| rule(Text::parse(&text))),
         _ => Ok(()),
     };
     match checked {
@@ -119,14 +120,22 @@ mod tests {
 
     #[test]
     fn verdicts_follow_the_rules() {
-        assert_eq!(decode(r#"42["join",{"room":"general"}]"#, &[]), Verdict::Accepted("join".into()));
-        assert!(matches!(decode(r#"42["join",{"room":""}]"#, &[]), Verdict::Refused(_)));
+        let frame = |prefix: &str, event: &str, payload: serde_json::Value| {
+            format!("{prefix}{}", serde_json::json!([event, payload]))
+        };
+        let join = |room: &str| frame("42", JOIN, serde_json::json!({ "room": room }));
+        assert_eq!(decode(&join("general"), &[]), Verdict::Accepted(JOIN.into()));
+        assert!(matches!(decode(&join(""), &[]), Verdict::Refused(_)));
         assert_eq!(decode("42[", &[]), Verdict::Malformed);
         let png = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 0x0D, b'I', b'H', b'D', b'R'];
-        let file =
-            r#"451-["message",{"to":"bob","file":{"name":"a.png","data":{"_placeholder":true,"num":0}}}]"#;
-        assert_eq!(decode(file, &[]), Verdict::Incomplete);
-        assert_eq!(decode(file, &[&png]), Verdict::Accepted("message".into()));
-        assert!(matches!(decode(file, &[b"<svg/>"]), Verdict::Refused(_)));
+        let placeholder = serde_json::json!({ "_placeholder": true, "num": 0 });
+        let file = frame(
+            "451-",
+            MESSAGE,
+            serde_json::json!({ "to": "bob", "file": { "name": "a.png", "data": placeholder } }),
+        );
+        assert_eq!(decode(&file, &[]), Verdict::Incomplete);
+        assert_eq!(decode(&file, &[&png]), Verdict::Accepted(MESSAGE.into()));
+        assert!(matches!(decode(&file, &[b"<svg/>"]), Verdict::Refused(_)));
     }
 }

@@ -4,6 +4,7 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State};
 
+use super::events::{MEMBER_JOINED, MEMBER_LEFT};
 use super::extract::{Payload, Reply};
 use super::queue::InOrder;
 use super::socket_state::SocketState;
@@ -46,7 +47,7 @@ async fn join<A: Adapter>(
     socket.join(channel.clone());
     if joined.first_for_user {
         let event = MemberEvent { room: &room, username: &user };
-        log_emit("member joined", socket.to(channel).emit("member joined", &event).await);
+        log_emit(MEMBER_JOINED, socket.to(channel).emit(MEMBER_JOINED, &event).await);
     }
     let page = HistoryPage { before: None, after: None, limit: JOIN_HISTORY };
     // The join happened; history that cannot be read now (Redis outage) is
@@ -83,7 +84,7 @@ async fn leave<A: Adapter>(
     let channel = channels::room(&room);
     if left.last_for_user {
         let event = MemberEvent { room: &room, username: &user };
-        log_emit("member left", socket.to(channel.clone()).emit("member left", &event).await);
+        log_emit(MEMBER_LEFT, socket.to(channel.clone()).emit(MEMBER_LEFT, &event).await);
     }
     socket.leave(channel);
     Ok(Left { room })
@@ -109,7 +110,7 @@ pub(super) async fn on_rooms<A: Adapter>(
 pub async fn announce_member_joined<A: Adapter>(io: &SocketIo<A>, room: &RoomName, user: &Username) {
     let Some(namespace) = super::namespace(io) else { return };
     let event = MemberEvent { room, username: user };
-    log_emit("member joined", namespace.to(channels::room(room)).emit("member joined", &event).await);
+    log_emit(MEMBER_JOINED, namespace.to(channels::room(room)).emit(MEMBER_JOINED, &event).await);
 }
 
 /// Fails with `not_in_room` unless this socket joined `room`. Answered from

@@ -10,6 +10,7 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use tokio::task::JoinHandle;
 
+use super::events::CHAT_ERROR;
 use super::socket_state::SocketState;
 use super::{Chat, ChatError, log_emit, namespace};
 
@@ -48,7 +49,7 @@ async fn sweep<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> usize {
         }
         let socket = &sockets[*i];
         tracing::info!(user = %session.identity.user, sid = %socket.id, "session ended: disconnecting");
-        log_emit("chat error", socket.emit("chat error", &ChatError::SessionEnded.body()));
+        log_emit(CHAT_ERROR, socket.emit(CHAT_ERROR, &ChatError::SessionEnded.body()));
         let _ = socket.clone().disconnect();
         ended += 1;
     }

@@ -3,6 +3,7 @@
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State};
 
+use super::events::{STOP_TYPING, TYPING};
 use super::extract::{OptionalPayload, Reply};
 use super::messages::resolve_target;
 use super::queue::InOrder;
@@ -20,7 +21,7 @@ pub(super) async fn on_typing<A: Adapter>(
     reply: Reply<A>,
 ) {
     let _turn = turn.wait().await;
-    reply.send(notify(&chat, &socket, "typing", request).await);
+    reply.send(notify(&chat, &socket, TYPING, request).await);
 }
 
 /// `stop typing`, same shape as `typing`.
@@ -32,7 +33,7 @@ pub(super) async fn on_stop_typing<A: Adapter>(
     reply: Reply<A>,
 ) {
     let _turn = turn.wait().await;
-    reply.send(notify(&chat, &socket, "stop typing", request).await);
+    reply.send(notify(&chat, &socket, STOP_TYPING, request).await);
 }
 
 async fn notify<A: Adapter>(
