@@ -1,8 +1,6 @@
 //! Every socket.io event name of the contract (docs/PROTOCOL.md), written
-//! once. Handlers emit with these constants; what the server receives is
-//! registered from the table of incoming events (`chat::table`), which
-//! names its rows with them; `/metrics` counts by these names
-//! ([`name_metrics`]).
+//! once. Handlers emit with these constants; the table of incoming events
+//! (`chat::table`) names its rows with them; `/metrics` counts under them.
 //!
 //! A leaf: it imports nothing from the chat, so every part of the chat can
 //! use it.
@@ -61,28 +59,3 @@ pub const OUTGOING: &[&str] = &[
     AVATAR_CHANGED,
     CHAT_ERROR,
 ];
-
-/// Every event the server handles, in the order `/metrics` lists them.
-pub const INCOMING: &[&str] =
-    &[ADD_USER, USERS, NEW_MESSAGE, MESSAGE, HISTORY, JOIN, LEAVE, ROOMS, TYPING, STOP_TYPING];
-
-/// Gives `/metrics` the names it counts events under (once per process;
-/// the names are the same for every chat).
-pub fn name_metrics() {
-    crate::metrics::name_events(INCOMING, OUTGOING);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::metrics::metrics;
-
-    #[test]
-    fn every_event_the_server_emits_is_counted_by_name() {
-        name_metrics();
-        let m = metrics();
-        m.event_out(AVATAR_CHANGED);
-        let text = m.render(None, None);
-        assert!(text.contains("chatwire_events_out_total{event=\"avatar changed\"} "), "{text}");
-    }
-}

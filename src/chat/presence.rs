@@ -28,9 +28,10 @@ use socketioxide::adapter::Adapter;
 use socketioxide::operators::BroadcastOperators;
 use tokio::task::JoinHandle;
 
+use super::Chat;
+use super::emit::{log_emit, online};
 use super::events::{PRESENCE, USER_JOINED, USER_LEFT, USERS};
 use super::wire::{CountEvent, UserEvent, UsersList};
-use super::{Chat, log_emit};
 use crate::domain::Username;
 use crate::domain::roster::RosterQuery;
 use crate::store::StoreError;
@@ -99,7 +100,7 @@ fn spawn_counter<A: Adapter>(io: SocketIo<A>, chat: Chat) -> JoinHandle<()> {
             // Redis cannot answer, sockets keep the last count they heard.
             let Ok(count) = chat.store().count_online_everywhere().await else { continue };
             if let Some(num_users) = told.next(count, chat.announce_limit())
-                && let Some(online) = super::online(&io)
+                && let Some(online) = online(&io)
             {
                 log_emit(PRESENCE, online.local().emit(PRESENCE, &CountEvent { num_users }).await);
             }
@@ -157,7 +158,7 @@ async fn push_users<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> Result<(), Sto
     if page.more {
         return Ok(());
     }
-    if let Some(online) = super::online(io) {
+    if let Some(online) = online(io) {
         let num_users = page.users.len();
         log_emit(USERS, online.emit(USERS, &UsersList::new(page.users, num_users, false)).await);
     }

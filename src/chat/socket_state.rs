@@ -154,11 +154,6 @@ impl SocketState {
         self.unverified.load(Ordering::Acquire)
     }
 
-    /// The logged-in user, or `not_logged_in`.
-    pub fn logged_in(&self) -> Result<Username, ChatError> {
-        self.user.get().cloned().ok_or(ChatError::NotLoggedIn)
-    }
-
     /// The logged-in user and identity, or `not_logged_in`.
     pub fn logged_in_as(&self) -> Result<(Username, UserId), ChatError> {
         match (self.user.get(), self.id.get()) {
