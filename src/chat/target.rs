@@ -117,7 +117,7 @@ mod tests {
     fn a_recipient_list_is_one_to_the_limit_of_names_without_duplicates() {
         let list = |names: &[&str]| Some(Names::Many(names.iter().map(|name| (*name).to_owned()).collect()));
         let Target::Users(users) = parse(None, list(&["a", "b", "a"]), &ROOM_OR_TO).unwrap() else {
-            panic!("users")
+            panic!("a list of users")
         };
         assert_eq!(users.len(), 2, "duplicates dropped");
         assert_eq!(code(parse(None, list(&[]), &ROOM_OR_TO)), "invalid_payload");
