@@ -35,8 +35,8 @@ impl Request for NewLogin {
             AddUser::Name(name) => (name, None),
             AddUser::WithSession { username, session } => (username, session),
         };
-        let session = session.as_deref().map(SessionToken::parse).transpose()?;
-        Ok(Self { user: Username::parse(&name)?, session })
+        let user = Username::parse(&name)?;
+        Ok(Self { user, session: session.as_deref().map(SessionToken::parse).transpose()? })
     }
 
     fn malformed(_: ChatError) -> ChatError {

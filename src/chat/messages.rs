@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use socketioxide::adapter::Adapter;
+use socketioxide::extract::SocketRef;
 
 use super::answer::LoggedIn;
 use super::emit::log_emit;
@@ -13,7 +14,7 @@ use super::target::{self, ROOM_OR_TO, Resolved};
 use super::wire::{DemoMessage, Done, FileUpload, SendMessage, Sent};
 use super::{Chat, ChatError, channels, quota};
 use crate::domain::{
-    Attachment, Conversation, FileName, MediaType, Message, Target, Text, UserId, ValidationError,
+    Attachment, Conversation, FileName, MediaType, Message, MessageId, Target, Text, UserId, ValidationError,
 };
 use crate::metrics::metrics;
 use crate::store::{StoreError, StoredFile};
@@ -57,46 +58,56 @@ impl Upload {
         }
         Ok(Self { name, media, data: file.data })
     }
+
+    /// The file as message `id` carries it.
+    fn attachment(self, id: MessageId) -> Attachment {
+        let Self { name, media, data } = self;
+        let url = format!("/api/files/{id}");
+        Attachment { name, mime: media.mime.to_owned(), size: data.len() as u64, url, data: Some(data) }
+    }
 }
 
 /// `message` { room | to, text?, file? } → `message` to the recipients, ack with the message.
 pub(super) async fn send<A: Adapter>(me: LoggedIn<A>, request: NewMessage) -> Result<Sent, ChatError> {
     let LoggedIn { chat, socket, user: from, id: my_id } = me;
     let Resolved { target, ids } = target::resolve(&chat, &socket, request.target).await?;
+    let file_bytes = request.file.as_ref().map_or(0, |file| file.data.len());
     let max_bytes = chat.policy().max_file_bytes;
-    if request.file.as_ref().is_some_and(|file| file.data.len() > max_bytes) {
+    if file_bytes > max_bytes {
         return Err(ValidationError::FileTooLarge(max_bytes).into());
     }
-    let file_bytes = request.file.as_ref().map_or(0, |file| file.data.len());
     let text = request.text;
     quota::charge_message(&chat, &socket, &target, text.as_ref(), file_bytes, &quota_key(&my_id)).await?;
     let id = chat.next_id();
-    let file = request.file.map(|Upload { name, media, data }| Attachment {
-        name,
-        mime: media.mime.to_owned(),
-        size: data.len() as u64,
-        url: format!("/api/files/{id}"),
-        data: Some(data),
-    });
+    let file = request.file.map(|upload| upload.attachment(id));
     let conversation = match &target {
         Target::Room(room) => Conversation::Room(room.clone()),
         Target::User(_) | Target::Users(_) => Conversation::private(&my_id, &ids),
     };
     let message = Message::new(id, from, target, text, file);
-    let record = message.without_data();
+    Ok(Sent { message: deliver(&chat, &socket, &conversation, message).await })
+}
 
-    // The recipients see `message` (with the file's bytes) before the sender's
-    // ack; history and the file are stored alongside delivery, not before it.
-    let deliver = async {
+/// Delivers a message and keeps it: the recipients see `message` (with the
+/// file's bytes) before the sender's ack; history and the file are stored
+/// alongside delivery, not before it. Returns the message as history keeps it.
+async fn deliver<A: Adapter>(
+    chat: &Chat,
+    socket: &SocketRef<A>,
+    conversation: &Conversation,
+    message: Message,
+) -> Message {
+    let record = message.without_data();
+    let delivery = async {
         let started = Instant::now();
         let delivered = socket.to(delivery_channels(&message)).emit(MESSAGE, &message).await;
         metrics().emit_latency(started.elapsed());
         delivered
     };
     let (delivered, stored, kept) = tokio::join!(
-        deliver,
-        chat.store().append_message(&conversation, &record),
-        keep_file(&chat, &conversation, &message),
+        delivery,
+        chat.store().append_message(conversation, &record),
+        keep_file(chat, conversation, &message),
     );
     log_emit(MESSAGE, delivered);
     if let Err(err) = stored {
@@ -105,7 +116,7 @@ pub(super) async fn send<A: Adapter>(me: LoggedIn<A>, request: NewMessage) -> Re
     if let Err(err) = kept {
         tracing::warn!(id = %message.id, error = %err, "file delivered but not kept for history");
     }
-    Ok(Sent { message: record })
+    record
 }
 
 /// The key a sender's file quota is counted under: the one place that says

@@ -44,7 +44,7 @@ pub struct Incoming {
 }
 
 /// Expands the rows into [`INCOMING`], [`NAMES`] and [`register`].
-macro_rules! incoming {
+macro_rules! events {
     ($( $name:ident: $request:ty => $module:ident::$handler:ident, binary: $binary:literal; )*) => {
         /// Every incoming event, in the order `/metrics` lists them.
         pub const INCOMING: &[Incoming] = &[
@@ -74,17 +74,18 @@ macro_rules! incoming {
     };
 }
 
-incoming! {
-    ADD_USER:    NewLogin    => login::add_user,       binary: false;
-    USERS:       RosterQuery => login::users,          binary: false;
-    NEW_MESSAGE: Text        => messages::new_message, binary: false;
-    MESSAGE:     NewMessage  => messages::send,        binary: true;
-    HISTORY:     HistoryQuery => history::history,     binary: false;
-    JOIN:        RoomName    => rooms::join,           binary: false;
-    LEAVE:       RoomName    => rooms::leave,          binary: false;
-    ROOMS:       NoArguments => rooms::rooms,          binary: false;
-    TYPING:      Notice      => typing::typing,        binary: false;
-    STOP_TYPING: Notice      => typing::stop_typing,   binary: false;
+events! {
+    // event        request          handler                   binary attachments
+    ADD_USER:       NewLogin      => login::add_user,          binary: false;
+    USERS:          RosterQuery   => login::users,             binary: false;
+    NEW_MESSAGE:    Text          => messages::new_message,    binary: false;
+    MESSAGE:        NewMessage    => messages::send,           binary: true;
+    HISTORY:        HistoryQuery  => history::history,         binary: false;
+    JOIN:           RoomName      => rooms::join,              binary: false;
+    LEAVE:          RoomName      => rooms::leave,             binary: false;
+    ROOMS:          NoArguments   => rooms::rooms,             binary: false;
+    TYPING:         Notice        => typing::typing,           binary: false;
+    STOP_TYPING:    Notice        => typing::stop_typing,      binary: false;
 }
 
 /// The row of event `name`, if the server handles it.
