@@ -10,8 +10,10 @@ use socketioxide::adapter::Adapter;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use super::Chat;
+use super::emit::{log_emit, online};
+use super::events::AVATAR_CHANGED;
 use super::wire::UserEntry;
-use super::{Chat, log_emit};
 use crate::domain::Username;
 
 /// Least time between two rounds of announcements: changes made meanwhile
@@ -58,9 +60,9 @@ pub(super) fn spawn_announcer<A: Adapter>(io: SocketIo<A>, chat: Chat) -> JoinHa
         loop {
             let names = chat.0.avatar_changes.next().await;
             for username in names {
-                let Some(online) = super::online(&io) else { break };
+                let Some(online) = online(&io) else { break };
                 let event = UserEntry { username };
-                log_emit("avatar changed", online.emit("avatar changed", &event).await);
+                log_emit(AVATAR_CHANGED, online.emit(AVATAR_CHANGED, &event).await);
             }
             tokio::time::sleep(ANNOUNCE_INTERVAL).await;
         }

@@ -1,102 +1,30 @@
-//! Extractors shared by every event handler: the payload ([`Payload`],
-//! [`OptionalPayload`]), the answer ([`Reply`]) and the event's place in
-//! its socket's queue ([`InOrder`]); and the handshake's `auth`
-//! ([`ConnectData`]).
+//! What socketioxide hands the chat's handlers before they run: the
+//! handshake's `auth` ([`ConnectData`]), and each event's place in its
+//! socket's queue ([`InOrder`]), which is where flood control happens. An
+//! event over the socket's allowance (a large packet costs more of it), or
+//! whose packet would take the bytes waiting in the queue over the
+//! transport cap, is answered `rate_limited` at once and never parsed; a
+//! socket that keeps flooding is disconnected (see
+//! [`limits`](super::limits)). The payload and the answer have extractors
+//! of their own: `chat::request::Parsed` and `chat::answer::Reply`.
 
 use std::convert::Infallible;
-use std::fmt;
-use std::marker::PhantomData;
 use std::sync::Arc;
 
-use serde::de::{DeserializeOwned, IgnoredAny, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::de::DeserializeOwned;
 use socketioxide::ParserError;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
+use socketioxide::extract::{Event, TryData};
 use socketioxide::handler::{FromConnectParts, FromDisconnectParts, FromMessageParts, Value};
 use socketioxide::socket::{DisconnectReason, Socket};
-use tokio::sync::oneshot;
 
 use super::ChatError;
+use super::answer::Reply;
 use super::limits::{Admission, PacketSize};
+use super::queue::InOrder;
 use super::socket_state::SocketState;
+use super::table;
 use crate::metrics::metrics;
-
-/// The event's first argument, or why it could not be read. Unlike
-/// socketioxide's `Data`, a bad payload still reaches the handler, which
-/// answers with `invalid_payload` instead of staying silent.
-pub struct Payload<T>(pub Result<T, ChatError>);
-
-/// Like [`Payload`] for events whose argument may be left out (or `null`).
-pub struct OptionalPayload<T>(pub Result<Option<T>, ChatError>);
-
-/// Reads the first socket.io argument, if any, and ignores the rest. It
-/// presents itself to serde as a tuple, which makes socketioxide hand it the
-/// whole argument list instead of insisting on a first element.
-pub(super) struct FirstArg<T>(pub(super) Option<T>);
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for FirstArg<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ArgsVisitor<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for ArgsVisitor<T> {
-            type Value = FirstArg<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a list of event arguments")
-            }
-            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
-                let first = seq.next_element::<T>()?;
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(FirstArg(first))
-            }
-        }
-        deserializer.deserialize_tuple(usize::MAX, ArgsVisitor(PhantomData))
-    }
-}
-
-fn first_arg<T: DeserializeOwned, A: Adapter>(
-    s: &Arc<Socket<A>>,
-    v: &mut Value,
-    ack: &Option<i64>,
-) -> Result<Option<T>, ChatError> {
-    if let Value::Bytes(packet) = v
-        && let Some(normalized) = super::msgpack::normalize(packet)
-    {
-        *packet = normalized.into();
-    }
-    let Ok(TryData(args)) = TryData::<FirstArg<T>>::from_message_parts(s, v, ack);
-    args.map(|FirstArg(first)| first).map_err(|err| ChatError::invalid_payload(describe(&err.to_string())))
-}
-
-/// Longest parser explanation sent back, in characters. serde quotes a
-/// string of the wrong type whole, which can be most of a frame.
-const MAX_DESCRIPTION_CHARS: usize = 200;
-
-/// A parser error as a client should read it: serde's explanation without
-/// the position in the raw packet, which means nothing to the sender, and
-/// cut short.
-fn describe(error: &str) -> String {
-    let error = error.rsplit_once(" at line ").map_or(error, |(head, _)| head);
-    match error.char_indices().nth(MAX_DESCRIPTION_CHARS) {
-        Some((cut, _)) => format!("malformed payload: {}…", &error[..cut]),
-        None => format!("malformed payload: {error}"),
-    }
-}
-
-impl<T: DeserializeOwned, A: Adapter> FromMessageParts<A> for Payload<T> {
-    type Error = Infallible;
-    fn from_message_parts(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> Result<Self, Infallible> {
-        let arg = first_arg::<T, A>(s, v, ack)
-            .and_then(|arg| arg.ok_or_else(|| ChatError::invalid_payload("this event needs an argument")));
-        Ok(Self(arg))
-    }
-}
-
-impl<T: DeserializeOwned, A: Adapter> FromMessageParts<A> for OptionalPayload<T> {
-    type Error = Infallible;
-    fn from_message_parts(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> Result<Self, Infallible> {
-        Ok(Self(first_arg::<Option<T>, A>(s, v, ack).map(Option::flatten)))
-    }
-}
 
 /// The handshake's `auth`, or why it could not be read: socketioxide's
 /// `TryData`, except that under PARSER=msgpack JavaScript's `undefined` is
@@ -117,111 +45,6 @@ impl<T: DeserializeOwned, A: Adapter> FromConnectParts<A> for ConnectData<T> {
     }
 }
 
-/// Answers the event: through the client's ack callback if it gave one,
-/// otherwise (for failures only) with a `chat error` event.
-pub struct Reply<A: Adapter> {
-    socket: SocketRef<A>,
-    ack: AckSender<A>,
-    wants_ack: bool,
-}
-
-impl<A: Adapter> FromMessageParts<A> for Reply<A> {
-    type Error = Infallible;
-    fn from_message_parts(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> Result<Self, Infallible> {
-        let Ok(socket) = SocketRef::from_message_parts(s, v, ack);
-        let Ok(sender) = AckSender::from_message_parts(s, v, ack);
-        Ok(Self { socket, ack: sender, wants_ack: ack.is_some() })
-    }
-}
-
-/// A successful ack: `{ ok: true, ...body }`.
-#[derive(Serialize)]
-struct Success<T> {
-    ok: bool,
-    #[serde(flatten)]
-    body: T,
-}
-
-/// A failed ack: `{ ok: false, error: { code, message } }`.
-#[derive(Serialize)]
-struct Failure {
-    ok: bool,
-    error: super::error::ErrorBody,
-}
-
-impl<A: Adapter> Reply<A> {
-    /// Sends the outcome of the event to the client.
-    pub fn send<T: Serialize>(self, result: Result<T, ChatError>) {
-        let sent = match result {
-            Ok(body) if self.wants_ack => self.ack.send(&Success { ok: true, body }),
-            Ok(_) => Ok(()),
-            Err(err) => {
-                tracing::debug!(sid = %self.socket.id, code = err.code(), error = %err, "request refused");
-                if self.wants_ack {
-                    self.ack.send(&Failure { ok: false, error: err.body() })
-                } else {
-                    self.socket.emit("chat error", &err.body())
-                }
-            }
-        };
-        if let Err(err) = sent {
-            tracing::debug!(sid = %self.socket.id, error = %err, "could not answer a request");
-        }
-    }
-}
-
-/// The event's place in its socket's queue. socketioxide runs each event in
-/// its own task; handlers that first `wait` for their turn run one at a time
-/// in arrival order, so a client's messages are delivered in the order it
-/// sent them and `add user` completes before the events that follow it.
-///
-/// Taking a place is also where flood control happens (see [`limits`]): an
-/// event over the socket's allowance (a large packet costs more of it), or
-/// whose packet would take the bytes waiting in the queue over the transport
-/// cap, is answered `rate_limited` at once and never parsed; a socket that
-/// keeps flooding is disconnected.
-///
-/// [`limits`]: super::limits
-pub struct InOrder {
-    previous: Option<oneshot::Receiver<()>>,
-    done: oneshot::Sender<()>,
-    in_flight: Option<InFlight>,
-}
-
-/// Held while a handler runs; dropping it lets the socket's next event proceed.
-pub struct Turn {
-    _done: oneshot::Sender<()>,
-    _in_flight: Option<InFlight>,
-}
-
-/// Counts an admitted event (and its packet's bytes) as in flight until dropped.
-struct InFlight(Arc<SocketState>, usize);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.event_finished(self.1);
-    }
-}
-
-impl InOrder {
-    /// Takes the next place in the queue. Runs synchronously, in packet order.
-    fn enqueue(state: &SocketState) -> Self {
-        let (done, tail) = oneshot::channel();
-        let previous = state.replace_queue_tail(tail);
-        Self { previous, done, in_flight: None }
-    }
-
-    /// Waits until every earlier event of this socket has been handled.
-    pub async fn wait(self) -> Turn {
-        if let Some(previous) = self.previous {
-            // Err means the previous handler finished (or panicked): our turn either way.
-            let _ = previous.await;
-        }
-        Turn { _done: self.done, _in_flight: self.in_flight }
-    }
-}
-
-/// What a packet weighs, before it is parsed.
 /// A packet's size, and how many binaries it carries. Under PARSER=msgpack
 /// the whole event is one MessagePack value: its text is what is not a
 /// binary, so a long text costs what the same JSON text costs.
@@ -239,11 +62,6 @@ fn packet_size(v: &Value) -> (PacketSize, usize) {
     }
 }
 
-/// Only `message` carries binary attachments (a file).
-fn accepts_binary<A: Adapter>(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> bool {
-    Event::from_message_parts(s, v, ack).is_ok_and(|Event(event)| event == "message")
-}
-
 /// An event refused by flood control (its handler is skipped).
 #[derive(Debug, thiserror::Error)]
 #[error("event refused: rate limited")]
@@ -252,8 +70,9 @@ pub struct RateLimited;
 impl<A: Adapter> FromMessageParts<A> for InOrder {
     type Error = RateLimited;
     fn from_message_parts(s: &Arc<Socket<A>>, v: &mut Value, ack: &Option<i64>) -> Result<Self, RateLimited> {
-        if let Ok(Event(event)) = Event::from_message_parts(s, v, ack) {
-            metrics().event_in(&event);
+        let event = Event::from_message_parts(s, v, ack).map(|Event(event)| event);
+        if let Ok(event) = &event {
+            metrics().event_in(event);
         }
         let state = SocketState::of_socket(s);
         // Oversized frames never get here: the transport closed their
@@ -268,7 +87,8 @@ impl<A: Adapter> FromMessageParts<A> for InOrder {
         }
         // The common parser counts attachments as it decodes; a MessagePack
         // value holds any number of binaries, each costing no event token.
-        let stray = binaries > super::limits::MAX_BINARY_ATTACHMENTS || !accepts_binary(s, v, ack);
+        let stray = binaries > super::limits::MAX_BINARY_ATTACHMENTS
+            || !event.is_ok_and(|event| table::accepts_binary(&event));
         if binaries > 0 && stray {
             tracing::info!(sid = %s.id, bytes = size.text, binaries, "disconnecting a socket that sent a stray binary message");
             let _ = s.clone().disconnect();
@@ -276,10 +96,7 @@ impl<A: Adapter> FromMessageParts<A> for InOrder {
         }
         let admission = state.admit(size);
         if admission == Admission::Admit {
-            state.event_started(size.total());
-            let mut place = Self::enqueue(&state);
-            place.in_flight = Some(InFlight(state, size.total()));
-            return Ok(place);
+            return Ok(state.queue().enqueue_counted(size.total()));
         }
         metrics().rate_limited();
         let Ok(reply) = Reply::from_message_parts(s, v, ack);
@@ -292,28 +109,16 @@ impl<A: Adapter> FromMessageParts<A> for InOrder {
     }
 }
 
-impl InOrder {
-    /// Reserves the socket's first place for its connect handler, from the
-    /// connect middleware. socketioxide sends the client its connect packet
-    /// before it marks the socket connected and runs the connect handler, so
-    /// a quick client's first event could otherwise run (and fail to emit)
-    /// before the socket counts as connected.
-    pub(super) fn reserve_first(state: &SocketState) {
-        state.set_connect_place(Self::enqueue(state));
-    }
-}
-
 impl<A: Adapter> FromConnectParts<A> for InOrder {
     type Error = Infallible;
     fn from_connect_parts(s: &Arc<Socket<A>>, _: &Option<Value>) -> Result<Self, Infallible> {
-        let state = SocketState::of_socket(s);
-        Ok(state.take_connect_place().unwrap_or_else(|| Self::enqueue(&state)))
+        Ok(SocketState::of_socket(s).queue().take_first())
     }
 }
 
 impl<A: Adapter> FromDisconnectParts<A> for InOrder {
     type Error = Infallible;
     fn from_disconnect_parts(s: &Arc<Socket<A>>, _: DisconnectReason) -> Result<Self, Infallible> {
-        Ok(Self::enqueue(&SocketState::of_socket(s)))
+        Ok(SocketState::of_socket(s).queue().enqueue())
     }
 }

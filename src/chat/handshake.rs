@@ -18,8 +18,9 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State};
 use socketioxide::{ParserError, ProtocolVersion, SocketIo};
 
-use super::extract::InOrder;
+use super::emit::sign_out;
 use super::login::log_in;
+use super::queue::InOrder;
 use super::socket_state::SocketState;
 use super::{Chat, ChatError};
 use crate::auth::{AuthError, IdentityKind};
@@ -215,8 +216,7 @@ pub async fn on_connect<A: Adapter>(turn: InOrder, State(chat): State<Chat>, soc
         Ok(_) => state.set_session(session),
         Err(err) => {
             tracing::info!(sid = %socket.id, user = %session.identity.user, error = %err, "token login refused");
-            let _ = socket.emit("chat error", &err.body());
-            let _ = socket.clone().disconnect();
+            sign_out(&socket, &err);
         }
     }
 }

@@ -7,47 +7,48 @@ use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State};
 use socketioxide::socket::{DisconnectReason, Sid};
 
-use super::extract::{InOrder, OptionalPayload, Payload, Reply};
+use super::answer::{Guest, LoggedIn};
+use super::emit::{log_emit, namespace, online, sign_out};
+use super::events::{LOGIN, MEMBER_LEFT};
+use super::queue::InOrder;
+use super::request::Request;
 use super::socket_state::SocketState;
-use super::wire::{AddUser, LoggedIn, LoginEvent, MemberEvent, UsersList, UsersRequest};
-use super::{Chat, ChatError, channels, log_emit, namespace, online, presence};
+use super::wire::{AddUser, LoginAck, LoginEvent, MemberEvent, UsersList, UsersRequest};
+use super::{Chat, ChatError, channels, presence};
 use crate::auth::{Identity, IdentityKind, Session};
 use crate::domain::Username;
 use crate::domain::roster::RosterQuery;
 use crate::store::{Login, Logout, OwnerProof, StoreError};
 
-/// `add user` (name | { username, session }) → `login` to the socket, and
-/// `user joined` to everyone else (up to the announce limit).
-pub(super) async fn on_add_user<A: Adapter>(
-    turn: InOrder,
-    State(chat): State<Chat>,
-    socket: SocketRef<A>,
-    Payload(request): Payload<AddUser>,
-    reply: Reply<A>,
-) {
-    let _turn = turn.wait().await;
-    reply.send(add_user(&chat, &socket, request).await);
+/// `add user`'s request: a name, and the secret of an earlier login to
+/// take it back with.
+pub(super) struct NewLogin {
+    user: Username,
+    session: Option<SessionToken>,
 }
 
-async fn add_user<A: Adapter>(
-    chat: &Chat,
-    socket: &SocketRef<A>,
-    request: Result<AddUser, ChatError>,
-) -> Result<LoggedIn, ChatError> {
-    if let Some(current) = SocketState::of(socket).user() {
-        return Err(ChatError::AlreadyLoggedIn(current.to_string()));
+impl Request for NewLogin {
+    type Wire = AddUser;
+
+    fn from_wire(request: AddUser) -> Result<Self, ChatError> {
+        let (name, session) = match request {
+            AddUser::Name(name) => (name, None),
+            AddUser::WithSession { username, session } => (username, session),
+        };
+        let user = Username::parse(&name)?;
+        Ok(Self { user, session: session.as_deref().map(SessionToken::parse).transpose()? })
     }
-    if !chat.policy().allow_guests {
-        return Err(ChatError::GuestsDisabled);
+
+    fn malformed(_: ChatError) -> ChatError {
+        ChatError::invalid_payload("`add user` takes a name, or { username, session }")
     }
-    let (name, session) = match request {
-        Ok(AddUser::Name(name)) => (name, None),
-        Ok(AddUser::WithSession { username, session }) => (username, session),
-        Err(_) => {
-            return Err(ChatError::invalid_payload("`add user` takes a name, or { username, session }"));
-        }
-    };
-    let user = Username::parse(&name)?;
+}
+
+/// `add user` (name | { username, session }) → `login` to the socket, and
+/// `user joined` to everyone else (up to the announce limit).
+pub(super) async fn add_user<A: Adapter>(guest: Guest<A>, request: NewLogin) -> Result<LoginAck, ChatError> {
+    let Guest { chat, socket } = guest;
+    let NewLogin { user, session } = request;
     // While the account store is unreachable (a Redis outage) guests are let
     // in, and checked again once it is back: a registered name always wins.
     let verified = match chat.auth().is_registered(&user).await {
@@ -58,23 +59,20 @@ async fn add_user<A: Adapter>(
             false
         }
     };
-    let session = match session {
-        Some(raw) => SessionToken::parse(&raw)?,
-        None => SessionToken::generate(),
-    };
+    let session = session.unwrap_or_else(SessionToken::generate);
     let identity = Identity { user, kind: IdentityKind::Guest(session.proof()) };
-    let login = log_in(chat, socket, &identity).await?;
+    let login = log_in(&chat, &socket, &identity).await?;
     if !verified {
-        SocketState::of(socket).mark_unverified();
+        SocketState::of(&socket).mark_unverified();
     }
     let token = chat.auth().guest_token(&login.user, &identity.proof());
     match chat.auth().verify(&token) {
         // The socket stands on its session secret, not the token: it does
         // not expire with it, but revoking the token (logout) ends it.
-        Ok(session) => SocketState::of(socket).set_session(Session { expires_at: u64::MAX, ..session }),
+        Ok(session) => SocketState::of(&socket).set_session(Session { expires_at: u64::MAX, ..session }),
         Err(err) => tracing::error!(error = %err, "a token just issued does not verify"),
     }
-    Ok(LoggedIn { username: login.user, num_users: login.num_users, session: session.0, token })
+    Ok(LoginAck { username: login.user, num_users: login.num_users, session: session.0, token })
 }
 
 /// Logs a socket in as `identity`: presence, the user's channels, `login`
@@ -106,7 +104,7 @@ pub(super) async fn log_in<A: Adapter>(
     }
     state.set_user(login.user.clone(), identity.id());
     socket.join([channels::ONLINE.to_owned(), channels::user(&login.user)]);
-    log_emit("login", socket.emit("login", &LoginEvent { num_users: login.num_users }));
+    log_emit(LOGIN, socket.emit(LOGIN, &LoginEvent { num_users: login.num_users }));
     if login.first_socket {
         presence::user_joined(chat, socket.to(channels::ONLINE), &login.user, login.num_users).await;
     }
@@ -114,24 +112,26 @@ pub(super) async fn log_in<A: Adapter>(
     Ok(login)
 }
 
+/// `users` takes nothing (the first page), or which page.
+impl Request for RosterQuery {
+    type Wire = Option<UsersRequest>;
+
+    fn from_wire(request: Option<UsersRequest>) -> Result<Self, ChatError> {
+        let request = request.unwrap_or_default();
+        Ok(RosterQuery::parse(request.after.as_deref(), request.prefix.as_deref(), request.limit)?)
+    }
+
+    fn missing() -> Result<Self, ChatError> {
+        Self::from_wire(None)
+    }
+}
+
 /// `users` (nothing, or `{ after?, prefix?, limit? }`) → a page of the
 /// online list, and the count.
-pub(super) async fn on_users<A: Adapter>(
-    turn: InOrder,
-    State(chat): State<Chat>,
-    socket: SocketRef<A>,
-    OptionalPayload(request): OptionalPayload<UsersRequest>,
-    reply: Reply<A>,
-) {
-    let _turn = turn.wait().await;
-    let result = async {
-        SocketState::of(&socket).logged_in()?;
-        let request = request?.unwrap_or_default();
-        let query = RosterQuery::parse(request.after.as_deref(), request.prefix.as_deref(), request.limit)?;
-        let (page, num_users) = tokio::try_join!(chat.store().roster(&query), chat.store().count_online())?;
-        Ok(UsersList::new(page.users, num_users, page.more))
-    };
-    reply.send(result.await);
+pub(super) async fn users<A: Adapter>(me: LoggedIn<A>, query: RosterQuery) -> Result<UsersList, ChatError> {
+    let store = me.chat.store();
+    let (page, num_users) = tokio::try_join!(store.roster(&query), store.count_online())?;
+    Ok(UsersList::new(page.users, num_users, page.more))
 }
 
 /// Disconnection: the socket leaves presence and its rooms; if it was the
@@ -173,13 +173,8 @@ pub async fn announce_logout<A: Adapter>(
     for room in &logout.left_rooms {
         let event = MemberEvent { room, username: &logout.user };
         log_emit(
-            "member left",
-            namespace
-                .clone()
-                .to(channels::room(room))
-                .except(except.clone())
-                .emit("member left", &event)
-                .await,
+            MEMBER_LEFT,
+            namespace.clone().to(channels::room(room)).except(except.clone()).emit(MEMBER_LEFT, &event).await,
         );
     }
     if logout.last_socket {
@@ -206,11 +201,7 @@ pub async fn recheck_guests<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> usize 
             Ok(false) => state.mark_verified(),
             Ok(true) => {
                 tracing::warn!(%user, sid = %socket.id, "a guest took a registered name during an outage: signing it out");
-                log_emit(
-                    "chat error",
-                    socket.emit("chat error", &ChatError::NameRegistered(user.to_string()).body()),
-                );
-                let _ = socket.disconnect();
+                sign_out(&socket, &ChatError::NameRegistered(user.to_string()));
             }
             Err(_) => unchecked += 1,
         }

@@ -9,8 +9,9 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::socket::Sid;
 
+use super::ChatError;
+use super::emit::{namespace, sign_out};
 use super::socket_state::SocketState;
-use super::{ChatError, log_emit, namespace};
 
 /// Checks socket `sid` once `timeout` has passed. The waiting task holds
 /// only the server handle and the id (not the socket, which would keep a
@@ -24,10 +25,6 @@ pub fn spawn<A: Adapter>(io: SocketIo<A>, sid: Sid, timeout: Duration) {
             return;
         }
         tracing::info!(%sid, ?timeout, "disconnecting a socket that did not log in in time");
-        let error = ChatError::LoginTimeout(timeout.as_secs());
-        log_emit("chat error", socket.emit("chat error", &error.body()));
-        if let Err(err) = socket.disconnect() {
-            tracing::debug!(%sid, error = %err, "the socket closed before its login deadline");
-        }
+        sign_out(&socket, &ChatError::LoginTimeout(timeout.as_secs()));
     });
 }

@@ -1,13 +1,20 @@
 //! The socket.io side of chatwire: the event contract of docs/PROTOCOL.md.
 //!
-//! Data flows one way: socket event → [`extract::Payload`] → domain value →
-//! [`Store`] and broadcast → [`extract::Reply`]. Each event has one small
-//! `on_<event>` handler in the module of its area:
+//! Data flows one way: socket event → its place in the socket's [`queue`]
+//! (flood control first, [`extract`]) → its payload parsed once into a
+//! domain value ([`request`]) → its turn, and who asks ([`answer`]) → the
+//! handler → [`Store`] and broadcast ([`emit`]) → the answer.
+//!
+//! Every incoming event is one row of [`table`]: its name, its request, its
+//! handler, whether it may carry a file. Every event name, outgoing ones
+//! too, is a constant of [`events`]. Handlers live in the module of their
+//! area:
 //!
 //! - [`handshake`]: `auth: { token }` at connect, guest policy
 //! - [`login`]: `add user`, `users`, disconnection
 //! - [`rooms`]: `join`, `leave`, `rooms`
-//! - [`messages`]: `message`, `new message`, `history`; [`quota`]: what a message may cost
+//! - [`messages`]: `message`, `new message`; [`history`]: `history`;
+//!   [`target`]: a room or users; [`quota`]: what a message may cost
 //! - [`typing`]: `typing`, `stop typing`
 //! - [`presence`]: `user joined` / `user left`, the `presence` count, the `users` push
 //! - [`avatars`]: `avatar changed`, after an upload over HTTP
@@ -16,93 +23,65 @@
 //! Handlers are generic over the socketioxide adapter, so the same code
 //! serves a single instance and a Redis-backed cluster.
 
+mod answer;
 mod avatars;
 mod channels;
+mod emit;
 mod error;
+mod events;
 mod extract;
 mod ghosts;
 mod handshake;
+mod history;
 mod limits;
 mod login;
 mod login_deadline;
 mod messages;
 mod msgpack;
+mod policy;
 mod presence;
 pub mod probe;
+mod queue;
 mod quota;
+mod request;
 mod rooms;
 mod sessions;
 mod socket_state;
+mod table;
+mod target;
 mod typing;
 mod wire;
 
-use std::fmt::Display;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::{SocketRef, State};
-use socketioxide::operators::BroadcastOperators;
 use socketioxide::socket::Sid;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+pub use emit::{namespace, sign_out};
 pub use error::{ChatError, ErrorBody};
 pub use ghosts::{GhostWatch, Ghosts};
+pub use handshake::on_connect;
+pub use history::DEFAULT_HISTORY_PAGE;
+pub use limits::MAX_BINARY_ATTACHMENTS;
 pub use login::{announce_login, announce_logout, recheck_guests};
-pub use messages::{DEFAULT_HISTORY_PAGE, MAX_RECIPIENTS};
+pub use policy::Policy;
 pub use presence::PUSH_MAX_USERS;
 pub use rooms::{JOIN_HISTORY, announce_member_joined};
+pub use wire::MAX_RECIPIENTS;
 
 use crate::auth::Auth;
 use crate::domain::{IdGenerator, MessageId, Username};
-use crate::metrics::metrics;
 use crate::net::ConnectionsPerAddress;
 use crate::store::{AccountStore, FileStore, SocketKey, Store, Stores};
-use extract::{ConnectData, InOrder};
+use extract::ConnectData;
 use limits::EventLimiter;
-pub use limits::MAX_BINARY_ATTACHMENTS;
+use queue::InOrder;
 use socket_state::SocketState;
-
-/// What the deployment allows.
-#[derive(Debug, Clone)]
-pub struct Policy {
-    /// Whether `add user` (a guest login) is allowed.
-    pub allow_guests: bool,
-    /// Largest file a message may carry, in bytes.
-    pub max_file_bytes: usize,
-    /// The transport cap (MAX_FRAME_BYTES, raised for files): also the most
-    /// bytes of one socket's events held waiting for their turn.
-    pub max_frame_bytes: usize,
-    /// Largest text part of a packet: MAX_FRAME_BYTES, not raised for files.
-    pub max_text_bytes: usize,
-    /// Events per second one socket may send, sustained.
-    pub event_rate: u32,
-    /// Events one socket may send in a burst.
-    pub event_burst: u32,
-    /// Bytes one socket may have delivered per second (size × recipients).
-    pub delivery_bytes_per_sec: u64,
-    /// Bytes one socket may have delivered at once.
-    pub delivery_burst_bytes: u64,
-    /// Bytes of files one user may send per day (0: unlimited).
-    pub file_quota_bytes: u64,
-    /// Rooms one socket may be in.
-    pub max_rooms_per_socket: u32,
-    /// Sockets one user may have logged in.
-    pub max_sockets_per_user: u32,
-    /// Sockets one client address may have open on this instance (0: any).
-    pub max_connections_per_address: u32,
-    /// How long a socket may stay connected without logging in (None: forever).
-    pub login_timeout: Option<Duration>,
-    /// Most users online for which each login and logout is announced on
-    /// its own; above it only the count is told, by `presence` (0: no limit).
-    pub announce_max_users: u32,
-    /// How often each instance checks its sockets' tokens (revoked,
-    /// expired, account gone) and disconnects those that fell.
-    pub session_check: std::time::Duration,
-}
 
 /// What every handler shares: the store, this instance's identity, the id
 /// generator. Cheap to clone; given to socketioxide as state.
@@ -141,6 +120,7 @@ impl Chat {
         ghosts: Ghosts,
     ) -> Self {
         let connections = ConnectionsPerAddress::new(policy.max_connections_per_address);
+        table::name_metrics();
         Self(Arc::new(Inner {
             connections,
             stores,
@@ -279,20 +259,11 @@ pub async fn prepare_socket<A: Adapter>(
         .with_in_flight_bytes(policy.max_frame_bytes)
         .with_max_text_bytes(policy.max_text_bytes);
     SocketState::attach(&socket, limiter);
-    InOrder::reserve_first(&SocketState::of(&socket));
+    SocketState::of(&socket).queue().reserve_first();
     handshake::admit(&chat, &socket, auth)
         .await
         .map_err(|refusal| handshake::refused(&io, &socket, refusal))?;
-    socket.on("add user", login::on_add_user::<A>);
-    socket.on("users", login::on_users::<A>);
-    socket.on("new message", messages::on_new_message::<A>);
-    socket.on("message", messages::on_message::<A>);
-    socket.on("history", messages::on_history::<A>);
-    socket.on("join", rooms::on_join::<A>);
-    socket.on("leave", rooms::on_leave::<A>);
-    socket.on("rooms", rooms::on_rooms::<A>);
-    socket.on("typing", typing::on_typing::<A>);
-    socket.on("stop typing", typing::on_stop_typing::<A>);
+    table::register(&socket);
     socket.on_fallback(on_unknown_event);
     socket.on_disconnect(login::on_disconnect::<A>);
     if let Some(timeout) = policy.login_timeout {
@@ -301,50 +272,6 @@ pub async fn prepare_socket<A: Adapter>(
     Ok(())
 }
 
-pub use handshake::on_connect;
-
 /// Unknown events are ignored, but they count against the socket's
 /// allowance like any other (`InOrder` refuses and cuts off floods).
 async fn on_unknown_event(_turn: InOrder) {}
-
-/// Broadcast operators on the chat's namespace, or `None` once the server
-/// has closed it. Disconnect handlers still run during shutdown, after the
-/// namespace is gone, and socketioxide's `io.to()` panics then: every one of
-/// 10,000 sockets closed by a shutdown logged a panic.
-pub fn namespace<A: Adapter>(io: &SocketIo<A>) -> Option<BroadcastOperators<A>> {
-    let operators = io.of("/");
-    if operators.is_none() {
-        tracing::debug!("the namespace is closed (shutting down): nothing is broadcast");
-    }
-    operators
-}
-
-/// Broadcast operators on every logged-in socket of the deployment, or
-/// `None` once the namespace is closed (see [`namespace`]).
-fn online<A: Adapter>(io: &SocketIo<A>) -> Option<BroadcastOperators<A>> {
-    namespace(io).map(|namespace| namespace.to(channels::ONLINE))
-}
-
-/// Logs a failed emit. The request that caused it still succeeded: a
-/// recipient that vanished mid-send is not the sender's problem.
-fn log_emit<E: Display>(event: &str, result: Result<(), E>) {
-    metrics().event_out(event);
-    let Err(err) = result else { return };
-    let err = err.to_string();
-    // A broadcast failing for some recipients lists one error per socket:
-    // count them instead of logging the list (it can hold thousands).
-    let closed = err.matches("Closed").count();
-    let full = err.matches("InternalChannelFull").count();
-    match (closed, full) {
-        (0, 0) => tracing::warn!(event, error = %err, "emit failed"),
-        (closed, 0) => tracing::debug!(event, closed, "emit reached sockets that were closing"),
-        (closed, full) => {
-            tracing::warn!(
-                event,
-                closed,
-                full,
-                "emit dropped for sockets whose send queue is full (slow clients)"
-            )
-        }
-    }
-}

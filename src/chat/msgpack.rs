@@ -168,11 +168,12 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
     use super::*;
+    use crate::chat::events::{HISTORY, MESSAGE, NEW_MESSAGE, TYPING};
 
-    /// `["message", {"text": "hi", "file": {"name": "a", "data": <bin 3>}}]`
+    /// `[MESSAGE, {"text": "hi", "file": {"name": "a", "data": <bin 3>}}]`
     fn message_with_bin() -> Vec<u8> {
         let mut packet = vec![0x92, 0xa7];
-        packet.extend_from_slice(b"message");
+        packet.extend_from_slice(MESSAGE.as_bytes());
         packet.extend_from_slice(&[0x82, 0xa4]);
         packet.extend_from_slice(b"text");
         packet.extend_from_slice(&[0xa2, b'h', b'i', 0xa4]);
@@ -187,9 +188,9 @@ mod tests {
 
     #[test]
     fn text_only_packets_have_no_binaries_and_count_every_byte() {
-        // ["new message", "hello"]
+        // [NEW_MESSAGE, "hello"]
         let mut packet = vec![0x92, 0xab];
-        packet.extend_from_slice(b"new message");
+        packet.extend_from_slice(NEW_MESSAGE.as_bytes());
         packet.extend_from_slice(&[0xa5]);
         packet.extend_from_slice(b"hello");
         assert_eq!(shape(&packet), (packet.len(), 0));
@@ -197,9 +198,9 @@ mod tests {
 
     #[test]
     fn every_bin_value_is_counted() {
-        // ["message", [bin(0), bin(0), bin(0)]]: three binaries, none of them a file.
+        // [MESSAGE, [bin(0), bin(0), bin(0)]]: three binaries, none of them a file.
         let mut packet = vec![0x92, 0xa7];
-        packet.extend_from_slice(b"message");
+        packet.extend_from_slice(MESSAGE.as_bytes());
         packet.extend_from_slice(&[0x93, 0xc4, 0x00, 0xc4, 0x00, 0xc4, 0x00]);
         assert_eq!(shape(&packet), (packet.len() - 6, 3));
     }
@@ -212,18 +213,18 @@ mod tests {
 
     #[test]
     fn a_browser_array_buffer_is_a_binary_too() {
-        // ["typing", <ext 8, type 0, 2 bytes>]
+        // [TYPING, <ext 8, type 0, 2 bytes>]
         let mut packet = vec![0x92, 0xa6];
-        packet.extend_from_slice(b"typing");
+        packet.extend_from_slice(TYPING.as_bytes());
         packet.extend_from_slice(&[0xc7, 2, 0, 9, 9]);
         assert_eq!(shape(&packet), (packet.len() - 5, 1));
     }
 
     #[test]
     fn undefined_and_other_extensions_are_not_binaries() {
-        // ["typing", undefined, <fixext 8 type 0: a Date>]
+        // [TYPING, undefined, <fixext 8 type 0: a Date>]
         let mut packet = vec![0x93, 0xa6];
-        packet.extend_from_slice(b"typing");
+        packet.extend_from_slice(TYPING.as_bytes());
         packet.extend_from_slice(&UNDEFINED);
         packet.extend_from_slice(&[0xd7, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
         assert_eq!(shape(&packet), (packet.len(), 0));
@@ -255,9 +256,9 @@ mod tests {
 
     #[test]
     fn normalize_turns_undefined_into_nil_and_array_buffers_into_bin() {
-        // ["history", {"room": "a", "before": undefined}, <ext 16 type 0, 2 bytes>]
+        // [HISTORY, {"room": "a", "before": undefined}, <ext 16 type 0, 2 bytes>]
         let mut packet = vec![0x93, 0xa7];
-        packet.extend_from_slice(b"history");
+        packet.extend_from_slice(HISTORY.as_bytes());
         packet.extend_from_slice(&[0x82, 0xa4]);
         packet.extend_from_slice(b"room");
         packet.extend_from_slice(&[0xa1, b'a', 0xa6]);

@@ -28,8 +28,10 @@ use socketioxide::adapter::Adapter;
 use socketioxide::operators::BroadcastOperators;
 use tokio::task::JoinHandle;
 
+use super::Chat;
+use super::emit::{log_emit, online};
+use super::events::{PRESENCE, USER_JOINED, USER_LEFT, USERS};
 use super::wire::{CountEvent, UserEvent, UsersList};
-use super::{Chat, log_emit};
 use crate::domain::Username;
 use crate::domain::roster::RosterQuery;
 use crate::store::StoreError;
@@ -57,7 +59,7 @@ pub(super) async fn user_joined<A: Adapter>(
 ) {
     if chat.announces_each(num_users) {
         let joined = UserEvent { username: user.clone(), num_users };
-        log_emit("user joined", everyone_else.emit("user joined", &joined).await);
+        log_emit(USER_JOINED, everyone_else.emit(USER_JOINED, &joined).await);
     }
     chat.presence_changed();
 }
@@ -74,7 +76,7 @@ pub(super) async fn user_left<A: Adapter>(
     // announced both ways or neither.
     if chat.announces_each(num_users + 1) {
         let left = UserEvent { username: user.clone(), num_users };
-        log_emit("user left", everyone_else.emit("user left", &left).await);
+        log_emit(USER_LEFT, everyone_else.emit(USER_LEFT, &left).await);
     }
     chat.presence_changed();
 }
@@ -98,9 +100,9 @@ fn spawn_counter<A: Adapter>(io: SocketIo<A>, chat: Chat) -> JoinHandle<()> {
             // Redis cannot answer, sockets keep the last count they heard.
             let Ok(count) = chat.store().count_online_everywhere().await else { continue };
             if let Some(num_users) = told.next(count, chat.announce_limit())
-                && let Some(online) = super::online(&io)
+                && let Some(online) = online(&io)
             {
-                log_emit("presence", online.local().emit("presence", &CountEvent { num_users }).await);
+                log_emit(PRESENCE, online.local().emit(PRESENCE, &CountEvent { num_users }).await);
             }
         }
     })
@@ -156,9 +158,9 @@ async fn push_users<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> Result<(), Sto
     if page.more {
         return Ok(());
     }
-    if let Some(online) = super::online(io) {
+    if let Some(online) = online(io) {
         let num_users = page.users.len();
-        log_emit("users", online.emit("users", &UsersList::new(page.users, num_users, false)).await);
+        log_emit(USERS, online.emit(USERS, &UsersList::new(page.users, num_users, false)).await);
     }
     Ok(())
 }

@@ -2,37 +2,32 @@
 
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
-use socketioxide::extract::{SocketRef, State};
+use socketioxide::extract::SocketRef;
 
-use super::extract::{InOrder, Payload, Reply};
-use super::socket_state::SocketState;
+use super::answer::LoggedIn;
+use super::emit::{log_emit, namespace};
+use super::events::{MEMBER_JOINED, MEMBER_LEFT};
+use super::request::{NoArguments, Request};
 use super::wire::{Joined, Left, MemberEvent, RoomRequest, RoomsList};
-use super::{Chat, ChatError, channels, log_emit};
+use super::{ChatError, channels};
 use crate::domain::{Conversation, RoomName, Username};
 use crate::store::HistoryPage;
 
 /// How many recent messages a `join` ack carries.
 pub const JOIN_HISTORY: usize = 50;
 
-/// `join` { room } → members and recent history; `member joined` to the others.
-pub(super) async fn on_join<A: Adapter>(
-    turn: InOrder,
-    State(chat): State<Chat>,
-    socket: SocketRef<A>,
-    Payload(request): Payload<RoomRequest>,
-    reply: Reply<A>,
-) {
-    let _turn = turn.wait().await;
-    reply.send(join(&chat, &socket, request).await);
+/// `join` and `leave` take a room: `{ room }`.
+impl Request for RoomName {
+    type Wire = RoomRequest;
+
+    fn from_wire(request: RoomRequest) -> Result<Self, ChatError> {
+        Ok(RoomName::parse(&request.room)?)
+    }
 }
 
-async fn join<A: Adapter>(
-    chat: &Chat,
-    socket: &SocketRef<A>,
-    request: Result<RoomRequest, ChatError>,
-) -> Result<Joined, ChatError> {
-    let user = SocketState::of(socket).logged_in()?;
-    let room = RoomName::parse(&request?.room)?;
+/// `join` { room } → members and recent history; `member joined` to the others.
+pub(super) async fn join<A: Adapter>(me: LoggedIn<A>, room: RoomName) -> Result<Joined, ChatError> {
+    let LoggedIn { chat, socket, user, .. } = me;
     let max_rooms = chat.policy().max_rooms_per_socket;
     let rooms = socket.rooms();
     let already_in = rooms.iter().any(|channel| *channel == channels::room(&room));
@@ -45,7 +40,7 @@ async fn join<A: Adapter>(
     socket.join(channel.clone());
     if joined.first_for_user {
         let event = MemberEvent { room: &room, username: &user };
-        log_emit("member joined", socket.to(channel).emit("member joined", &event).await);
+        log_emit(MEMBER_JOINED, socket.to(channel).emit(MEMBER_JOINED, &event).await);
     }
     let page = HistoryPage { before: None, after: None, limit: JOIN_HISTORY };
     // The join happened; history that cannot be read now (Redis outage) is
@@ -59,56 +54,30 @@ async fn join<A: Adapter>(
 }
 
 /// `leave` { room }; `member left` to the others.
-pub(super) async fn on_leave<A: Adapter>(
-    turn: InOrder,
-    State(chat): State<Chat>,
-    socket: SocketRef<A>,
-    Payload(request): Payload<RoomRequest>,
-    reply: Reply<A>,
-) {
-    let _turn = turn.wait().await;
-    reply.send(leave(&chat, &socket, request).await);
-}
-
-async fn leave<A: Adapter>(
-    chat: &Chat,
-    socket: &SocketRef<A>,
-    request: Result<RoomRequest, ChatError>,
-) -> Result<Left, ChatError> {
-    let user = SocketState::of(socket).logged_in()?;
-    let room = RoomName::parse(&request?.room)?;
-    ensure_member(socket, &room)?;
+pub(super) async fn leave<A: Adapter>(me: LoggedIn<A>, room: RoomName) -> Result<Left, ChatError> {
+    let LoggedIn { chat, socket, user, .. } = me;
+    ensure_member(&socket, &room)?;
     let left = chat.store().leave_room(&room, &chat.socket_key(socket.id)).await?;
     let channel = channels::room(&room);
     if left.last_for_user {
         let event = MemberEvent { room: &room, username: &user };
-        log_emit("member left", socket.to(channel.clone()).emit("member left", &event).await);
+        log_emit(MEMBER_LEFT, socket.to(channel.clone()).emit(MEMBER_LEFT, &event).await);
     }
     socket.leave(channel);
     Ok(Left { room })
 }
 
 /// `rooms` → every room with its members.
-pub(super) async fn on_rooms<A: Adapter>(
-    turn: InOrder,
-    State(chat): State<Chat>,
-    socket: SocketRef<A>,
-    reply: Reply<A>,
-) {
-    let _turn = turn.wait().await;
-    let result = async {
-        SocketState::of(&socket).logged_in()?;
-        Ok(RoomsList { rooms: chat.store().rooms().await? })
-    };
-    reply.send(result.await);
+pub(super) async fn rooms<A: Adapter>(me: LoggedIn<A>, _: NoArguments) -> Result<RoomsList, ChatError> {
+    Ok(RoomsList { rooms: me.chat.store().rooms().await? })
 }
 
 /// `member joined` to a room's members: after a resync, for memberships the
 /// rest of the deployment had not seen.
 pub async fn announce_member_joined<A: Adapter>(io: &SocketIo<A>, room: &RoomName, user: &Username) {
-    let Some(namespace) = super::namespace(io) else { return };
+    let Some(namespace) = namespace(io) else { return };
     let event = MemberEvent { room, username: user };
-    log_emit("member joined", namespace.to(channels::room(room)).emit("member joined", &event).await);
+    log_emit(MEMBER_JOINED, namespace.to(channels::room(room)).emit(MEMBER_JOINED, &event).await);
 }
 
 /// Fails with `not_in_room` unless this socket joined `room`. Answered from

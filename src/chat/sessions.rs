@@ -10,8 +10,9 @@ use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
 use tokio::task::JoinHandle;
 
+use super::emit::{namespace, sign_out};
 use super::socket_state::SocketState;
-use super::{Chat, ChatError, log_emit, namespace};
+use super::{Chat, ChatError};
 
 /// Checks this instance's sockets' tokens every `session_check`, and when woken.
 pub(super) fn spawn_sweeper<A: Adapter>(io: SocketIo<A>, chat: Chat) -> JoinHandle<()> {
@@ -48,8 +49,7 @@ async fn sweep<A: Adapter>(io: &SocketIo<A>, chat: &Chat) -> usize {
         }
         let socket = &sockets[*i];
         tracing::info!(user = %session.identity.user, sid = %socket.id, "session ended: disconnecting");
-        log_emit("chat error", socket.emit("chat error", &ChatError::SessionEnded.body()));
-        let _ = socket.clone().disconnect();
+        sign_out(socket, &ChatError::SessionEnded);
         ended += 1;
     }
     ended

@@ -1,16 +1,15 @@
 //! [`SocketState`]: what this instance remembers about one of its sockets.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use socketioxide::adapter::Adapter;
 use socketioxide::extract::SocketRef;
 use socketioxide::socket::Socket;
-use tokio::sync::oneshot;
 
 use super::ChatError;
-use super::extract::InOrder;
-use super::limits::{Admission, Backlog, EventLimiter, PacketSize};
+use super::limits::{Admission, EventLimiter, PacketSize};
+use super::queue::Queue;
 use crate::auth::Session;
 use crate::domain::{UserId, Username};
 use crate::metrics::SocketGauge;
@@ -29,19 +28,12 @@ pub struct SocketState {
     pending: Mutex<Option<Session>>,
     /// A guest let in while it could not be checked against the accounts.
     unverified: AtomicBool,
-    /// Completion signal of the socket's latest queued event (see `InOrder`).
-    queue_tail: Mutex<Option<oneshot::Receiver<()>>>,
-    /// Events admitted and not finished yet.
-    queued: AtomicUsize,
-    /// Their packets' bytes.
-    queued_bytes: AtomicUsize,
+    /// The socket's events, waiting for their turn.
+    queue: Arc<Queue>,
     /// The socket's event allowance.
     limiter: Mutex<EventLimiter>,
     /// Its place in the per-address connection count, freed with the socket.
     address_slot: OnceLock<AddressSlot>,
-    /// The connect handler's place at the head of the queue, reserved by
-    /// the connect middleware (see `InOrder::reserve_first`).
-    connect_place: Mutex<Option<InOrder>>,
     /// Counts the socket in `/metrics` while it exists.
     _gauge: SocketGauge,
 }
@@ -60,12 +52,9 @@ impl SocketState {
             session: OnceLock::new(),
             pending: Mutex::default(),
             unverified: AtomicBool::new(false),
-            queue_tail: Mutex::default(),
-            queued: AtomicUsize::new(0),
-            queued_bytes: AtomicUsize::new(0),
+            queue: Arc::default(),
             limiter: Mutex::new(limiter),
             address_slot: OnceLock::new(),
-            connect_place: Mutex::default(),
             _gauge: SocketGauge::new(),
         }
     }
@@ -75,12 +64,9 @@ impl SocketState {
         socket.extensions.insert(Arc::new(Self::new(limiter)));
     }
 
-    pub(super) fn set_connect_place(&self, place: InOrder) {
-        *self.connect_place.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(place);
-    }
-
-    pub(super) fn take_connect_place(&self) -> Option<InOrder> {
-        self.connect_place.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+    /// The socket's queue of events.
+    pub fn queue(&self) -> &Arc<Queue> {
+        &self.queue
     }
 
     /// Keeps the socket's per-address slot for as long as the socket lives.
@@ -96,10 +82,7 @@ impl SocketState {
 
     /// Decides whether the socket may send one more event, of `size`, now.
     pub fn admit(&self, size: PacketSize) -> Admission {
-        let backlog = Backlog {
-            events: self.queued.load(Ordering::Acquire),
-            bytes: self.queued_bytes.load(Ordering::Acquire),
-        };
+        let backlog = self.queue.backlog();
         self.limiter.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).admit(backlog, size)
     }
 
@@ -107,18 +90,6 @@ impl SocketState {
     /// (see [`EventLimiter::charge_delivery`]).
     pub fn charge_delivery(&self, cost: u64) -> Result<(), std::time::Duration> {
         self.limiter.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).charge_delivery(cost)
-    }
-
-    /// Counts an admitted event until its handler finishes.
-    pub(super) fn event_started(&self, bytes: usize) {
-        self.queued.fetch_add(1, Ordering::AcqRel);
-        self.queued_bytes.fetch_add(bytes, Ordering::AcqRel);
-    }
-
-    /// The counterpart of [`SocketState::event_started`].
-    pub(super) fn event_finished(&self, bytes: usize) {
-        self.queued.fetch_sub(1, Ordering::AcqRel);
-        self.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
     }
 
     /// The state of a socket.
@@ -183,21 +154,11 @@ impl SocketState {
         self.unverified.load(Ordering::Acquire)
     }
 
-    /// The logged-in user, or `not_logged_in`.
-    pub fn logged_in(&self) -> Result<Username, ChatError> {
-        self.user.get().cloned().ok_or(ChatError::NotLoggedIn)
-    }
-
     /// The logged-in user and identity, or `not_logged_in`.
     pub fn logged_in_as(&self) -> Result<(Username, UserId), ChatError> {
         match (self.user.get(), self.id.get()) {
             (Some(user), Some(id)) => Ok((user.clone(), id.clone())),
             _ => Err(ChatError::NotLoggedIn),
         }
-    }
-
-    pub(super) fn replace_queue_tail(&self, tail: oneshot::Receiver<()>) -> Option<oneshot::Receiver<()>> {
-        let mut slot = self.queue_tail.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        slot.replace(tail)
     }
 }

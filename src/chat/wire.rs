@@ -1,17 +1,21 @@
-//! The wire types of the event contract (see docs/PROTOCOL.md). Requests hold
-//! raw strings: handlers parse them into domain values, so each rule gives its
-//! own error code. Field names are the wire names.
+//! The wire types of the event contract (see docs/PROTOCOL.md). Field
+//! names are the wire names. Here, what clients send: each event's first
+//! argument. Requests hold raw strings: `Request::from_wire`
+//! (`chat::request`) parses them into domain values, so each rule gives its
+//! own error code. What the server sends is in [`outgoing`].
+
+mod outgoing;
+
+pub use outgoing::*;
 
 use std::fmt;
 use std::marker::PhantomData;
 
 use serde::de::{self, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 
-use crate::domain::{Message, Recipients, RoomName, Username};
-use crate::store::RoomInfo;
-
-// ---- client → server ----
+/// Most users one multicast may name.
+pub const MAX_RECIPIENTS: usize = 50;
 
 /// `add user`: the demo sends a bare name; our client adds the session
 /// secret it got at its first login, to take its name back on reconnect.
@@ -75,7 +79,7 @@ pub struct RoomRequest {
 ///
 /// Read by hand, not as a `#[serde(untagged)]` enum (which buffers the
 /// whole value first): a list keeps at most one name more than
-/// [`MAX_RECIPIENTS`](super::MAX_RECIPIENTS), enough to answer
+/// [`MAX_RECIPIENTS`], enough to answer
 /// `too_many_recipients`, and skips the rest without keeping it.
 #[derive(Debug)]
 pub enum Names {
@@ -100,7 +104,7 @@ impl<'de> Deserialize<'de> for Names {
                 Ok(Names::One(name))
             }
             fn visit_seq<S: de::SeqAccess<'de>>(self, mut seq: S) -> Result<Names, S::Error> {
-                let keep = super::MAX_RECIPIENTS + 1;
+                let keep = MAX_RECIPIENTS + 1;
                 let mut names = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(keep));
                 while names.len() < keep {
                     match seq.next_element::<String>()? {
@@ -212,154 +216,6 @@ pub struct TypingRequest {
     pub to: Option<Names>,
 }
 
-// ---- server → client ----
-
-/// `login`, to the socket that logged in.
-#[derive(Debug, Serialize)]
-pub struct LoginEvent {
-    /// Online users.
-    #[serde(rename = "numUsers")]
-    pub num_users: usize,
-}
-
-/// `user joined` / `user left`, to everyone else.
-#[derive(Debug, Serialize)]
-pub struct UserEvent {
-    /// Who.
-    pub username: Username,
-    /// Online users after the change.
-    #[serde(rename = "numUsers")]
-    pub num_users: usize,
-}
-
-/// `new message` of the demo, to everyone but the sender.
-#[derive(Debug, Serialize)]
-pub struct DemoMessage<'a> {
-    /// The sender.
-    pub username: &'a Username,
-    /// The text.
-    pub message: &'a str,
-}
-
-/// `typing` / `stop typing`.
-#[derive(Debug, Serialize)]
-pub struct TypingEvent<'a> {
-    /// Who is typing.
-    pub username: &'a Username,
-    /// The room, when typing in a room.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub room: Option<&'a RoomName>,
-    /// The recipients, when typing a private message (a name, or a list for multicast).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub to: Option<&'a Recipients>,
-}
-
-/// `member joined` / `member left`, to the room's other members.
-#[derive(Debug, Serialize)]
-pub struct MemberEvent<'a> {
-    /// The room.
-    pub room: &'a RoomName,
-    /// Who.
-    pub username: &'a Username,
-}
-
-/// One entry of the online list.
-#[derive(Debug, Serialize)]
-pub struct UserEntry {
-    /// The user's name.
-    pub username: Username,
-}
-
-/// The online list, or a page of it: the `users` ack and the `users` push.
-#[derive(Debug, Serialize)]
-pub struct UsersList {
-    /// Online users, sorted by name.
-    pub users: Vec<UserEntry>,
-    /// How many users are online in all (not only in this page).
-    #[serde(rename = "numUsers")]
-    pub num_users: usize,
-    /// When more names follow: the `after` of the next page.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<Username>,
-}
-
-impl UsersList {
-    /// The page `users` of `num_users` online, with `more` names after it.
-    pub fn new(users: Vec<Username>, num_users: usize, more: bool) -> Self {
-        let next = if more { users.last().cloned() } else { None };
-        Self { users: users.into_iter().map(|username| UserEntry { username }).collect(), num_users, next }
-    }
-}
-
-/// `presence`: the count, told to each socket while too many users are
-/// online to announce each login (see `chat::presence`).
-#[derive(Debug, Serialize)]
-pub struct CountEvent {
-    /// Users online in the deployment.
-    #[serde(rename = "numUsers")]
-    pub num_users: usize,
-}
-
-// ---- ack bodies (sent as `{ ok: true, ...body }`) ----
-
-/// An ack with nothing to add to `ok: true`.
-#[derive(Debug, Serialize)]
-pub struct Done {}
-
-/// `add user` ack.
-#[derive(Debug, Serialize)]
-pub struct LoggedIn {
-    /// The name, as the deployment spells it.
-    pub username: Username,
-    /// Online users.
-    #[serde(rename = "numUsers")]
-    pub num_users: usize,
-    /// Secret to send back with `add user` after a reconnect to keep the name.
-    pub session: String,
-    /// Bearer token for the HTTP API (fetching files) and for reconnecting
-    /// with `auth: { token }`, valid while the name is held.
-    pub token: String,
-}
-
-/// `join` ack.
-#[derive(Debug, Serialize)]
-pub struct Joined {
-    /// The room.
-    pub room: RoomName,
-    /// Its members, sorted by name.
-    pub members: Vec<Username>,
-    /// Its latest messages, oldest first.
-    pub history: Vec<Message>,
-}
-
-/// `leave` ack.
-#[derive(Debug, Serialize)]
-pub struct Left {
-    /// The room.
-    pub room: RoomName,
-}
-
-/// `rooms` ack.
-#[derive(Debug, Serialize)]
-pub struct RoomsList {
-    /// Rooms with at least one member.
-    pub rooms: Vec<RoomInfo>,
-}
-
-/// `message` ack.
-#[derive(Debug, Serialize)]
-pub struct Sent {
-    /// The message as recipients got it (with its id and time).
-    pub message: Message,
-}
-
-/// `history` ack.
-#[derive(Debug, Serialize)]
-pub struct HistoryPageBody {
-    /// Messages, oldest first.
-    pub messages: Vec<Message>,
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
@@ -388,7 +244,7 @@ mod tests {
         assert_eq!(two, ["a", "b"]);
         let many = serde_json::to_string(&vec!["x"; 10_000]).unwrap();
         let Names::Many(kept) = serde_json::from_str(&many).unwrap() else { panic!("a list") };
-        assert_eq!(kept.len(), super::super::MAX_RECIPIENTS + 1, "enough to answer too_many_recipients");
+        assert_eq!(kept.len(), MAX_RECIPIENTS + 1, "enough to answer too_many_recipients");
         let mixed = format!(r#"[{}, 1, {{"x": []}}]"#, vec![r#""x""#; 60].join(","));
         assert!(serde_json::from_str::<Names>(&mixed).is_ok(), "what is past the limit is skipped");
         assert!(serde_json::from_str::<Names>(r#"["a", 1]"#).is_err(), "names within the limit are names");

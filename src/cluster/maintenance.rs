@@ -380,10 +380,8 @@ async fn announce_resync<A: Adapter>(io: &SocketIo<A>, chat: &Chat, report: Resy
         else {
             continue;
         };
-        let body = ChatError::NameTaken("your name".into()).body();
         tracing::warn!(sid = %socket.id, "name taken elsewhere during the outage: signing the socket out");
-        let _ = socket.emit("chat error", &body);
-        let _ = socket.disconnect();
+        chat::sign_out(&socket, &ChatError::NameTaken("your name".into()));
     }
     chat.presence_changed();
 }

@@ -1,5 +1,6 @@
 //! Chat messages, where they go ([`Target`]) and where they are kept ([`Conversation`]).
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use bytes::Bytes;
@@ -7,9 +8,11 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use super::{FileName, MessageId, RoomName, Text, UserId, Username};
 
-/// A message as stored in history and delivered to recipients. Field names are
-/// the wire names; absent fields are omitted, not sent as `null`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A message as stored in history and delivered to recipients. On the
+/// wire and in history its target is spelled `room` or `to` (see
+/// `Fields`); absent fields are omitted, not sent as `null`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "Fields<'static>")]
 pub struct Message {
     /// Unique, time-sortable id.
     pub id: MessageId,
@@ -17,17 +20,11 @@ pub struct Message {
     pub ts: u64,
     /// The sender.
     pub from: Username,
-    /// Set for room messages.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub room: Option<RoomName>,
-    /// Set for private (one name) and multicast (list of names) messages.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<Recipients>,
+    /// A room, or one or several users.
+    pub target: Target,
     /// The text, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<Text>,
     /// An attached file, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "some_as_value")]
     pub file: Option<Attachment>,
 }
 
@@ -69,12 +66,7 @@ impl Message {
         text: Option<Text>,
         file: Option<Attachment>,
     ) -> Self {
-        let to = target.recipients();
-        let room = match target {
-            Target::Room(room) => Some(room),
-            Target::User(_) | Target::Users(_) => None,
-        };
-        Self { id, ts: id.timestamp_ms(), from, room, to, text, file }
+        Self { id, ts: id.timestamp_ms(), from, target, text, file }
     }
 
     /// The message as acks and history carry it: the file by its URL, without its bytes.
@@ -87,24 +79,15 @@ impl Message {
     }
 }
 
-/// The recipients of a private or multicast message, as the sender named them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The recipients of a private or multicast message, as the sender named
+/// them: a message's `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(untagged)]
-pub enum Recipients {
+pub enum Recipients<'a> {
     /// Private: `to: "name"`.
-    One(Username),
+    One(&'a Username),
     /// Multicast: `to: ["a", "b"]`; every recipient sees the full list.
-    Many(Vec<Username>),
-}
-
-impl Recipients {
-    /// The recipient names.
-    pub fn names(&self) -> &[Username] {
-        match self {
-            Self::One(user) => std::slice::from_ref(user),
-            Self::Many(users) => users,
-        }
-    }
+    Many(&'a [Username]),
 }
 
 /// Where a message is sent.
@@ -119,14 +102,91 @@ pub enum Target {
 }
 
 impl Target {
-    /// The channel-independent recipients, as a message's `to` names them
-    /// (`None` for a room).
-    pub fn recipients(&self) -> Option<Recipients> {
+    /// The room (`None` for users).
+    pub fn room(&self) -> Option<&RoomName> {
+        match self {
+            Self::Room(room) => Some(room),
+            Self::User(_) | Self::Users(_) => None,
+        }
+    }
+
+    /// The recipients, as a message's `to` names them (`None` for a room).
+    pub fn recipients(&self) -> Option<Recipients<'_>> {
         match self {
             Self::Room(_) => None,
-            Self::User(user) => Some(Recipients::One(user.clone())),
-            Self::Users(users) => Some(Recipients::Many(users.clone())),
+            Self::User(user) => Some(Recipients::One(user)),
+            Self::Users(users) => Some(Recipients::Many(users)),
         }
+    }
+
+    /// The users named (none for a room).
+    pub fn users(&self) -> &[Username] {
+        match self {
+            Self::Room(_) => &[],
+            Self::User(user) => std::slice::from_ref(user),
+            Self::Users(users) => users,
+        }
+    }
+}
+
+/// A message's fields as the wire and history spell them. Its target is
+/// two optional fields there, exactly one of them set. Borrowed from the
+/// message when written; owned when read (serde reads a `Cow` as owned).
+#[derive(Serialize, Deserialize)]
+#[serde(rename = "Message")]
+struct Fields<'a> {
+    id: MessageId,
+    ts: u64,
+    from: Cow<'a, Username>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    room: Option<Cow<'a, RoomName>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    to: Option<To<'a>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    text: Option<Cow<'a, Text>>,
+    #[serde(default, skip_serializing_if = "Option::is_none", serialize_with = "some_as_value")]
+    file: Option<Cow<'a, Attachment>>,
+}
+
+/// `to`: a name or a list of names; borrowed when written, owned when read.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum To<'a> {
+    One(Cow<'a, Username>),
+    Many(Cow<'a, [Username]>),
+}
+
+impl Serialize for Message {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let to = self.target.recipients().map(|to| match to {
+            Recipients::One(user) => To::One(Cow::Borrowed(user)),
+            Recipients::Many(users) => To::Many(Cow::Borrowed(users)),
+        });
+        Fields {
+            id: self.id,
+            ts: self.ts,
+            from: Cow::Borrowed(&self.from),
+            room: self.target.room().map(Cow::Borrowed),
+            to,
+            text: self.text.as_ref().map(Cow::Borrowed),
+            file: self.file.as_ref().map(Cow::Borrowed),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl TryFrom<Fields<'_>> for Message {
+    type Error = &'static str;
+    fn try_from(fields: Fields<'_>) -> Result<Self, Self::Error> {
+        let target = match (fields.room, fields.to) {
+            (Some(room), None) => Target::Room(room.into_owned()),
+            (None, Some(To::One(user))) => Target::User(user.into_owned()),
+            (None, Some(To::Many(users))) => Target::Users(users.into_owned()),
+            (Some(_), Some(_)) => return Err("a message goes to a room or to users, not both"),
+            (None, None) => return Err("a message needs a room or users"),
+        };
+        let (text, file) = (fields.text.map(Cow::into_owned), fields.file.map(Cow::into_owned));
+        Ok(Self { id: fields.id, ts: fields.ts, from: fields.from.into_owned(), target, text, file })
     }
 }
 
@@ -209,5 +269,32 @@ mod tests {
         assert!(json.get("room").is_none());
         let back: Message = serde_json::from_value(json).unwrap();
         assert_eq!(back, msg);
+    }
+
+    #[test]
+    fn a_message_goes_to_a_room_or_to_users_on_the_wire_and_in_history() {
+        let ids = IdGenerator::new();
+        let room = Target::Room(RoomName::parse("general").unwrap());
+        let users = Target::Users(vec![user("bob"), user("carol")]);
+        for target in [room, users] {
+            let msg = Message::new(ids.next(), user("alice"), target, Some(Text::parse("hi").unwrap()), None);
+            let json = serde_json::to_value(&msg).unwrap();
+            assert_eq!(json.get("room").is_some(), msg.target.room().is_some(), "{json}");
+            assert_eq!(json.get("to").is_some(), msg.target.room().is_none(), "{json}");
+            assert_eq!(serde_json::from_value::<Message>(json).unwrap(), msg);
+        }
+        let multicast = serde_json::to_value(Message::new(
+            ids.next(),
+            user("a"),
+            Target::Users(vec![user("b")]),
+            None,
+            None,
+        ));
+        assert_eq!(multicast.unwrap()["to"], serde_json::json!(["b"]), "a list stays a list");
+        let id = ids.next();
+        let both = serde_json::json!({ "id": id, "ts": 1, "from": "a", "room": "r", "to": "b" });
+        assert!(serde_json::from_value::<Message>(both).is_err());
+        let neither = serde_json::json!({ "id": id, "ts": 1, "from": "a" });
+        assert!(serde_json::from_value::<Message>(neither).is_err());
     }
 }

@@ -1,75 +1,55 @@
-//! Events counted by name: the one part of the metrics that knows event
-//! names, kept apart for the chat's table of events to feed.
+//! Events counted by name: the one part of the metrics that counts by
+//! event name. The names are the chat's (its table of events hands them
+//! over through [`super::name_events`]), so this module knows none itself.
+
+use std::sync::{Arc, OnceLock};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 
-/// Client → server events counted by name; anything else is `other`.
-pub(super) const EVENTS_IN: &[&str] = &[
-    "add user",
-    "users",
-    "new message",
-    "message",
-    "history",
-    "join",
-    "leave",
-    "rooms",
-    "typing",
-    "stop typing",
-];
-
-/// Server → client events counted by name; anything else is `other`.
-pub(super) const EVENTS_OUT: &[&str] = &[
-    "login",
-    "user joined",
-    "user left",
-    "new message",
-    "message",
-    "typing",
-    "stop typing",
-    "member joined",
-    "member left",
-    "users",
-    "presence",
-    "avatar changed",
-    "chat error",
-];
-
 /// One counter per known event name, and one for `other`, exposed as one
 /// counter family labelled `event` (every name shown, counted or not).
-/// Counting is an index into a fixed list: no lock, no map, however many
-/// events a socket sends.
+/// Counting is a search of a short fixed list: no lock, no map, and a
+/// client inventing event names cannot grow the output.
 #[derive(Debug, Clone)]
 pub(super) struct EventCounters {
     /// The family's name, `_total` left to the encoder.
     metric: &'static str,
     help: &'static str,
-    names: &'static [&'static str],
-    /// `names.len() + 1` counters: the last is `other`.
-    counters: Vec<Counter>,
+    /// The known names and their counters, once named (shared by the
+    /// clone the registry holds).
+    named: Arc<OnceLock<Vec<(&'static str, Counter)>>>,
+    /// Everything else, and what was counted before the names were given.
+    other: Counter,
 }
 
 impl EventCounters {
-    pub(super) fn new(metric: &'static str, help: &'static str, names: &'static [&'static str]) -> Self {
-        Self { metric, help, names, counters: (0..=names.len()).map(|_| Counter::default()).collect() }
+    pub(super) fn new(metric: &'static str, help: &'static str) -> Self {
+        Self { metric, help, named: Arc::default(), other: Counter::default() }
+    }
+
+    /// Gives the names counted on their own; the first call wins.
+    pub(super) fn name(&self, names: &'static [&'static str]) {
+        let _ = self.named.set(names.iter().map(|name| (*name, Counter::default())).collect());
     }
 
     /// Counts one event called `name`.
     pub(super) fn count(&self, name: &str) {
-        let slot = self.names.iter().position(|known| *known == name).unwrap_or(self.names.len());
-        if let Some(counter) = self.counters.get(slot) {
-            counter.inc();
-        }
+        let named = self.named.get().into_iter().flatten();
+        match named.into_iter().find(|(known, _)| *known == name) {
+            Some((_, counter)) => counter.inc(),
+            None => self.other.inc(),
+        };
     }
 }
 
 impl Collector for EventCounters {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let mut family = encoder.encode_descriptor(self.metric, self.help, None, MetricType::Counter)?;
-        for (slot, counter) in self.counters.iter().enumerate() {
-            let name = self.names.get(slot).copied().unwrap_or("other");
+        let named = self.named.get().into_iter().flatten().map(|(name, counter)| (*name, counter));
+        for (name, counter) in named.chain([("other", &self.other)]) {
             counter.encode(family.encode_family(&[("event", name)])?)?;
         }
         Ok(())

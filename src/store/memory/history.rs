@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::mem::size_of;
 use std::time::{Duration, Instant};
 
-use crate::domain::{Message, Recipients, Username};
+use crate::domain::{Message, Target, Username};
 use crate::store::HistoryPage;
 
 /// History kept in memory by default, at most (64 MiB).
@@ -198,10 +198,10 @@ impl History {
 fn estimate(message: &Message) -> usize {
     let string = |len: usize| if len == 0 { 0 } else { len + PER_ALLOCATION };
     let user = |user: &Username| string(user.as_str().len()) + string(user.key().len());
-    let to = match &message.to {
-        None => 0,
-        Some(Recipients::One(one)) => user(one),
-        Some(Recipients::Many(many)) => {
+    let target = match &message.target {
+        Target::Room(room) => string(room.as_str().len()),
+        Target::User(one) => user(one),
+        Target::Users(many) => {
             many.capacity() * size_of::<Username>() + PER_ALLOCATION + many.iter().map(user).sum::<usize>()
         }
     };
@@ -211,11 +211,7 @@ fn estimate(message: &Message) -> usize {
             + string(file.url.len())
             + file.data.as_ref().map_or(0, |data| string(data.len()))
     });
-    user(&message.from)
-        + message.room.as_ref().map_or(0, |room| string(room.as_str().len()))
-        + message.text.as_ref().map_or(0, |text| string(text.as_str().len()))
-        + to
-        + file
+    user(&message.from) + message.text.as_ref().map_or(0, |text| string(text.as_str().len())) + target + file
 }
 
 #[cfg(test)]
