@@ -6,7 +6,7 @@
 //! 3. resyncs this instance's presence if Redis lost it (outage, or we were
 //!    taken for dead) and tells everyone what came back,
 //! 4. flushes history written while Redis was away,
-//! 5. purges instances whose heartbeat expired, announcing their users' departure,
+//! 5. purges instances whose heartbeat expired ([`purge`](super::purge)),
 //! 6. publishes this instance's PARSER and checks the live peers use the same;
 //!
 //! and twice a second it looks at the other instances' Redis connections
@@ -27,19 +27,17 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, Interval};
 
 use super::liveness::{Liveness, LivenessError};
+use super::purge::{purge, purge_expired};
 use super::{Cluster, ParserCheck};
 use crate::chat::{self, Chat, ChatError, GhostWatch};
 use crate::http::Readiness;
-use crate::store::{RedisStore, Resync, StoreError};
+use crate::store::{RedisStore, Resync};
 
 /// How often the connection state is looked at (readiness, logs).
 const STATE_CHECK: Duration = Duration::from_millis(250);
 /// How often the other instances' connections are looked at, when nobody
 /// is suspect (every [`STATE_CHECK`] while someone is, or a login waits).
 const LOOK: Duration = Duration::from_millis(500);
-
-/// How often a long purge renews its claim and this instance's heartbeat.
-const PURGE_KEEPALIVE: Duration = Duration::from_secs(2);
 
 /// How often instances prove they are alive, and how long silence means dead.
 #[derive(Debug, Clone, Copy)]
@@ -246,72 +244,6 @@ async fn while_connected<T>(
             _ = checks.tick() => if !cluster.is_connected() { readiness.set_ready(false) },
         }
     }
-}
-
-/// Purges the instances whose heartbeat expired.
-async fn purge_expired<A: Adapter>(io: &SocketIo<A>, chat: &Chat, store: &RedisStore, ttl: Duration) {
-    match store.dead_instances(ttl).await {
-        Ok(dead) => {
-            for instance in dead {
-                purge(io, chat, store, &instance, "instance stopped heartbeating").await;
-            }
-        }
-        Err(err) => tracing::warn!(error = %err, "could not look for dead instances"),
-    }
-}
-
-/// Removes a dead instance's sockets, announcing each user's departure as
-/// its socket goes, then removes the instance from the registry. Exactly one
-/// survivor does it (the others leave it alone); a long purge keeps its
-/// claim and this instance's heartbeat alive. True if this one did it.
-async fn purge<A: Adapter>(
-    io: &SocketIo<A>,
-    chat: &Chat,
-    store: &RedisStore,
-    instance: &str,
-    why: &str,
-) -> bool {
-    match store.claim_purge(instance).await {
-        Ok(true) => {}
-        Ok(false) => return false,
-        Err(err) => {
-            tracing::warn!(%instance, error = %err, "could not claim the purge of a dead instance");
-            return false;
-        }
-    }
-    let removed = async {
-        let mut removed = 0;
-        let mut kept_alive = Instant::now();
-        for socket in store.sockets_of(instance).await? {
-            if let Some(logout) = store.purge_socket(&socket).await? {
-                chat::announce_logout(chat, io, &logout, None).await;
-                removed += 1;
-            }
-            if kept_alive.elapsed() >= PURGE_KEEPALIVE {
-                kept_alive = Instant::now();
-                store.claim_purge(instance).await?;
-                store.heartbeat().await?;
-            }
-        }
-        Ok::<_, StoreError>(removed)
-    };
-    match removed.await {
-        Ok(removed) => {
-            crate::metrics::metrics().instance_purged();
-            tracing::warn!(%instance, sockets = removed, "{why}: its sockets were removed");
-        }
-        Err(err) => {
-            tracing::warn!(%instance, error = %err, "could not purge a dead instance; the next look tries again");
-            store.release_purge(instance).await;
-            return false;
-        }
-    }
-    // Only now does it leave the registry: a survivor that waits for that
-    // announces a name's return after its departure, never before.
-    if let Err(err) = store.forget_instance(instance).await {
-        tracing::warn!(%instance, error = %err, "purged a dead instance but could not remove it from the registry");
-    }
-    true
 }
 
 /// One maintenance round (all but purging); each step logs its own failure

@@ -16,6 +16,7 @@ mod liveness;
 mod maintenance;
 mod parsers;
 mod pubsub;
+mod purge;
 mod sentinel;
 mod url;
 
