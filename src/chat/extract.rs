@@ -76,7 +76,7 @@ impl<A: Adapter> FromMessageParts<A> for InOrder {
         }
         let state = SocketState::of_socket(s);
         // Oversized frames never get here: the transport closed their
-        // connection (see `app::socketio_builder`). Anything smaller is
+        // connection (see `mode::socketio_builder`). Anything smaller is
         // handled, and content over a limit answered with its error code.
         let (size, binaries) = packet_size(v);
         if !state.text_fits(size) {
