@@ -34,8 +34,9 @@ pub struct Certificate {
     cert_path: PathBuf,
     key_path: PathBuf,
     current: RwLock<Loaded>,
-    /// The stamp of the last pair that could not be loaded: it is reported
-    /// once, not at every check, until the files change again.
+    /// The stamp of the last pair that could not be loaded: it is tried
+    /// again at every check (a renewal may fix permissions without touching
+    /// the files' times), but reported once, not at every check.
     refused: Mutex<Option<Stamp>>,
 }
 
@@ -72,15 +73,13 @@ impl Certificate {
             return;
         }
         let mut refused = self.refused.lock().unwrap_or_else(PoisonError::into_inner);
-        if *refused == stamp {
-            return;
-        }
         match read(&self.cert_path, &self.key_path) {
             Ok(loaded) => {
                 *self.current.write().unwrap_or_else(PoisonError::into_inner) = loaded;
                 *refused = None;
                 tracing::info!(cert = %self.cert_path.display(), "TLS certificate reloaded");
             }
+            Err(_) if *refused == stamp => {}
             Err(err) => {
                 *refused = stamp;
                 metrics().tls_reload_failed();

@@ -56,11 +56,13 @@ impl Tokens {
     /// Tokens signed with `secret`, valid for `ttl`.
     pub fn new(secret: &[u8], ttl: Duration) -> Self {
         let (encoding, decoding) = (EncodingKey::from_secret(secret), DecodingKey::from_secret(secret));
-        // HS256 only; no leeway, and a token is expired from its `exp`
-        // second on (`exp <= now`), as chatwire has always read it.
+        // HS256 only, `exp` required. Expiry is checked in `verify`: a
+        // token is expired from its `exp` second on (`exp <= now`), as
+        // chatwire has always read it, which jsonwebtoken 9 can only say
+        // with `reject_tokens_expiring_in_less_than = 1`, and that computes
+        // `exp - 1` (a panic, or a token that never expires, at `exp` 0).
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 0;
-        validation.reject_tokens_expiring_in_less_than = 1;
+        validation.validate_exp = false;
         Self { encoding, decoding, validation, ttl, header: BASE64.encode(HEADER) }
     }
 
@@ -117,11 +119,13 @@ impl Tokens {
             Err(err) => {
                 return Err(match err.kind() {
                     ErrorKind::InvalidSignature => TokenError::BadSignature,
-                    ErrorKind::ExpiredSignature => TokenError::Expired,
                     _ => TokenError::Malformed,
                 });
             }
         };
+        if claims.exp <= now_secs() {
+            return Err(TokenError::Expired);
+        }
         let user = Username::parse(&claims.name).map_err(|_| TokenError::Malformed)?;
         // Tokens issued before the skeleton key carry the lowercased name: still
         // good (`sub` is signed like `name`), so nobody is logged out by the upgrade.
@@ -170,26 +174,38 @@ mod tests {
         assert_ne!(first.jti, second.jti, "each token can be revoked alone");
     }
 
+    /// Bob1's account token, under key `sub`, expiring at `exp`.
+    fn signed(tokens: &Tokens, sub: &str, exp: u64) -> String {
+        let claims = Claims {
+            sub: sub.into(),
+            name: "Bob1".into(),
+            kind: Kind::Account,
+            proof: None,
+            aid: Some("01ACCOUNT".into()),
+            generation: 0,
+            jti: "j".into(),
+            iat: now_secs(),
+            exp,
+        };
+        tokens.sign(&claims)
+    }
+
     #[test]
     fn tokens_issued_under_the_lowercase_key_still_verify() {
         let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
-        let sign = |sub: &str| {
-            let claims = Claims {
-                sub: sub.into(),
-                name: "Bob1".into(),
-                kind: Kind::Account,
-                proof: None,
-                aid: Some("01ACCOUNT".into()),
-                generation: 0,
-                jti: "j".into(),
-                iat: now_secs(),
-                exp: now_secs() + 60,
-            };
-            tokens.sign(&claims)
-        };
+        let sign = |sub: &str| signed(&tokens, sub, now_secs() + 60);
         assert_eq!(tokens.verify(&sign("bob1")).unwrap().identity.user.as_str(), "Bob1");
         assert_eq!(tokens.verify(&sign("bobl")).unwrap().identity.user.as_str(), "Bob1");
         assert_eq!(tokens.verify(&sign("alice")), Err(TokenError::Malformed));
+    }
+
+    #[test]
+    fn a_token_is_expired_from_its_exp_second_on_even_at_zero() {
+        let tokens = Tokens::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(60));
+        for exp in [0, 1, now_secs()] {
+            assert_eq!(tokens.verify(&signed(&tokens, "bob1", exp)), Err(TokenError::Expired), "exp {exp}");
+        }
+        assert!(tokens.verify(&signed(&tokens, "bob1", now_secs() + 2)).is_ok());
     }
 
     #[test]
