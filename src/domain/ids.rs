@@ -30,12 +30,7 @@ impl MessageId {
         self.0.timestamp_ms()
     }
 }
-impl TryFrom<String> for MessageId {
-    type Error = ValidationError;
-    fn try_from(raw: String) -> Result<Self, Self::Error> {
-        Self::parse(&raw)
-    }
-}
+parsed_from_string!(MessageId);
 impl From<MessageId> for String {
     fn from(id: MessageId) -> Self {
         id.0.to_string()

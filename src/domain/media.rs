@@ -97,23 +97,8 @@ impl FileName {
         }
         Ok(Self(base.to_owned()))
     }
-
-    /// The name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
-impl TryFrom<String> for FileName {
-    type Error = ValidationError;
-    fn try_from(raw: String) -> Result<Self, Self::Error> {
-        Self::parse(&raw)
-    }
-}
-impl From<FileName> for String {
-    fn from(name: FileName) -> Self {
-        name.0
-    }
-}
+checked_string!(FileName);
 impl fmt::Debug for FileName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.0, f)

@@ -239,10 +239,7 @@ impl Conversation {
 mod tests {
     use super::*;
     use crate::domain::IdGenerator;
-
-    fn user(name: &str) -> Username {
-        Username::parse(name).unwrap()
-    }
+    use crate::domain::testing::user;
 
     #[test]
     fn private_conversation_ignores_order_and_duplicates() {

@@ -4,6 +4,58 @@
 //! Each type's `parse` is the single place its rules live; the limits are public
 //! constants so the protocol document and the error messages quote the same numbers.
 
+/// `TryFrom<String>` through the type's `parse`: what serde's
+/// `#[serde(try_from = "String")]` calls, so a payload is parsed by the
+/// same rules as everything else.
+macro_rules! parsed_from_string {
+    ($type:ty) => {
+        impl TryFrom<String> for $type {
+            type Error = $crate::domain::ValidationError;
+            fn try_from(raw: String) -> Result<Self, Self::Error> {
+                Self::parse(&raw)
+            }
+        }
+    };
+}
+
+/// A value that is a checked `String` (`struct T(String)`): read it with
+/// `as_str`, make it with `parse` or `try_from`, give it back with `into`.
+macro_rules! checked_string {
+    ($type:ident) => {
+        impl $type {
+            /// The value, as parsed.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        parsed_from_string!($type);
+        impl From<$type> for String {
+            fn from(value: $type) -> Self {
+                value.0
+            }
+        }
+    };
+}
+
+/// Test helpers shared by the domain's tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{Username, ValidationError};
+
+    /// A valid username.
+    pub(crate) fn user(name: &str) -> Username {
+        Username::parse(name).unwrap()
+    }
+
+    /// Why `name` is refused as a username.
+    pub(crate) fn refusal_of(name: &str) -> &'static str {
+        match Username::parse(name) {
+            Err(ValidationError::Username(why)) => why,
+            other => panic!("{name:?} should be refused, got {other:?}"),
+        }
+    }
+}
+
 mod ids;
 mod media;
 mod message;

@@ -138,10 +138,7 @@ mod tests {
     use std::collections::BTreeSet;
 
     use super::*;
-
-    fn user(name: &str) -> Username {
-        Username::parse(name).unwrap()
-    }
+    use crate::domain::testing::user;
 
     /// The names a query pages out of `names`, as a store would.
     fn page(names: &[&str], query: &RosterQuery) -> Vec<String> {

@@ -47,10 +47,7 @@ fn skeleton_round(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use crate::domain::Username;
-
-    fn user(name: &str) -> Username {
-        Username::parse(name).unwrap()
-    }
+    use crate::domain::testing::user;
 
     #[test]
     fn look_alikes_of_alice_share_its_key() {

@@ -25,23 +25,8 @@ impl RoomName {
             .map(Self)
             .map_err(ValidationError::Room)
     }
-
-    /// The room name.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
-impl TryFrom<String> for RoomName {
-    type Error = ValidationError;
-    fn try_from(raw: String) -> Result<Self, Self::Error> {
-        Self::parse(&raw)
-    }
-}
-impl From<RoomName> for String {
-    fn from(room: RoomName) -> Self {
-        room.0
-    }
-}
+checked_string!(RoomName);
 impl fmt::Display for RoomName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -96,18 +96,8 @@ pub(super) fn is_letter_or_digit(c: char) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use crate::domain::{RoomName, Username, ValidationError};
-
-    fn user(name: &str) -> Username {
-        Username::parse(name).unwrap()
-    }
-
-    fn refusal_of(name: &str) -> &'static str {
-        match Username::parse(name) {
-            Err(ValidationError::Username(why)) => why,
-            other => panic!("{name:?} should be refused, got {other:?}"),
-        }
-    }
+    use crate::domain::RoomName;
+    use crate::domain::testing::{refusal_of, user};
 
     #[test]
     fn bidirectional_controls_are_refused() {

@@ -28,23 +28,8 @@ impl Text {
         }
         Ok(Self(raw.to_owned()))
     }
-
-    /// The text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
-impl TryFrom<String> for Text {
-    type Error = ValidationError;
-    fn try_from(raw: String) -> Result<Self, Self::Error> {
-        Self::parse(&raw)
-    }
-}
-impl From<Text> for String {
-    fn from(text: Text) -> Self {
-        text.0
-    }
-}
+checked_string!(Text);
 impl fmt::Debug for Text {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Text({} chars)", self.0.chars().count())

@@ -117,17 +117,7 @@ impl<'de> Deserialize<'de> for Username {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn user(name: &str) -> Username {
-        Username::parse(name).unwrap()
-    }
-
-    fn refusal_of(name: &str) -> &'static str {
-        match Username::parse(name) {
-            Err(ValidationError::Username(why)) => why,
-            other => panic!("{name:?} should be refused, got {other:?}"),
-        }
-    }
+    use crate::domain::testing::{refusal_of, user};
 
     #[test]
     fn username_is_trimmed_and_case_insensitive() {

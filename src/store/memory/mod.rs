@@ -295,16 +295,16 @@ impl Store for MemoryStore {
         Ok(self.presence().users.get(user.key()).map(|online| online.proof.clone()))
     }
 
-    async fn append_message(&self, conversation: &Conversation, message: &Message) -> Result<(), StoreError> {
-        lock(&self.history).append(conversation.storage_key(), message.clone(), Instant::now());
-        Ok(())
-    }
-
     async fn history(
         &self,
         conversation: &Conversation,
         page: &HistoryPage,
     ) -> Result<Vec<Message>, StoreError> {
         Ok(lock(&self.history).read(&conversation.storage_key(), page, Instant::now()))
+    }
+
+    async fn append_message(&self, conversation: &Conversation, message: &Message) -> Result<(), StoreError> {
+        lock(&self.history).append(conversation.storage_key(), message.clone(), Instant::now());
+        Ok(())
     }
 }

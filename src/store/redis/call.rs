@@ -18,9 +18,7 @@ impl RedisStore {
         what: &str,
         call: impl Future<Output = FredResult<T>>,
     ) -> Result<T, StoreError> {
-        if !self.client.is_connected() {
-            return Err(StoreError::Unavailable("Redis is not connected".into()));
-        }
+        self.connected()?;
         let Ok(Ok(_turn)) = tokio::time::timeout(QUEUE_WAIT, self.in_flight.acquire()).await else {
             crate::metrics::metrics().redis_error();
             return Err(StoreError::Unavailable(format!(
@@ -30,17 +28,22 @@ impl RedisStore {
         self.call_now(what, call).await
     }
 
+    /// Refuses a call at once while Redis is not connected.
+    fn connected(&self) -> Result<(), StoreError> {
+        match self.client.is_connected() {
+            true => Ok(()),
+            false => Err(StoreError::Unavailable("Redis is not connected".into())),
+        }
+    }
+
     /// [`Self::call`] without waiting for a turn: for the heartbeat and the
     /// look for dead instances, which must not queue behind a reconnect
     /// storm's logins (a late heartbeat gets a live instance purged).
-    pub(super) async fn call_now<T>(
-        &self,
-        what: &str,
-        call: impl Future<Output = FredResult<T>>,
-    ) -> Result<T, StoreError> {
-        if !self.client.is_connected() {
-            return Err(StoreError::Unavailable("Redis is not connected".into()));
-        }
+    pub(super) async fn call_now<T, F>(&self, what: &str, call: F) -> Result<T, StoreError>
+    where
+        F: Future<Output = FredResult<T>>,
+    {
+        self.connected()?;
         let result = match tokio::time::timeout(TIMEOUT, call).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(err)) => StoreError::Unavailable(format!("{what}: {err}")),

@@ -119,26 +119,26 @@ pub(super) fn rooms(reply: Value) -> Result<Vec<RoomInfo>, StoreError> {
 /// count.lua: `{counted (0|1), count in this window, milliseconds until it closes}`.
 pub(super) fn attempts(reply: Value) -> Result<Attempts, StoreError> {
     const SCRIPT: &str = "count";
-    match items(SCRIPT, reply)?.as_slice() {
-        [counted, count_now, left] => Ok(Attempts {
-            counted: flag(SCRIPT, counted)?,
-            count: count(SCRIPT, count_now)? as u64,
-            resets_in: millis(SCRIPT, left)?,
-        }),
-        other => Err(unexpected(SCRIPT, &other)),
-    }
+    let (counted, count, resets_in) = window(SCRIPT, reply)?;
+    Ok(Attempts { counted, count, resets_in })
 }
 
 /// charge.lua: `{accepted (0|1), count in this window, milliseconds until it resets}`.
 pub(super) fn charge(reply: Value) -> Result<Charge, StoreError> {
     const SCRIPT: &str = "charge";
-    match items(SCRIPT, reply)?.as_slice() {
-        [accepted, used, resets_in] => Ok(Charge {
-            accepted: flag(SCRIPT, accepted)?,
-            used: count(SCRIPT, used)? as u64,
-            resets_in: millis(SCRIPT, resets_in)?,
-        }),
-        other => Err(unexpected(SCRIPT, &other)),
+    let (accepted, used, resets_in) = window(SCRIPT, reply)?;
+    Ok(Charge { accepted, used, resets_in })
+}
+
+/// The reply of a script counting in a fixed window (count.lua,
+/// charge.lua): `{yes (0|1), count in this window, milliseconds until it
+/// closes}`.
+fn window(script: &str, reply: Value) -> Result<(bool, u64, Duration), StoreError> {
+    match items(script, reply)?.as_slice() {
+        [yes, in_window, left] => {
+            Ok((flag(script, yes)?, count(script, in_window)? as u64, millis(script, left)?))
+        }
+        other => Err(unexpected(script, &other)),
     }
 }
 

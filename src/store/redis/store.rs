@@ -14,22 +14,17 @@ use crate::store::{
 
 #[async_trait]
 impl Store for RedisStore {
-    async fn login(
-        &self,
-        user: &Username,
-        proof: &OwnerProof,
-        socket: &SocketKey,
-    ) -> Result<Login, StoreError> {
+    async fn login(&self, user: &Username, proof: &OwnerProof, key: &SocketKey) -> Result<Login, StoreError> {
         let _shared = self.sync.read().await;
-        match self.redis_login(user, proof, socket).await {
+        match self.redis_login(user, proof, key).await {
             Ok(Ok(login)) => {
-                self.mirrored("login", self.local.login(&login.user, proof, socket).await);
+                self.mirrored("login", self.local.login(&login.user, proof, key).await);
                 Ok(login)
             }
             Ok(Err(refused)) => Err(refused),
             Err(err) => {
                 self.degraded("login", &err);
-                self.local.login(user, proof, socket).await
+                self.local.login(user, proof, key).await
             }
         }
     }
