@@ -15,6 +15,7 @@ import { parseArgs } from "node:util";
 import { describeEnvironment } from "./lib/environment.mjs";
 import { latencyPlot } from "./lib/plot.mjs";
 import { startRedis, startServer, runLoadgen, stopAll } from "./lib/processes.mjs";
+import { runScale } from "./lib/scale.mjs";
 import { keptWhatChanged, renderReport } from "./lib/report.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -53,6 +54,8 @@ const PROFILES = {
     // (10,000 logins are 100 million deliveries), so its logins get 60 s
     // each and it gets 180 s to go quiet; what it reached is reported.
     loginstorm: { clients: 10_000, concurrency: 200, loginTimeoutSecs: 60, quietLimitSecs: 180 },
+    // Issue 18's scale model: chatwire alone, namespace-wide against room-routed.
+    scale: { rooms: 400, roomSize: 2, rate: 400, secs: 10, counts: [1, 2, 4, 8] },
   },
   quick: {
     name: "quick",
@@ -61,11 +64,12 @@ const PROFILES = {
     latency: { secs: 4, rate: 20, backgroundClients: 200, defaultBackgroundRate: 50 },
     storm: { clients: 200 },
     loginstorm: { clients: 500, concurrency: 200, loginTimeoutSecs: 20, quietLimitSecs: 60 },
+    scale: { rooms: 40, roomSize: 2, rate: 100, secs: 3, counts: [1, 2] },
   },
 };
 
 /** Every scenario, in the order a run takes them (see runAll). */
-const SCENARIOS = ["idle", "fanout", "latency-low", "latency-high", "storm", "loginstorm"];
+const SCENARIOS = ["idle", "fanout", "latency-low", "latency-high", "storm", "loginstorm", "scale"];
 
 /** Fan-out steps offer `offered_rate` messages a second, each delivered to every other member. */
 const offeredDeliveries = (step) =>
@@ -189,6 +193,12 @@ async function runAll(ctx, { profile, kinds, scenarios, backgroundRate }) {
       "--concurrency", String(loginstorm.concurrency), "--quiet-limit-secs", String(loginstorm.quietLimitSecs),
       "--handshake-timeout-secs", String(loginstorm.loginTimeoutSecs),
     ]);
+  }
+  // chatwire only: its two designs side by side, on instances of its own.
+  if (wanted("scale") && kinds.includes("chatwire")) {
+    results.chatwire.scale = await runScale({
+      root, loadgen, resultsDir, load: profile.scale, counts: profile.scale.counts, failures: ctx.failures, signal: ctx.signal,
+    });
   }
   return { results, background: { rate: background, note: backgroundNote } };
 }

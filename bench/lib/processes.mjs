@@ -85,8 +85,67 @@ export async function startRedis() {
   };
 }
 
+/** A free loopback port whose cluster bus port (port + 10000) is free too. */
+async function freeClusterPort() {
+  for (;;) {
+    const port = await freePort();
+    if (port > 55535) continue;
+    const bus = await new Promise((resolve) => {
+      const server = net.createServer();
+      server.once("error", () => resolve(false));
+      server.listen(port + 10000, "127.0.0.1", () => server.close(() => resolve(true)));
+    });
+    if (bus) return port;
+  }
+}
+
+/**
+ * A Redis Cluster of `masters` masters (no replicas) on free loopback
+ * ports, without persistence: { url, masters: [{ port, cli }], flushAll, stop }.
+ */
+export async function startRedisCluster(masters = 3) {
+  const nodes = [];
+  for (let i = 0; i < masters; i += 1) {
+    const port = await freeClusterPort();
+    const dir = mkdtempSync(path.join(tmpdir(), "chatwire-bench-cluster-"));
+    const entry = spawnTracked("redis-server", [
+      "--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir,
+      "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+    ], { stdio: "ignore" });
+    const cli = (...args) => execFileSync("redis-cli", ["-h", "127.0.0.1", "-p", String(port), ...args], { encoding: "utf8" }).trim();
+    nodes.push({ port, dir, entry, cli });
+  }
+  for (const node of nodes) {
+    for (let tries = 0; ; tries += 1) {
+      try {
+        if (node.cli("PING") === "PONG") break;
+      } catch {
+        // not up yet
+      }
+      if (tries > 100 || !isRunning(node.entry.child)) throw new Error(`redis-server did not start on port ${node.port}`);
+      await sleep(50);
+    }
+  }
+  execFileSync("redis-cli", ["--cluster", "create", ...nodes.map((n) => `127.0.0.1:${n.port}`),
+    "--cluster-replicas", "0", "--cluster-yes"], { encoding: "utf8" });
+  for (let tries = 0; ; tries += 1) {
+    if (nodes.every((n) => n.cli("CLUSTER", "INFO").includes("cluster_state:ok"))) break;
+    if (tries > 200) throw new Error("the Redis Cluster did not become ready");
+    await sleep(50);
+  }
+  return {
+    url: `redis-cluster://${nodes.map((n) => `127.0.0.1:${n.port}`).join(",")}`,
+    masters: nodes.map(({ port, cli }) => ({ port, cli })),
+    flushAll: () => nodes.forEach((n) => n.cli("FLUSHALL")),
+    async stop() {
+      await Promise.all(nodes.map((n) => stopChild(n.entry)));
+      for (const n of nodes) rmSync(n.dir, { recursive: true, force: true });
+    },
+  };
+}
+
 /** How to run each kind of server, given the repository root and the Redis URL. */
-function serverCommand(kind, root, redisUrl, sharing) {
+function serverCommand(kind, root, redisUrl, sharing, extraEnv = {}) {
   const env = { PATH: process.env.PATH, HOST: "127.0.0.1", PORT: "0", REDIS_URL: redisUrl };
   if (kind === "chatwire") {
     // Each instance gets its share of the cores, as a deployment of several
@@ -110,6 +169,7 @@ function serverCommand(kind, root, redisUrl, sharing) {
         RUST_LOG: "warn,chatwire::app=info",
         LOG_FORMAT: "text",
         NO_COLOR: "1",
+        ...extraEnv,
       },
     };
   }
@@ -121,8 +181,8 @@ function serverCommand(kind, root, redisUrl, sharing) {
  * of `sharing` instances on this machine.
  * Resolves once it prints its address: { kind, url, pid, stop(), assertAlive() }.
  */
-export async function startServer(kind, root, redisUrl, { sharing = 1, timeoutMs = 20000 } = {}) {
-  const { command, args, env } = serverCommand(kind, root, redisUrl, sharing);
+export async function startServer(kind, root, redisUrl, { sharing = 1, timeoutMs = 20000, env: extraEnv } = {}) {
+  const { command, args, env } = serverCommand(kind, root, redisUrl, sharing, extraEnv);
   const started = Date.now();
   const entry = spawnTracked(command, args, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
   const logs = [];
@@ -189,12 +249,13 @@ async function waitReady(url, deadline) {
  * Runs the load generator with `args`, echoing its output with a prefix.
  * Rejects if it fails or runs longer than `timeoutMs`.
  */
-export async function runLoadgen(binary, args, { timeoutMs }) {
+export async function runLoadgen(binary, args, { timeoutMs, onLine }) {
   const entry = spawnTracked(binary, args, { stdio: ["ignore", "pipe", "pipe"] });
   const tail = [];
   for (const stream of [entry.child.stdout, entry.child.stderr]) {
     createInterface({ input: stream }).on("line", (line) => {
       console.log(`    loadgen | ${line}`);
+      onLine?.(line);
       tail.push(line);
       if (tail.length > 30) tail.shift();
     });

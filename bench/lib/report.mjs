@@ -4,6 +4,7 @@
 
 import { KiB, comparison, count, fixed, isNumber, ms, ratio } from "./format.mjs";
 import { loginstormMethod, loginstormSection, loginstormTargets } from "./loginstorm-report.mjs";
+import { scaleMethod, scaleSection } from "./scale-report.mjs";
 
 export { ratio };
 
@@ -265,6 +266,14 @@ export function renderReport({ environment: e, command, profile, results, backgr
   out.push("");
   out.push(loginstormSection(pair("loginstorm")));
   out.push("");
+  if (profile.scale) {
+    out.push("## Scale model: namespace-wide and room-routed delivery (chatwire)");
+    out.push("");
+    out.push(scaleMethod(profile.scale));
+    out.push("");
+    out.push(scaleSection(results.chatwire?.scale));
+    out.push("");
+  }
   out.push(WHAT_CHANGED_HEADING);
   out.push("");
   out.push(whatChanged?.trim() || WHAT_CHANGED_PLACEHOLDER);

@@ -30,6 +30,10 @@ pub enum Scenario {
     /// Many idle connections logging in at the same moment: login rate,
     /// memory per connection before and after, time until the server is quiet.
     Loginstorm(LoginstormArgs),
+    /// Many small rooms whose members are spread over the instances, each
+    /// with its own sender: what delivery costs each instance (issue 18's
+    /// scale model).
+    Rooms(RoomsArgs),
 }
 
 /// Options every scenario takes.
@@ -172,6 +176,33 @@ pub struct LoginstormArgs {
     pub hold_secs: u64,
     /// Options every scenario takes (the handshake timeout bounds each
     /// connection, and each login from `add user` to its ack).
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `rooms`.
+#[derive(Debug, Args)]
+pub struct RoomsArgs {
+    /// A server; repeat for several instances. Room `r`'s members are on
+    /// instances `r`, `r + 1`, … (round-robin), its sender on instance `r`.
+    #[arg(long = "url", required = true)]
+    pub urls: Vec<Target>,
+    /// Rooms.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rooms: u64,
+    /// Receivers in each room (2 models a private conversation).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..))]
+    pub room_size: u64,
+    /// Messages a second, all rooms together.
+    #[arg(long, default_value_t = 200.0)]
+    pub rate: f64,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 10.0)]
+    pub secs: f64,
+    /// Handshakes in flight at once while setting up.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub concurrency: u64,
+    /// Options every scenario takes.
     #[command(flatten)]
     pub common: Common,
 }

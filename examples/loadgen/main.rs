@@ -58,6 +58,10 @@ async fn main() -> anyhow::Result<()> {
             let path = args.common.json.clone();
             (scenarios::loginstorm::run(args).await?, path)
         }
+        Scenario::Rooms(args) => {
+            let path = args.common.json.clone();
+            (scenarios::rooms::run(args).await?, path)
+        }
     };
     outcome.publish(json_path.as_deref())
 }

@@ -5,6 +5,7 @@ pub mod fanout;
 pub mod idle;
 pub mod latency;
 pub mod loginstorm;
+pub mod rooms;
 pub mod storm;
 
 use std::sync::Arc;
