@@ -54,8 +54,8 @@ mod target;
 mod typing;
 mod wire;
 
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;

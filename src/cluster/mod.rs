@@ -17,8 +17,8 @@ mod liveness;
 mod maintenance;
 mod parsers;
 mod pubsub;
-mod routing;
 mod purge;
+mod routing;
 mod sentinel;
 mod url;
 

@@ -28,8 +28,8 @@ use fred::clients::SubscriberClient;
 use fred::prelude::{ClientLike, PubsubInterface};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use socketioxide_core::adapter::BroadcastOptions;
 use socketioxide_core::Sid;
+use socketioxide_core::adapter::BroadcastOptions;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -86,7 +86,11 @@ struct Seen {
 impl Routing {
     /// Routing for the namespace whose request channel is `req_chan`;
     /// `wide` are the rooms that stay on it. Starts the subscription task.
-    pub(super) fn start(client: SubscriberClient, req_chan: String, wide: Vec<String>) -> (Self, JoinHandle<()>) {
+    pub(super) fn start(
+        client: SubscriberClient,
+        req_chan: String,
+        wide: Vec<String>,
+    ) -> (Self, JoinHandle<()>) {
         let (requests, asked) = mpsc::unbounded_channel();
         let task = tokio::spawn(subscriptions(client, asked));
         let seen = Seen { current: HashSet::new(), previous: HashSet::new(), rotated: Instant::now() };
@@ -232,10 +236,10 @@ async fn subscribe(client: &SubscriberClient, channel: &str) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
-    use socketioxide_core::adapter::remote_packet::{RequestOut, RequestTypeOut};
-    use socketioxide_core::packet::Packet;
     use socketioxide_core::Str;
     use socketioxide_core::Uid;
+    use socketioxide_core::adapter::remote_packet::{RequestOut, RequestTypeOut};
+    use socketioxide_core::packet::Packet;
 
     use super::*;
 
@@ -243,14 +247,20 @@ mod tests {
         let mut opts = BroadcastOptions::default();
         opts.rooms = rooms.iter().map(|room| room.to_string().into()).collect();
         opts.server_id = server_id;
-        let packet = Packet::event("/", socketioxide_core::Value::Str(Str::from("[\"message\",\"hi\"]"), None));
+        let packet =
+            Packet::event("/", socketioxide_core::Value::Str(Str::from("[\"message\",\"hi\"]"), None));
         rmp_serde::to_vec(&RequestOut::new(Uid::new(), RequestTypeOut::Broadcast(&packet), &opts)).unwrap()
     }
 
     fn routing() -> Routing {
         let (requests, _) = mpsc::unbounded_channel();
         let seen = Seen { current: HashSet::new(), previous: HashSet::new(), rotated: Instant::now() };
-        Routing { req_chan: "p-request#/#".into(), wide: vec!["online".into()], requests, seen: Mutex::new(seen) }
+        Routing {
+            req_chan: "p-request#/#".into(),
+            wide: vec!["online".into()],
+            requests,
+            seen: Mutex::new(seen),
+        }
     }
 
     #[test]
