@@ -102,7 +102,7 @@ impl PubSub {
     /// Subscribes `room`'s channel, if rooms are routed; the receiver
     /// answers whether Redis confirmed it.
     pub fn watch_room(&self, room: &str) -> Option<tokio::sync::oneshot::Receiver<bool>> {
-        self.0.routing.get().map(|routing| routing.watch(room))
+        self.0.routing.get().and_then(|routing| routing.watch(room))
     }
 
     /// Unsubscribes `room`'s channel, if rooms are routed.

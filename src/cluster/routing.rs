@@ -133,9 +133,13 @@ impl Routing {
                 return vec![(chan, val)];
             }
         };
+        let mut channels: Vec<String> = rooms.iter().map(|room| self.channel(room)).collect();
+        channels.sort_unstable();
+        channels.dedup();
+        let Some(last) = channels.pop() else { return vec![(chan, val)] };
         let mut copies: Vec<(String, Vec<u8>)> =
-            rooms.iter().skip(1).map(|room| (self.channel(room), val.clone())).collect();
-        copies.insert(0, (self.channel(&rooms[0]), val));
+            channels.into_iter().map(|channel| (channel, val.clone())).collect();
+        copies.push((last, val));
         copies
     }
 
@@ -158,12 +162,16 @@ impl Routing {
     /// Subscribes `room`'s channel (unless it is already); the receiver
     /// answers once Redis confirmed it (`true`), or it failed (`false`: it
     /// is made again after the next reconnect). Asked in call order.
-    pub(super) fn watch(&self, room: &str) -> oneshot::Receiver<bool> {
+    /// `None` for a namespace-wide room, whose broadcasts have no channel.
+    pub(super) fn watch(&self, room: &str) -> Option<oneshot::Receiver<bool>> {
+        if self.wide.iter().any(|wide| wide == room) {
+            return None;
+        }
         let (answer, answered) = oneshot::channel();
         if self.requests.send(Request::Watch(self.channel(room), answer)).is_err() {
             tracing::warn!(room, "room subscriptions are stopped");
         }
-        answered
+        Some(answered)
     }
 
     /// Unsubscribes `room`'s channel, after every earlier request.
@@ -268,6 +276,8 @@ mod tests {
         let copies = routing().fan_out("p-request#/#".into(), request(&["user:a", "user:b"], None));
         let channels: Vec<&str> = copies.iter().map(|(chan, _)| chan.as_str()).collect();
         assert_eq!(channels, ["p-request#/#user:a#", "p-request#/#user:b#"]);
+        let twice = routing().fan_out("p-request#/#".into(), request(&["room:x", "room:x"], None));
+        assert_eq!(twice.len(), 1, "a room named twice is published once");
     }
 
     #[test]
