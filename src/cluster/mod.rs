@@ -18,6 +18,7 @@ mod maintenance;
 mod parsers;
 mod pubsub;
 mod purge;
+mod room_subscriptions;
 mod routing;
 mod sentinel;
 mod url;

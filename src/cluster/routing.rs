@@ -16,16 +16,13 @@
 //!
 //! Which room channels are subscribed follows chatwire's own room
 //! membership (`chat::Membership`), through [`Routing::watch`] and
-//! [`Routing::unwatch`]. One task makes every SSUBSCRIBE / SUNSUBSCRIBE of
-//! room channels, in the order asked, so a late unsubscribe never overtakes
-//! a re-join, and makes them all again after a reconnect.
+//! [`Routing::unwatch`], made by one task ([`super::room_subscriptions`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use fred::clients::SubscriberClient;
-use fred::prelude::{ClientLike, PubsubInterface};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use socketioxide_core::Sid;
@@ -33,8 +30,8 @@ use socketioxide_core::adapter::BroadcastOptions;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-/// Longest a SSUBSCRIBE / SUNSUBSCRIBE may take.
-const TIMEOUT: Duration = Duration::from_secs(2);
+use super::room_subscriptions::{self, Request};
+
 /// How long a request id is remembered, at least (two generations of this).
 const SEEN_FOR: Duration = Duration::from_secs(5);
 /// Request type of a plain broadcast (socketioxide-core's `RequestTypeOut`).
@@ -50,15 +47,6 @@ pub(super) struct Routing {
     /// The task that (un)subscribes room channels.
     requests: mpsc::UnboundedSender<Request>,
     seen: Mutex<Seen>,
-}
-
-/// What the subscription task is asked to do.
-enum Request {
-    /// Subscribe this channel (if not already); answer once subscribed.
-    Watch(String, oneshot::Sender<bool>),
-    Unwatch(String),
-    /// After a reconnect: subscribe every wanted channel again.
-    Resubscribe,
 }
 
 /// The fields of socketioxide-core's `RequestOut` routing needs; the packet
@@ -92,7 +80,7 @@ impl Routing {
         wide: Vec<String>,
     ) -> (Self, JoinHandle<()>) {
         let (requests, asked) = mpsc::unbounded_channel();
-        let task = tokio::spawn(subscriptions(client, asked));
+        let task = tokio::spawn(room_subscriptions::run(client, asked));
         let seen = Seen { current: HashSet::new(), previous: HashSet::new(), rotated: Instant::now() };
         (Self { req_chan, wide, requests, seen: Mutex::new(seen) }, task)
     }
@@ -182,61 +170,6 @@ impl Routing {
     /// Subscribes every wanted room channel again (after a reconnect).
     pub(super) fn resubscribe(&self) {
         let _ = self.requests.send(Request::Resubscribe);
-    }
-}
-
-/// Makes the room subscriptions, one request at a time, and remembers which
-/// channels are wanted (`true` once Redis confirmed).
-async fn subscriptions(client: SubscriberClient, mut asked: mpsc::UnboundedReceiver<Request>) {
-    let mut wanted: HashMap<String, bool> = HashMap::new();
-    while let Some(request) = asked.recv().await {
-        match request {
-            Request::Watch(channel, answer) => {
-                let done = match wanted.get(&channel) {
-                    Some(true) => true,
-                    _ => subscribe(&client, &channel).await,
-                };
-                wanted.insert(channel, done);
-                let _ = answer.send(done);
-            }
-            Request::Unwatch(channel) => {
-                if wanted.remove(&channel).is_some() && client.is_connected() {
-                    match tokio::time::timeout(TIMEOUT, client.sunsubscribe(channel.clone())).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(err)) => tracing::warn!(channel, error = %err, "room unsubscribe failed"),
-                        Err(_) => tracing::warn!(channel, "room unsubscribe timed out"),
-                    }
-                }
-            }
-            Request::Resubscribe => {
-                let channels: Vec<String> = wanted.keys().cloned().collect();
-                let mut failed = 0;
-                for channel in channels {
-                    let done = subscribe(&client, &channel).await;
-                    failed += usize::from(!done);
-                    wanted.insert(channel, done);
-                }
-                tracing::info!(rooms = wanted.len(), failed, "room channels subscribed again");
-            }
-        }
-    }
-}
-
-/// One SSUBSCRIBE, bounded; false if Redis is down or did not confirm.
-async fn subscribe(client: &SubscriberClient, channel: &str) -> bool {
-    if !client.is_connected() {
-        return false;
-    }
-    match tokio::time::timeout(TIMEOUT, client.ssubscribe(channel.to_owned())).await {
-        Ok(Ok(())) => true,
-        Ok(Err(err)) => {
-            tracing::warn!(channel, error = %err, "room subscribe failed; retrying on reconnect");
-            false
-        }
-        Err(_) => {
-            tracing::warn!(channel, "room subscribe timed out; retrying on reconnect");
-            false
-        }
     }
 }
 
