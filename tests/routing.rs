@@ -368,3 +368,30 @@ async fn room_publishes_spread_over_the_masters_of_a_cluster() {
     assert!(total >= 800, "{publishes:?}");
     assert!(publishes.iter().all(|&calls| calls * 2 <= total), "no master over half: {publishes:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_joined_while_redis_is_down_is_subscribed_once_it_is_back() {
+    let mut redis = RedisServer::start();
+    let a = routed(&redis.url(), "routed_outage", "a").await;
+    let b = routed(&redis.url(), "routed_outage", "b").await;
+    let alice = a.member("alice", "general").await;
+
+    redis.kill();
+    b.wait_ready(503, RECOVERY).await;
+    // Served locally, without waiting on Redis for each subscription.
+    let started = Instant::now();
+    let bob = b.member("bob", "general").await;
+    assert!(started.elapsed() < Duration::from_secs(4), "login and join took {:?}", started.elapsed());
+
+    redis.restart();
+    a.wait_ready(200, RECOVERY).await;
+    b.wait_ready(200, RECOVERY).await;
+    wait_for_delivery(&alice, &bob, "general").await;
+    let sent = alice.request("message", json!({ "to": "bob", "text": "private, after the outage" })).await;
+    assert_eq!(sent["ok"], true);
+    loop {
+        if bob.next("message").await["text"] == "private, after the outage" {
+            break;
+        }
+    }
+}
