@@ -231,6 +231,36 @@ async fn room_subscriptions_come_back_after_a_redis_restart() {
     assert_eq!(count(&bob, "message").await, 0, "nothing twice");
 }
 
+/// Waits until `channel` has `count` shard subscribers on `redis`.
+async fn wait_subscribers(redis: &RedisServer, channel: &str, count: usize) {
+    let subscribers = || redis.cli(&["PUBSUB", "SHARDNUMSUB", channel]).trim_end().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !subscribers().ends_with(&format!("\n{count}")) {
+        assert!(Instant::now() < deadline, "{channel}: {} subscribers, not {count}", subscribers());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnected_users_channel_is_unsubscribed_after_the_linger() {
+    let redis = RedisServer::start();
+    let a = routed(&redis.url(), "linger_disconnect", "a").await;
+    let bob = a.user("bob").await;
+    let channel = "linger_disconnect-request#/#user:bob#";
+    wait_subscribers(&redis, channel, 1).await;
+    assert_eq!(
+        redis
+            .cli(&["PUBSUB", "SHARDNUMSUB", "linger_disconnect-request#/#online#"])
+            .trim_end()
+            .lines()
+            .last(),
+        Some("0"),
+        "no channel for the namespace-wide room"
+    );
+    bob.close().await;
+    wait_subscribers(&redis, channel, 0).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unused_room_channel_is_unsubscribed_after_the_linger() {
     let redis = RedisServer::start();
