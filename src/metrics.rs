@@ -16,6 +16,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::metrics::info::Info;
@@ -47,6 +48,11 @@ pub struct Metrics {
     open_files_limit: Gauge,
     mismatched_peers: Gauge,
     emit_seconds: Histogram,
+    /// Bytes (channel and payload) read from Redis pub/sub, by `kind`:
+    /// `room` (routed room channels), `namespace`, `response`.
+    pubsub_bytes: Family<Vec<(&'static str, &'static str)>, Counter>,
+    /// Second copies of a routed broadcast (one per room channel) dropped.
+    pubsub_duplicates: Counter,
     /// PARSER, once socket.io is set up.
     parser: Mutex<Option<PacketParser>>,
 }
@@ -86,6 +92,8 @@ impl Metrics {
             open_files_limit: Gauge::default(),
             mismatched_peers: Gauge::default(),
             emit_seconds: Histogram::new(seconds),
+            pubsub_bytes: Family::default(),
+            pubsub_duplicates: Counter::default(),
             parser: Mutex::new(None),
         };
         metrics.registered()
@@ -122,9 +130,19 @@ impl Metrics {
                 &self.tls_reload_failures,
                 "Changes of TLS_CERT / TLS_KEY that could not be loaded (the previous certificate stays in use)",
             ),
+            (
+                "chatwire_pubsub_duplicates_dropped",
+                &self.pubsub_duplicates,
+                "Copies of a room-routed broadcast dropped because another room's copy already arrived",
+            ),
         ] {
             r.register(name, help, counter.clone());
         }
+        r.register(
+            "chatwire_pubsub_received_bytes",
+            "Bytes read from Redis pub/sub (channel and payload), by kind: room, namespace, response",
+            self.pubsub_bytes.clone(),
+        );
         r.register(
             "chatwire_open_files_limit",
             "The open-files limit in force (RLIMIT_NOFILE)",
@@ -217,6 +235,16 @@ impl Metrics {
     /// The packet parser this process's socket.io speaks, once set up.
     pub fn parser(&self) -> Option<PacketParser> {
         *self.parser.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Counts `bytes` read from Redis pub/sub on a channel of `kind`.
+    pub fn pubsub_received(&self, kind: &'static str, bytes: usize) {
+        self.pubsub_bytes.get_or_create(&vec![("kind", kind)]).inc_by(bytes as u64);
+    }
+
+    /// Counts a routed broadcast's copy dropped as already seen.
+    pub fn pubsub_duplicate(&self) {
+        self.pubsub_duplicates.inc();
     }
 
     /// Changed certificate files could not be loaded (the old pair stays).

@@ -103,7 +103,11 @@ pub(super) async fn log_in<A: Adapter>(
         return Err(ChatError::TooManySockets(max_sockets));
     }
     state.set_user(login.user.clone(), identity.id());
-    socket.join([channels::ONLINE.to_owned(), channels::user(&login.user)]);
+    let rooms = [channels::ONLINE.to_owned(), channels::user(&login.user)];
+    // Listening to the rooms' channels before `login`: a message sent to
+    // the user once it is answered must reach this instance.
+    chat.membership().enter(rooms.clone()).await;
+    socket.join(rooms);
     log_emit(LOGIN, socket.emit(LOGIN, &LoginEvent { num_users: login.num_users }));
     if login.first_socket {
         presence::user_joined(chat, socket.to(channels::ONLINE), &login.user, login.num_users).await;
@@ -144,6 +148,7 @@ pub(super) async fn on_disconnect<A: Adapter>(
     reason: DisconnectReason,
 ) {
     let _turn = turn.wait().await;
+    chat.membership().leave(socket.rooms().into_iter().map(|room| room.to_string()));
     let Some(user) = SocketState::of(&socket).user().cloned() else { return };
     match chat.store().logout(&chat.socket_key(socket.id)).await {
         Ok(Some(logout)) => {

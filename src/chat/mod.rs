@@ -19,6 +19,7 @@
 //! - [`presence`]: `user joined` / `user left`, the `presence` count, the `users` push
 //! - [`avatars`]: `avatar changed`, after an upload over HTTP
 //! - [`sessions`]: disconnects sockets whose token was revoked or expired
+//! - [`membership`]: local members per room, for `ROUTED_ROOMS`' room channels
 //!
 //! Handlers are generic over the socketioxide adapter, so the same code
 //! serves a single instance and a Redis-backed cluster.
@@ -36,6 +37,7 @@ mod history;
 mod limits;
 mod login;
 mod login_deadline;
+mod membership;
 mod messages;
 mod msgpack;
 mod policy;
@@ -52,8 +54,8 @@ mod target;
 mod typing;
 mod wire;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use socketioxide::SocketIo;
 use socketioxide::adapter::Adapter;
@@ -62,6 +64,7 @@ use socketioxide::socket::Sid;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+pub use channels::ONLINE;
 pub use emit::{namespace, sign_out};
 pub use error::{ChatError, ErrorBody};
 pub use ghosts::{GhostWatch, Ghosts};
@@ -69,6 +72,7 @@ pub use handshake::on_connect;
 pub use history::DEFAULT_HISTORY_PAGE;
 pub use limits::MAX_BINARY_ATTACHMENTS;
 pub use login::{announce_login, announce_logout, recheck_guests};
+pub use membership::{Membership, RoomChannels};
 pub use policy::Policy;
 pub use presence::PUSH_MAX_USERS;
 pub use rooms::{JOIN_HISTORY, announce_member_joined};
@@ -105,6 +109,8 @@ struct Inner {
     connections: Arc<ConnectionsPerAddress>,
     /// Asks the cluster whether a taken name is held by a dead instance.
     ghosts: Ghosts,
+    /// Local members per room, when rooms are routed (set once, at wiring).
+    membership: OnceLock<Membership>,
 }
 
 impl Chat {
@@ -134,7 +140,22 @@ impl Chat {
             avatar_changes: avatars::Changes::default(),
             sessions_changes: Notify::new(),
             ghosts,
+            membership: OnceLock::new(),
         }))
+    }
+
+    /// Routes rooms (`ROUTED_ROOMS`): from now on, joins and leaves keep
+    /// `channels` subscribed to the rooms with local members. Call before
+    /// the first socket connects; later calls are ignored.
+    pub fn route_rooms(&self, channels: Arc<dyn RoomChannels>) {
+        if self.0.membership.set(Membership::routed(channels)).is_err() {
+            tracing::warn!("rooms are already routed");
+        }
+    }
+
+    /// Local room membership (counting nothing unless rooms are routed).
+    pub fn membership(&self) -> Membership {
+        self.0.membership.get().cloned().unwrap_or_default()
     }
 
     /// Looks for dead instances holding names.

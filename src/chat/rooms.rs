@@ -37,6 +37,10 @@ pub(super) async fn join<A: Adapter>(me: LoggedIn<A>, room: RoomName) -> Result<
     }
     let joined = chat.store().join_room(&room, &chat.socket_key(socket.id)).await?;
     let channel = channels::room(&room);
+    if !already_in {
+        // Subscribed before `member joined` and the answer (ROUTED_ROOMS).
+        chat.membership().enter([channel.clone()]).await;
+    }
     socket.join(channel.clone());
     if joined.first_for_user {
         let event = MemberEvent { room: &room, username: &user };
@@ -63,7 +67,8 @@ pub(super) async fn leave<A: Adapter>(me: LoggedIn<A>, room: RoomName) -> Result
         let event = MemberEvent { room: &room, username: &user };
         log_emit(MEMBER_LEFT, socket.to(channel.clone()).emit(MEMBER_LEFT, &event).await);
     }
-    socket.leave(channel);
+    socket.leave(channel.clone());
+    chat.membership().leave([channel]);
     Ok(Left { room })
 }
 

@@ -3,6 +3,7 @@
 //!
 //! - [`url`]: which Redis, from `REDIS_URL`
 //! - [`pubsub`]: the socket.io adapter's driver (sharded pub/sub)
+//! - [`routing`]: with `ROUTED_ROOMS`, room broadcasts on per-room channels
 //! - [`maintenance`]: heartbeats, purging dead instances, recovering from outages
 //! - [`liveness`]: noticing within about two seconds that an instance's process died
 //! - [`parsers`]: every instance on the same PARSER, or an error in the log
@@ -17,6 +18,8 @@ mod maintenance;
 mod parsers;
 mod pubsub;
 mod purge;
+mod room_subscriptions;
+mod routing;
 mod sentinel;
 mod url;
 

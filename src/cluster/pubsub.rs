@@ -12,10 +12,13 @@
 //!   fred only restores them if asked to, and the adapter never asks.
 //! - Nothing blocks while Redis is down: subscribing records the channel for
 //!   later, and every call is bounded by a timeout.
+//! - With `ROUTED_ROOMS`, room broadcasts go on per-room channels
+//!   ([`super::routing`]), which this instance subscribes while it has
+//!   members in the room ([`PubSub::route_rooms`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use fred::clients::SubscriberClient;
@@ -23,6 +26,8 @@ use fred::prelude::{ClientLike, EventInterface, PubsubInterface};
 use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
+
+use super::routing::Routing;
 
 /// Longest a pub/sub call may take.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -49,6 +54,8 @@ struct Inner {
     outbox: mpsc::Sender<(String, Vec<u8>)>,
     /// Messages delivered only locally since the last report.
     unpublished: AtomicU64,
+    /// With `ROUTED_ROOMS`: how room broadcasts are routed.
+    routing: OnceLock<Routing>,
 }
 
 impl PubSub {
@@ -56,8 +63,13 @@ impl PubSub {
     /// answers) and the tasks that publish, dispatch and resubscribe.
     pub fn start(client: SubscriberClient) -> (Self, Vec<JoinHandle<()>>) {
         let (outbox, queued) = mpsc::channel(OUTBOX);
-        let inner =
-            Arc::new(Inner { client, handlers: RwLock::default(), outbox, unpublished: AtomicU64::new(0) });
+        let inner = Arc::new(Inner {
+            client,
+            handlers: RwLock::default(),
+            outbox,
+            unpublished: AtomicU64::new(0),
+            routing: OnceLock::new(),
+        });
         let tasks = vec![
             tokio::spawn(dispatch(inner.client.message_rx(), inner.clone())),
             tokio::spawn(resubscribe_on_reconnect(inner.clone())),
@@ -71,6 +83,33 @@ impl PubSub {
     /// True while the pub/sub connection is up.
     pub fn is_connected(&self) -> bool {
         self.0.client.is_connected()
+    }
+
+    /// Routes the broadcasts of the namespace whose request channel is
+    /// `req_chan` by room, except those to a `wide` room. Returns the task
+    /// that (un)subscribes room channels; `None` if already routing.
+    pub fn route_rooms(&self, req_chan: String, wide: Vec<String>) -> Option<JoinHandle<()>> {
+        let (routing, task) = Routing::start(self.0.client.clone(), req_chan, wide);
+        match self.0.routing.set(routing) {
+            Ok(()) => Some(task),
+            Err(_) => {
+                task.abort();
+                None
+            }
+        }
+    }
+
+    /// Subscribes `room`'s channel, if rooms are routed; the receiver
+    /// answers whether Redis confirmed it.
+    pub fn watch_room(&self, room: &str) -> Option<tokio::sync::oneshot::Receiver<bool>> {
+        self.0.routing.get().and_then(|routing| routing.watch(room))
+    }
+
+    /// Unsubscribes `room`'s channel, if rooms are routed.
+    pub fn unwatch_room(&self, room: &str) {
+        if let Some(routing) = self.0.routing.get() {
+            routing.unwatch(room);
+        }
     }
 
     /// Closes the connection.
@@ -99,7 +138,12 @@ impl Inner {
         }
     }
 
+    /// Subscribes the adapter's channels again, then (through their own
+    /// task, in order with joins and leaves) the room channels.
     async fn subscribe_all(&self) {
+        if let Some(routing) = self.routing.get() {
+            routing.resubscribe();
+        }
         let channels: Vec<String> = self.handlers().keys().cloned().collect();
         for channel in channels {
             match tokio::time::timeout(TIMEOUT, self.client.ssubscribe(channel.clone())).await {
@@ -119,8 +163,16 @@ impl Driver for PubSub {
     async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), Self::Error> {
         if !self.0.client.is_connected() {
             self.0.unpublished("Redis is not connected");
-        } else if self.0.outbox.try_send((chan, val)).is_err() {
-            self.0.unpublished("publish queue full");
+            return Ok(());
+        }
+        let copies = match self.0.routing.get() {
+            Some(routing) => routing.fan_out(chan, val),
+            None => vec![(chan, val)],
+        };
+        for copy in copies {
+            if self.0.outbox.try_send(copy).is_err() {
+                self.0.unpublished("publish queue full");
+            }
         }
         // Always Ok: the adapter skips local delivery when a publish fails.
         Ok(())
@@ -168,7 +220,25 @@ async fn dispatch(mut messages: broadcast::Receiver<fred::types::Message>, inner
             Ok(message) => {
                 let channel = message.channel.to_string();
                 let Some(data) = message.value.into_owned_bytes() else { continue };
+                let routed = inner.routing.get().filter(|routing| routing.is_room_channel(&channel));
                 let handler = inner.handlers().get(&channel).cloned();
+                let kind = match (&handler, routed) {
+                    (None, Some(_)) => "room",
+                    _ if channel.contains("-response#") => "response",
+                    _ => "namespace",
+                };
+                crate::metrics::metrics().pubsub_received(kind, channel.len() + data.len());
+                let handler = match (handler, routed) {
+                    (Some(handler), _) => Some(handler),
+                    (None, Some(routing)) => {
+                        if routing.is_duplicate(&data) {
+                            crate::metrics::metrics().pubsub_duplicate();
+                            continue;
+                        }
+                        inner.handlers().get(routing.req_chan()).cloned()
+                    }
+                    (None, None) => None,
+                };
                 match handler {
                     Some(tx) => {
                         if let Err(err) = tx.try_send((channel.clone(), data)) {

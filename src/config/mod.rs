@@ -106,6 +106,13 @@ pub struct Config {
     #[arg(long, env = "REDIS_PREFIX", default_value = "chatwire")]
     pub redis_prefix: String,
 
+    /// Cluster mode: route room broadcasts on one sharded pub/sub channel
+    /// per room, which only instances with members of that room subscribe
+    /// (`cluster::routing`), instead of on the namespace channel every
+    /// instance reads. Every instance of a deployment must use the same value.
+    #[arg(long, env = "ROUTED_ROOMS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub routed_rooms: bool,
+
     /// Cluster mode: milliseconds between heartbeats (and maintenance rounds).
     #[arg(long, env = "HEARTBEAT_INTERVAL_MS", default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(100..))]
     pub heartbeat_interval_ms: u64,

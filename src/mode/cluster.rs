@@ -38,6 +38,13 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
     );
     let (ghosts, ghost_watch) = chat::Ghosts::channel();
     let (chat, api) = services(config, instance, Stores::of(store.clone()), &secret, ghosts);
+    if config.routed_rooms {
+        // socketioxide-redis's request channel of the namespace `/`.
+        let req_chan = format!("{}-request#/#", config.redis_prefix);
+        tasks.extend(cluster.pubsub().route_rooms(req_chan, vec![chat::ONLINE.to_owned()]));
+        chat.route_rooms(Arc::new(cluster.pubsub()));
+        tracing::info!("routed rooms: room broadcasts on per-room channels");
+    }
 
     let adapter = RedisAdapterCtr::new_with_driver(
         cluster.pubsub(),
@@ -110,4 +117,15 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
         cluster.quit().await;
     });
     Ok(Wiring { router: router(config, readiness, api, socketio)?, tasks, shutdown })
+}
+
+/// Room channels are the driver's (`ROUTED_ROOMS`).
+impl chat::RoomChannels for PubSub {
+    fn watch(&self, room: &str) -> Option<tokio::sync::oneshot::Receiver<bool>> {
+        self.watch_room(room)
+    }
+
+    fn unwatch(&self, room: &str) {
+        self.unwatch_room(room);
+    }
 }

@@ -1,0 +1,239 @@
+//! Room-routed delivery (`ROUTED_ROOMS`): each room broadcast travels on a
+//! sharded channel of its own room, read only by the instances with local
+//! members of that room, instead of on the namespace channel every instance
+//! reads.
+//!
+//! socketioxide-redis publishes a broadcast once, on the namespace request
+//! channel `{prefix}-request#/#`. [`Routing::fan_out`] peeks at that
+//! request (msgpack, the packet skipped) and, for a plain broadcast to
+//! rooms, queues one copy per room on `{req_chan}{room}#` instead. Those
+//! channels hash to different slots, so on a Redis Cluster they spread over
+//! the masters. The receiving adapter accepts any channel that starts with
+//! its request channel, so copies are handed to the namespace's stream;
+//! an instance subscribed to several of the rooms keeps the first copy
+//! ([`Routing::is_duplicate`]): the adapter delivers it to the local members
+//! of every room it names.
+//!
+//! Which room channels are subscribed follows chatwire's own room
+//! membership (`chat::Membership`), through [`Routing::watch`] and
+//! [`Routing::unwatch`], made by one task ([`super::room_subscriptions`]).
+
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use fred::clients::SubscriberClient;
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use socketioxide_core::Sid;
+use socketioxide_core::adapter::BroadcastOptions;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::room_subscriptions::{self, Request};
+
+/// How long a request id is remembered, at least (two generations of this).
+const SEEN_FOR: Duration = Duration::from_secs(5);
+/// Request type of a plain broadcast (socketioxide-core's `RequestTypeOut`).
+const BROADCAST: u8 = 0;
+
+/// The routing of one namespace's broadcasts. Cheap to share.
+pub(super) struct Routing {
+    /// The namespace's request channel, `{prefix}-request#/#`.
+    req_chan: String,
+    /// Rooms every logged-in socket is in: broadcasts to them stay on the
+    /// namespace channel (a channel every instance subscribes anyway).
+    wide: Vec<String>,
+    /// The task that (un)subscribes room channels.
+    requests: mpsc::UnboundedSender<Request>,
+    seen: Mutex<Seen>,
+}
+
+/// The fields of socketioxide-core's `RequestOut` routing needs; the packet
+/// is skipped, not decoded. Positional, as msgpack carries it.
+#[derive(Deserialize)]
+struct Peek {
+    node_id: String,
+    id: Sid,
+    r#type: u8,
+    _packet: IgnoredAny,
+    _rooms: IgnoredAny,
+    opts: Option<BroadcastOptions>,
+    #[serde(default)]
+    _ack_timeout_ms: Option<IgnoredAny>,
+}
+
+/// Request ids seen lately, in two generations: an id is remembered for
+/// between [`SEEN_FOR`] and twice that.
+struct Seen {
+    current: HashSet<(String, Sid)>,
+    previous: HashSet<(String, Sid)>,
+    rotated: Instant,
+}
+
+impl Routing {
+    /// Routing for the namespace whose request channel is `req_chan`;
+    /// `wide` are the rooms that stay on it. Starts the subscription task.
+    pub(super) fn start(
+        client: SubscriberClient,
+        req_chan: String,
+        wide: Vec<String>,
+    ) -> (Self, JoinHandle<()>) {
+        let (requests, asked) = mpsc::unbounded_channel();
+        let task = tokio::spawn(room_subscriptions::run(client, asked));
+        let seen = Seen { current: HashSet::new(), previous: HashSet::new(), rotated: Instant::now() };
+        (Self { req_chan, wide, requests, seen: Mutex::new(seen) }, task)
+    }
+
+    /// The channel of `room`.
+    pub(super) fn channel(&self, room: &str) -> String {
+        format!("{}{room}#", self.req_chan)
+    }
+
+    /// True for a room channel of this namespace (not its request channel,
+    /// which the adapter subscribes itself, with its own).
+    pub(super) fn is_room_channel(&self, channel: &str) -> bool {
+        channel.len() > self.req_chan.len() && channel.starts_with(&self.req_chan)
+    }
+
+    /// The namespace's request channel, which room channels' messages go to.
+    pub(super) fn req_chan(&self) -> &str {
+        &self.req_chan
+    }
+
+    /// Where a publish on `chan` goes: one copy per room channel for a
+    /// plain broadcast to rooms, else `chan` itself.
+    pub(super) fn fan_out(&self, chan: String, val: Vec<u8>) -> Vec<(String, Vec<u8>)> {
+        if chan != self.req_chan {
+            return vec![(chan, val)];
+        }
+        let rooms = match rmp_serde::from_slice::<Peek>(&val) {
+            Ok(Peek { r#type: BROADCAST, opts: Some(opts), .. })
+                if opts.server_id.is_none()
+                    && !opts.rooms.is_empty()
+                    && !opts.rooms.iter().any(|room| self.wide.iter().any(|wide| **room == **wide)) =>
+            {
+                opts.rooms
+            }
+            Ok(_) => return vec![(chan, val)],
+            Err(err) => {
+                tracing::warn!(error = %err, "unreadable adapter request: published on the namespace channel");
+                return vec![(chan, val)];
+            }
+        };
+        let mut channels: Vec<String> = rooms.iter().map(|room| self.channel(room)).collect();
+        channels.sort_unstable();
+        channels.dedup();
+        let Some(last) = channels.pop() else { return vec![(chan, val)] };
+        let mut copies: Vec<(String, Vec<u8>)> =
+            channels.into_iter().map(|channel| (channel, val.clone())).collect();
+        copies.push((last, val));
+        copies
+    }
+
+    /// True when this request already arrived through another room's
+    /// channel (or cannot be read: the adapter would drop it too).
+    pub(super) fn is_duplicate(&self, payload: &[u8]) -> bool {
+        let Ok(peek) = rmp_serde::from_slice::<Peek>(payload) else { return false };
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.rotated.elapsed() >= SEEN_FOR {
+            seen.previous = std::mem::take(&mut seen.current);
+            seen.rotated = Instant::now();
+        }
+        let key = (peek.node_id, peek.id);
+        if seen.previous.contains(&key) {
+            return true;
+        }
+        !seen.current.insert(key)
+    }
+
+    /// Subscribes `room`'s channel (unless it is already); the receiver
+    /// answers once Redis confirmed it (`true`), or it failed (`false`: it
+    /// is made again after the next reconnect). Asked in call order.
+    /// `None` for a namespace-wide room, whose broadcasts have no channel.
+    pub(super) fn watch(&self, room: &str) -> Option<oneshot::Receiver<bool>> {
+        if self.wide.iter().any(|wide| wide == room) {
+            return None;
+        }
+        let (answer, answered) = oneshot::channel();
+        if self.requests.send(Request::Watch(self.channel(room), answer)).is_err() {
+            tracing::warn!(room, "room subscriptions are stopped");
+        }
+        Some(answered)
+    }
+
+    /// Unsubscribes `room`'s channel, after every earlier request.
+    pub(super) fn unwatch(&self, room: &str) {
+        let _ = self.requests.send(Request::Unwatch(self.channel(room)));
+    }
+
+    /// Subscribes every wanted room channel again (after a reconnect).
+    pub(super) fn resubscribe(&self) {
+        let _ = self.requests.send(Request::Resubscribe);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+    use socketioxide_core::Str;
+    use socketioxide_core::Uid;
+    use socketioxide_core::adapter::remote_packet::{RequestOut, RequestTypeOut};
+    use socketioxide_core::packet::Packet;
+
+    use super::*;
+
+    fn request(rooms: &[&str], server_id: Option<Uid>) -> Vec<u8> {
+        let mut opts = BroadcastOptions::default();
+        opts.rooms = rooms.iter().map(|room| room.to_string().into()).collect();
+        opts.server_id = server_id;
+        let packet =
+            Packet::event("/", socketioxide_core::Value::Str(Str::from("[\"message\",\"hi\"]"), None));
+        rmp_serde::to_vec(&RequestOut::new(Uid::new(), RequestTypeOut::Broadcast(&packet), &opts)).unwrap()
+    }
+
+    fn routing() -> Routing {
+        let (requests, _) = mpsc::unbounded_channel();
+        let seen = Seen { current: HashSet::new(), previous: HashSet::new(), rotated: Instant::now() };
+        Routing {
+            req_chan: "p-request#/#".into(),
+            wide: vec!["online".into()],
+            requests,
+            seen: Mutex::new(seen),
+        }
+    }
+
+    #[test]
+    fn a_broadcast_to_rooms_goes_once_to_each_room_channel() {
+        let copies = routing().fan_out("p-request#/#".into(), request(&["user:a", "user:b"], None));
+        let channels: Vec<&str> = copies.iter().map(|(chan, _)| chan.as_str()).collect();
+        assert_eq!(channels, ["p-request#/#user:a#", "p-request#/#user:b#"]);
+        let twice = routing().fan_out("p-request#/#".into(), request(&["room:x", "room:x"], None));
+        assert_eq!(twice.len(), 1, "a room named twice is published once");
+    }
+
+    #[test]
+    fn namespace_wide_and_addressed_requests_keep_their_channel() {
+        let routing = routing();
+        for (chan, val) in [
+            ("p-request#/#", request(&[], None)),
+            ("p-request#/#", request(&["online"], None)),
+            ("p-request#/#", request(&["room:x"], Some(Uid::new()))),
+            ("p-request#/#someuid#", request(&["room:x"], None)),
+        ] {
+            let copies = routing.fan_out(chan.into(), val);
+            assert_eq!(copies.len(), 1);
+            assert_eq!(copies[0].0, chan);
+        }
+    }
+
+    #[test]
+    fn the_second_copy_of_a_request_is_a_duplicate() {
+        let routing = routing();
+        let copies = routing.fan_out("p-request#/#".into(), request(&["user:a", "user:b"], None));
+        assert!(!routing.is_duplicate(&copies[0].1));
+        assert!(routing.is_duplicate(&copies[1].1));
+        assert!(!routing.is_duplicate(&request(&["user:a"], None)), "another request is new");
+    }
+}

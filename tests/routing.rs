@@ -1,0 +1,427 @@
+//! Room-routed delivery (`ROUTED_ROOMS=true`, issue 18): each room's
+//! broadcasts travel on a sharded channel of their own, which an instance
+//! reads only while it has members in that room. Messages still arrive
+//! exactly once, on one Redis and on a Redis Cluster; an instance that hosts
+//! none of the recipients reads almost none of their traffic; joins, leaves,
+//! disconnects and a Redis restart lose nothing after the join's answer.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::process::Process;
+use common::redis::{RedisCluster, RedisServer};
+use common::{Client, TestApp, spawn_clustered_with};
+use serde_json::{Value, json};
+
+const RECOVERY: Duration = Duration::from_secs(10);
+
+/// An instance over `url` with rooms routed, connected to Redis; flood
+/// control out of the way of the tests that send hundreds of messages.
+async fn routed(url: &str, prefix: &str, name: &str) -> TestApp {
+    let app = spawn_clustered_with(url, prefix, name, |c| {
+        c.routed_rooms = true;
+        c.event_rate = 10_000;
+        c.event_burst = 10_000;
+    })
+    .await;
+    app.wait_ready(200, RECOVERY).await;
+    app
+}
+
+/// Counts the `event`s that arrive until none has for 300 ms.
+async fn count(client: &Client, event: &str) -> usize {
+    client.until_quiet(event, Duration::from_millis(300)).await
+}
+
+/// A second socket of the user `first` logged in as (its session).
+async fn second_socket(app: &TestApp, name: &str, session: &Value) -> Client {
+    let client = app.client().await;
+    let reply = client.request("add user", json!({ "username": name, "session": session })).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    client.next("login").await;
+    client
+}
+
+async fn join(client: &Client, room: &str) {
+    let reply = client.request("join", json!({ "room": room })).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+}
+
+async fn private_room_and_multicast_messages_arrive_exactly_once(url: &str, prefix: &str) {
+    let a = routed(url, prefix, "a").await;
+    let b = routed(url, prefix, "b").await;
+    let alice = a.client().await;
+    let login = alice.request("add user", json!("alice")).await;
+    alice.next("login").await;
+    let alice_on_b = second_socket(&b, "alice", &login["session"]).await;
+    let bob = b.user("bob").await;
+    let carol = a.user("carol").await;
+    let dave = a.user("dave").await;
+    for client in [&alice, &alice_on_b, &bob, &carol] {
+        join(client, "general").await;
+    }
+    for client in [&alice, &alice_on_b, &bob, &carol, &dave] {
+        client.clear();
+    }
+
+    for i in 0..10 {
+        bob.request("message", json!({ "to": "alice", "text": format!("to alice {i}") })).await;
+        alice.request("message", json!({ "to": "bob", "text": format!("to bob {i}") })).await;
+        alice.request("message", json!({ "to": ["bob", "carol"], "text": format!("group {i}") })).await;
+        carol.request("message", json!({ "room": "general", "text": format!("room {i}") })).await;
+    }
+    // alice: bob's 10, the room's 10. Her socket on B: the same, plus her
+    // own 20 sent from A. bob: 10 private, 10 group, 10 room. carol: 10
+    // group. dave: none.
+    assert_eq!(count(&alice, "message").await, 20, "both instances host alice: each copy once");
+    assert_eq!(count(&alice_on_b, "message").await, 40, "the sender's other socket, once each");
+    assert_eq!(count(&bob, "message").await, 30, "private, multicast and room, once each");
+    assert_eq!(count(&carol, "message").await, 10, "a multicast recipient on the sender's instance");
+    assert_eq!(count(&dave, "message").await, 0, "someone else gets nothing");
+}
+
+async fn joins_racing_with_messages_lose_nothing_after_the_answer(url: &str, prefix: &str) {
+    let a = routed(url, prefix, "a").await;
+    let b = routed(url, prefix, "b").await;
+    let alice = a.user("alice").await;
+    for i in 0..8 {
+        let room = format!("race{i}");
+        join(&alice, &room).await;
+        let guest = b.user(&format!("guest{i}")).await;
+        // Messages sent while the join is on its way may or may not arrive;
+        // each one sent after its answer must, and none twice.
+        let (_, joined) = tokio::join!(
+            async {
+                for n in 0..5 {
+                    alice.request("message", json!({ "room": room, "text": format!("early {n}") })).await;
+                }
+            },
+            guest.request("join", json!({ "room": room })),
+        );
+        assert_eq!(joined["ok"], true, "{joined}");
+        alice.request("message", json!({ "room": room, "text": "after" })).await;
+        let mut texts = Vec::new();
+        while let Ok(message) = tokio::time::timeout(Duration::from_millis(500), guest.next("message")).await
+        {
+            texts.push(message["text"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(texts.last().map(String::as_str), Some("after"), "round {i}: {texts:?}");
+        let mut unique = texts.clone();
+        unique.dedup();
+        assert_eq!(unique, texts, "round {i}: no duplicates");
+        // Alternately a leave and a disconnect, racing with the next message.
+        if i % 2 == 0 {
+            let (_, left) = tokio::join!(
+                alice.request("message", json!({ "room": room, "text": "while leaving" })),
+                guest.request("leave", json!({ "room": room })),
+            );
+            assert_eq!(left["ok"], true);
+        } else {
+            tokio::join!(
+                alice.request("message", json!({ "room": room, "text": "while leaving" })),
+                guest.close()
+            );
+        }
+    }
+}
+
+async fn the_last_member_leaving_with_messages_in_flight_then_rejoining(url: &str, prefix: &str) {
+    let a = routed(url, prefix, "a").await;
+    let b = routed(url, prefix, "b").await;
+    let alice = a.member("alice", "general").await;
+    let bob = b.member("bob", "general").await;
+    let sending = async {
+        for n in 0..50 {
+            alice.request("message", json!({ "room": "general", "text": format!("m{n}") })).await;
+        }
+    };
+    let leaving = async {
+        bob.next("message").await;
+        let left = bob.request("leave", json!({ "room": "general" })).await;
+        assert_eq!(left["ok"], true);
+    };
+    tokio::join!(sending, leaving);
+    let mut texts = vec!["m0".to_owned()];
+    while let Ok(message) = tokio::time::timeout(Duration::from_millis(300), bob.next("message")).await {
+        texts.push(message["text"].as_str().unwrap().to_owned());
+    }
+    let expected: Vec<String> = (0..texts.len()).map(|n| format!("m{n}")).collect();
+    assert_eq!(texts, expected, "a prefix of the messages, in order, none twice, then nothing");
+
+    join(&bob, "general").await;
+    alice.request("message", json!({ "room": "general", "text": "welcome back" })).await;
+    assert_eq!(bob.next("message").await["text"], "welcome back");
+    assert_eq!(count(&bob, "message").await, 0);
+}
+
+/// One test per scenario above, each against its own Redis from `$setup`.
+macro_rules! across {
+    ($backend:ident, $setup:expr) => {
+        mod $backend {
+            use super::*;
+            across!(@tests $setup, private_room_and_multicast_messages_arrive_exactly_once, joins_racing_with_messages_lose_nothing_after_the_answer, the_last_member_leaving_with_messages_in_flight_then_rejoining);
+        }
+    };
+    (@tests $setup:expr, $($scenario:ident),+) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $scenario() {
+                let (_redis, url) = $setup;
+                super::$scenario(&url, stringify!($scenario)).await
+            }
+        )+
+    };
+}
+
+across!(single_redis, {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    (redis, url)
+});
+
+across!(redis_cluster, {
+    let cluster = RedisCluster::start();
+    let url = cluster.url();
+    (cluster, url)
+});
+
+/// Sends room messages from `from` until `to` receives one.
+async fn wait_for_delivery(from: &Client, to: &Client, room: &str) {
+    let started = Instant::now();
+    for i in 0.. {
+        from.request("message", json!({ "room": room, "text": format!("probe {i}") })).await;
+        if tokio::time::timeout(Duration::from_millis(250), to.next("message")).await.is_ok() {
+            return;
+        }
+        assert!(started.elapsed() < RECOVERY, "no cross-instance delivery within {RECOVERY:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_subscriptions_come_back_after_a_redis_restart() {
+    let mut redis = RedisServer::start();
+    let a = routed(&redis.url(), "routed_restart", "a").await;
+    let b = routed(&redis.url(), "routed_restart", "b").await;
+    let alice = a.member("alice", "general").await;
+    let bob = b.member("bob", "general").await;
+    wait_for_delivery(&alice, &bob, "general").await;
+
+    redis.kill();
+    a.wait_ready(503, RECOVERY).await;
+    b.wait_ready(503, RECOVERY).await;
+    redis.restart();
+    a.wait_ready(200, RECOVERY).await;
+    b.wait_ready(200, RECOVERY).await;
+
+    bob.clear();
+    wait_for_delivery(&alice, &bob, "general").await;
+    alice.clear();
+    wait_for_delivery(&bob, &alice, "general").await;
+    let sent = alice.request("message", json!({ "to": "bob", "text": "after the restart" })).await;
+    assert_eq!(sent["ok"], true);
+    loop {
+        let message = bob.next("message").await;
+        if message["text"] == "after the restart" {
+            break;
+        }
+    }
+    assert_eq!(count(&bob, "message").await, 0, "nothing twice");
+}
+
+/// Waits until `channel` has `count` shard subscribers on `redis`.
+async fn wait_subscribers(redis: &RedisServer, channel: &str, count: usize) {
+    let subscribers = || redis.cli(&["PUBSUB", "SHARDNUMSUB", channel]).trim_end().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !subscribers().ends_with(&format!("\n{count}")) {
+        assert!(Instant::now() < deadline, "{channel}: {} subscribers, not {count}", subscribers());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disconnected_users_channel_is_unsubscribed_after_the_linger() {
+    let redis = RedisServer::start();
+    let a = routed(&redis.url(), "linger_disconnect", "a").await;
+    let bob = a.user("bob").await;
+    let channel = "linger_disconnect-request#/#user:bob#";
+    wait_subscribers(&redis, channel, 1).await;
+    assert_eq!(
+        redis
+            .cli(&["PUBSUB", "SHARDNUMSUB", "linger_disconnect-request#/#online#"])
+            .trim_end()
+            .lines()
+            .last(),
+        Some("0"),
+        "no channel for the namespace-wide room"
+    );
+    bob.close().await;
+    wait_subscribers(&redis, channel, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unused_room_channel_is_unsubscribed_after_the_linger() {
+    let redis = RedisServer::start();
+    let a = routed(&redis.url(), "linger", "a").await;
+    let b = routed(&redis.url(), "linger", "b").await;
+    let _alice = a.member("alice", "quiet").await;
+    let bob = b.member("bob", "quiet").await;
+    let channel = "linger-request#/#room:quiet#";
+    let subscribers = || redis.cli(&["PUBSUB", "SHARDNUMSUB", channel]).trim_end().to_owned();
+    assert!(subscribers().ends_with("\n2"), "both instances listen: {}", subscribers());
+    bob.request("leave", json!({ "room": "quiet" })).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !subscribers().ends_with("\n1") {
+        assert!(Instant::now() < deadline, "B still listens: {}", subscribers());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `chatwire_pubsub_received_bytes_total`, summed over kinds.
+async fn pubsub_bytes(process: &Process) -> f64 {
+    let text = reqwest::get(format!("http://{}/metrics", process.addr)).await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|line| line.starts_with("chatwire_pubsub_received_bytes_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Three instances: alice on A and bob on B exchange 200 private and 200
+/// room messages of about 200 bytes; carol is on C. Returns the pub/sub
+/// bytes B and C read meanwhile.
+async fn bytes_read_by_recipient_and_bystander(url: &str, prefix: &str, routed: &str) -> (f64, f64) {
+    let env = |name: &'static str| {
+        [
+            ("REDIS_URL", url),
+            ("REDIS_PREFIX", prefix),
+            ("INSTANCE_NAME", name),
+            ("ROUTED_ROOMS", routed),
+            ("EVENT_RATE", "10000"),
+            ("EVENT_BURST", "10000"),
+        ]
+    };
+    let (a, b, c) = (Process::start(&env("a")), Process::start(&env("b")), Process::start(&env("c")));
+    for process in [&a, &b, &c] {
+        common::wait_ready_at(&format!("http://{}", process.addr), 200, RECOVERY).await;
+    }
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    let _carol = c.user("carol").await;
+    join(&alice, "pair").await;
+    join(&bob, "pair").await;
+    wait_for_delivery(&alice, &bob, "pair").await;
+    while tokio::time::timeout(Duration::from_millis(300), bob.next("message")).await.is_ok() {}
+
+    let (b_before, c_before) = (pubsub_bytes(&b).await, pubsub_bytes(&c).await);
+    let text = "x".repeat(200);
+    for i in 0..200 {
+        alice.request("message", json!({ "to": "bob", "text": format!("{i} {text}") })).await;
+        alice.request("message", json!({ "room": "pair", "text": format!("{i} {text}") })).await;
+    }
+    for _ in 0..400 {
+        bob.next("message").await;
+    }
+    let (b_read, c_read) = (pubsub_bytes(&b).await - b_before, pubsub_bytes(&c).await - c_before);
+    eprintln!(
+        "ROUTED_ROOMS={routed}: pub/sub bytes in the window: B {b_read}, C {c_read} (C/B {:.4})",
+        c_read / b_read
+    );
+    assert!(c_before > 0.0, "C's counter counts (the logins' presence events)");
+    assert!(b_read > 400.0 * 200.0, "B read the messages: {b_read}");
+    (b_read, c_read)
+}
+
+async fn uninvolved_instance_reads_almost_nothing(url: &str, prefix: &str) {
+    let (b_read, c_read) = bytes_read_by_recipient_and_bystander(url, prefix, "true").await;
+    assert!(c_read <= 0.05 * b_read, "C read {c_read} bytes, B {b_read}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_routing_the_uninvolved_instance_reads_as_much_as_the_recipient() {
+    let redis = RedisServer::start();
+    let (b_read, c_read) = bytes_read_by_recipient_and_bystander(&redis.url(), "unrouted", "false").await;
+    assert!(c_read >= 0.95 * b_read, "C read {c_read} bytes, B {b_read}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uninvolved_instance_reads_under_five_percent_of_the_recipients_bytes() {
+    let redis = RedisServer::start();
+    uninvolved_instance_reads_almost_nothing(&redis.url(), "bytes").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uninvolved_instance_reads_under_five_percent_on_a_redis_cluster() {
+    let cluster = RedisCluster::start();
+    uninvolved_instance_reads_almost_nothing(&cluster.url(), "bytes_cluster").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_publishes_spread_over_the_masters_of_a_cluster() {
+    let cluster = RedisCluster::start();
+    let a = routed(&cluster.url(), "spread", "a").await;
+    let b = routed(&cluster.url(), "spread", "b").await;
+    let alice = a.user("alice").await;
+    let bob = b.user("bob").await;
+    for i in 0..40 {
+        join(&alice, &format!("r{i}")).await;
+        join(&bob, &format!("r{i}")).await;
+    }
+    wait_for_delivery(&alice, &bob, "r0").await;
+    while tokio::time::timeout(Duration::from_millis(300), bob.next("message")).await.is_ok() {}
+    for node in &cluster.nodes {
+        node.cli(&["CONFIG", "RESETSTAT"]);
+    }
+    for n in 0..20 {
+        for i in 0..40 {
+            alice.request("message", json!({ "room": format!("r{i}"), "text": format!("{n}") })).await;
+        }
+    }
+    for _ in 0..800 {
+        bob.next("message").await;
+    }
+    let publishes: Vec<u64> = cluster
+        .nodes
+        .iter()
+        .map(|node| {
+            let stats = node.cli(&["INFO", "commandstats"]);
+            stats
+                .lines()
+                .find(|line| line.starts_with("cmdstat_spublish:"))
+                .and_then(|line| line.split("calls=").nth(1)?.split(',').next()?.parse().ok())
+                .unwrap_or(0)
+        })
+        .collect();
+    eprintln!("SPUBLISH per master: {publishes:?}");
+    let total: u64 = publishes.iter().sum();
+    assert!(total >= 800, "{publishes:?}");
+    assert!(publishes.iter().all(|&calls| calls * 2 <= total), "no master over half: {publishes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_joined_while_redis_is_down_is_subscribed_once_it_is_back() {
+    let mut redis = RedisServer::start();
+    let a = routed(&redis.url(), "routed_outage", "a").await;
+    let b = routed(&redis.url(), "routed_outage", "b").await;
+    let alice = a.member("alice", "general").await;
+
+    redis.kill();
+    b.wait_ready(503, RECOVERY).await;
+    // Served locally, without waiting on Redis for each subscription.
+    let started = Instant::now();
+    let bob = b.member("bob", "general").await;
+    assert!(started.elapsed() < Duration::from_secs(4), "login and join took {:?}", started.elapsed());
+
+    redis.restart();
+    a.wait_ready(200, RECOVERY).await;
+    b.wait_ready(200, RECOVERY).await;
+    wait_for_delivery(&alice, &bob, "general").await;
+    let sent = alice.request("message", json!({ "to": "bob", "text": "private, after the outage" })).await;
+    assert_eq!(sent["ok"], true);
+    loop {
+        if bob.next("message").await["text"] == "private, after the outage" {
+            break;
+        }
+    }
+}
