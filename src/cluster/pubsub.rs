@@ -27,7 +27,7 @@ use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
-use super::routing::Routing;
+use super::routing::{Received, Routing};
 
 /// Longest a pub/sub call may take.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -228,16 +228,25 @@ async fn dispatch(mut messages: broadcast::Receiver<fred::types::Message>, inner
                     _ => "namespace",
                 };
                 crate::metrics::metrics().pubsub_received(kind, channel.len() + data.len());
-                let handler = match (handler, routed) {
+                let handler = match (handler, inner.routing.get()) {
+                    // This instance's own broadcasts come back on the
+                    // namespace channel too: dropped here, not decoded.
+                    (Some(handler), Some(routing)) if channel == routing.req_chan() => {
+                        if routing.receive(&data, false) == Received::Own {
+                            continue;
+                        }
+                        Some(handler)
+                    }
                     (Some(handler), _) => Some(handler),
-                    (None, Some(routing)) => {
-                        if routing.is_duplicate(&data) {
+                    (None, Some(routing)) if routed.is_some() => match routing.receive(&data, true) {
+                        Received::New => inner.handlers().get(routing.req_chan()).cloned(),
+                        Received::Duplicate => {
                             crate::metrics::metrics().pubsub_duplicate();
                             continue;
                         }
-                        inner.handlers().get(routing.req_chan()).cloned()
-                    }
-                    (None, None) => None,
+                        Received::Own => continue,
+                    },
+                    (None, _) => None,
                 };
                 match handler {
                     Some(tx) => {
