@@ -8,7 +8,9 @@
 //! request (msgpack, the packet skipped) and, for a plain broadcast to
 //! rooms, queues one copy per room on `{req_chan}{room}#` instead. Those
 //! channels hash to different slots, so on a Redis Cluster they spread over
-//! the masters. The receiving adapter accepts any channel that starts with
+//! the masters. A broadcast to more than [`MAX_ROOMS`] rooms stays on the
+//! namespace channel: one copy read by every instance costs less than a
+//! copy per room (a large multicast) published and read by several. The receiving adapter accepts any channel that starts with
 //! its request channel, so copies are handed to the namespace's stream;
 //! an instance subscribed to several of the rooms keeps the first copy
 //! ([`Routing::receive`]): the adapter delivers it to the local members
@@ -38,6 +40,9 @@ use super::room_subscriptions::{self, Request};
 
 /// How long a request id is remembered, at least (two generations of this).
 const SEEN_FOR: Duration = Duration::from_secs(5);
+/// Most rooms a broadcast is copied to; above, it stays on the namespace
+/// channel (a private message names 2 rooms, a small multicast a few).
+const MAX_ROOMS: usize = 8;
 /// Request type of a plain broadcast (socketioxide-core's `RequestTypeOut`).
 const BROADCAST: u8 = 0;
 
@@ -150,6 +155,9 @@ impl Routing {
         let mut channels: Vec<String> = rooms.iter().map(|room| self.channel(room)).collect();
         channels.sort_unstable();
         channels.dedup();
+        if channels.len() > MAX_ROOMS {
+            return vec![(chan, val)];
+        }
         let Some(last) = channels.pop() else { return vec![(chan, val)] };
         let mut copies: Vec<(String, Vec<u8>)> =
             channels.into_iter().map(|channel| (channel, val.clone())).collect();
@@ -250,6 +258,17 @@ mod tests {
         assert_eq!(channels, ["p-request#/#user:a#", "p-request#/#user:b#"]);
         let twice = routing().fan_out("p-request#/#".into(), request(&["room:x", "room:x"], None));
         assert_eq!(twice.len(), 1, "a room named twice is published once");
+    }
+
+    #[test]
+    fn a_broadcast_to_many_rooms_stays_on_the_namespace_channel() {
+        let rooms: Vec<String> = (0..=MAX_ROOMS).map(|i| format!("user:{i}")).collect();
+        let rooms: Vec<&str> = rooms.iter().map(String::as_str).collect();
+        let copies = routing().fan_out("p-request#/#".into(), request(&rooms, None));
+        assert_eq!(copies.len(), 1);
+        assert_eq!(copies[0].0, "p-request#/#");
+        let copies = routing().fan_out("p-request#/#".into(), request(&rooms[..MAX_ROOMS], None));
+        assert_eq!(copies.len(), MAX_ROOMS, "up to the limit, a copy per room");
     }
 
     #[test]
