@@ -12,9 +12,10 @@
 //!   message that fred does not pass on, so nothing else would notice.
 //!
 //! Those passes never hold up a join for long: requests go first (the
-//! select is biased), a pass runs [`CHUNK`] channels at a time, and each
-//! chunk is one SSUBSCRIBE per hash slot (a Redis Cluster requires the
-//! channels of one call to share a slot), [`CONCURRENCY`] at a time.
+//! select is biased), and a pass runs a chunk at a time: at most [`CHUNK`]
+//! channels in at most [`CONCURRENCY`] hash slots, one SSUBSCRIBE per slot
+//! (a Redis Cluster requires the channels of one call to share a slot), all
+//! at once, so a chunk takes one round trip, or [`TIMEOUT`] at worst.
 //!
 //! After a subscribe in a slot fails or times out, that slot's requests are
 //! answered `false` at once for [`BACKOFF`] instead of each waiting for its
@@ -40,10 +41,10 @@ const SWEEP: Duration = Duration::from_secs(60);
 /// How long after a failure in a slot its requests are answered without
 /// asking Redis.
 const BACKOFF: Duration = Duration::from_secs(2);
-/// Channels subscribed again per turn of a retry or sweep pass, between
-/// which waiting requests are served.
+/// Most channels subscribed again per chunk of a retry or sweep pass;
+/// waiting requests are served between chunks.
 const CHUNK: usize = 256;
-/// SSUBSCRIBE calls (one per hash slot) in flight at once during a pass.
+/// Hash slots per chunk of a pass, subscribed at once (one SSUBSCRIBE each).
 const CONCURRENCY: usize = 8;
 
 /// What the task is asked to do.
@@ -113,7 +114,7 @@ impl Subscriptions {
             Request::Watch(channel, answer) => {
                 let done = match self.wanted.get(&channel) {
                     Some(true) => true,
-                    _ => self.subscribe(redis_keyslot(channel.as_bytes()), vec![channel.clone()]).await,
+                    _ => self.subscribe(self.slot(&channel), vec![channel.clone()]).await,
                 };
                 self.wanted.insert(channel, done);
                 let _ = answer.send(done);
@@ -130,6 +131,13 @@ impl Subscriptions {
             }
             Request::Resubscribe => self.reconnected(),
         }
+    }
+
+    /// The hash slot of `channel` on a Redis Cluster; on one Redis every
+    /// channel shares slot 0, so a pass makes one call per chunk and a
+    /// failure backs off the one server.
+    fn slot(&self, channel: &str) -> u16 {
+        if self.client.is_clustered() { redis_keyslot(channel.as_bytes()) } else { 0 }
     }
 
     /// Whether Redis is connected; if not, nothing counts as confirmed any
@@ -165,11 +173,19 @@ impl Subscriptions {
             self.pending.clear();
             return;
         }
+        // At most CONCURRENCY slots: one round trip (or TIMEOUT) per chunk.
         let mut slots: HashMap<u16, Vec<String>> = HashMap::new();
-        while slots.values().map(Vec::len).sum::<usize>() < CHUNK {
+        let mut taken = 0;
+        while taken < CHUNK {
+            let Some(channel) = self.pending.first() else { break };
+            let slot = self.slot(channel);
+            if slots.len() == CONCURRENCY && !slots.contains_key(&slot) {
+                break;
+            }
             let Some(channel) = self.pending.pop_first() else { break };
             if self.wanted.contains_key(&channel) {
-                slots.entry(redis_keyslot(channel.as_bytes())).or_default().push(channel);
+                slots.entry(slot).or_default().push(channel);
+                taken += 1;
             }
         }
         let now = Instant::now();
