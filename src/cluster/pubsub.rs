@@ -138,12 +138,9 @@ impl Inner {
         }
     }
 
-    /// Subscribes the adapter's channels again, then (through their own
-    /// task, in order with joins and leaves) the room channels.
+    /// Subscribes the adapter's channels again (room channels' own task
+    /// sees the reconnect itself).
     async fn subscribe_all(&self) {
-        if let Some(routing) = self.routing.get() {
-            routing.resubscribe();
-        }
         let channels: Vec<String> = self.handlers().keys().cloned().collect();
         for channel in channels {
             match tokio::time::timeout(TIMEOUT, self.client.ssubscribe(channel.clone())).await {

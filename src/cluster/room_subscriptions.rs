@@ -53,8 +53,6 @@ pub(super) enum Request {
     Watch(String, oneshot::Sender<bool>),
     /// Unsubscribe this channel.
     Unwatch(String),
-    /// After a reconnect: subscribe every wanted channel again.
-    Resubscribe,
 }
 
 /// Wanted channels and what Redis said of them.
@@ -129,7 +127,6 @@ impl Subscriptions {
                     }
                 }
             }
-            Request::Resubscribe => self.reconnected(),
         }
     }
 

@@ -212,11 +212,6 @@ impl Routing {
     pub(super) fn unwatch(&self, room: &str) {
         let _ = self.requests.send(Request::Unwatch(self.channel(room)));
     }
-
-    /// Subscribes every wanted room channel again (after a reconnect).
-    pub(super) fn resubscribe(&self) {
-        let _ = self.requests.send(Request::Resubscribe);
-    }
 }
 
 #[cfg(test)]
