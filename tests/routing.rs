@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use common::process::Process;
@@ -31,9 +32,34 @@ async fn routed(url: &str, prefix: &str, name: &str) -> TestApp {
     app
 }
 
-/// Counts the `event`s that arrive until none has for 300 ms.
-async fn count(client: &Client, event: &str) -> usize {
-    client.until_quiet(event, Duration::from_millis(300)).await
+/// The texts of the next `n` messages `client` receives (each within the
+/// client's bounded wait).
+async fn texts(client: &Client, n: usize) -> Vec<String> {
+    let mut texts = Vec::with_capacity(n);
+    for _ in 0..n {
+        texts.push(client.next("message").await["text"].as_str().unwrap_or_default().to_owned());
+    }
+    texts
+}
+
+/// The texts of the messages `client` receives before the one whose text is
+/// `sentinel` (sent last, on the same path as those it closes).
+async fn texts_until(client: &Client, sentinel: &str) -> Vec<String> {
+    let mut texts = Vec::new();
+    loop {
+        let text = client.next("message").await["text"].as_str().unwrap_or_default().to_owned();
+        if text == sentinel {
+            return texts;
+        }
+        texts.push(text);
+    }
+}
+
+/// Asserts that no text occurs twice (anywhere, not only side by side).
+fn assert_no_duplicates(texts: &[String], context: &str) {
+    let mut seen = HashSet::new();
+    let twice: Vec<&String> = texts.iter().filter(|text| !seen.insert(*text)).collect();
+    assert!(twice.is_empty(), "{context}: received twice: {twice:?} in {texts:?}");
 }
 
 /// A second socket of the user `first` logged in as (its session).
@@ -75,12 +101,21 @@ async fn private_room_and_multicast_messages_arrive_exactly_once(url: &str, pref
     }
     // alice: bob's 10, the room's 10. Her socket on B: the same, plus her
     // own 20 sent from A. bob: 10 private, 10 group, 10 room. carol: 10
-    // group. dave: none.
-    assert_eq!(count(&alice, "message").await, 20, "both instances host alice: each copy once");
-    assert_eq!(count(&alice_on_b, "message").await, 40, "the sender's other socket, once each");
-    assert_eq!(count(&bob, "message").await, 30, "private, multicast and room, once each");
-    assert_eq!(count(&carol, "message").await, 10, "a multicast recipient on the sender's instance");
-    assert_eq!(count(&dave, "message").await, 0, "someone else gets nothing");
+    // group. dave: none. Every text is unique.
+    let expected =
+        [(&alice, 20, "alice"), (&alice_on_b, 40, "alice on B"), (&bob, 30, "bob"), (&carol, 10, "carol")];
+    for (client, n, who) in expected {
+        assert_no_duplicates(&texts(client, n).await, who);
+    }
+    // Then nothing more: sentinels sent last, on the paths of the messages.
+    carol.request("message", json!({ "room": "general", "text": "end room" })).await;
+    for (client, who) in [(&alice, "alice"), (&alice_on_b, "alice on B"), (&bob, "bob")] {
+        assert_eq!(texts_until(client, "end room").await, Vec::<String>::new(), "{who}: no extra copy");
+    }
+    alice.request("message", json!({ "to": ["bob", "carol"], "text": "end group" })).await;
+    assert_eq!(texts_until(&carol, "end group").await, Vec::<String>::new(), "carol: no extra copy");
+    bob.request("message", json!({ "to": "dave", "text": "end dave" })).await;
+    assert_eq!(texts_until(&dave, "end dave").await, Vec::<String>::new(), "dave got nothing else");
 }
 
 async fn joins_racing_with_messages_lose_nothing_after_the_answer(url: &str, prefix: &str) {
@@ -102,16 +137,10 @@ async fn joins_racing_with_messages_lose_nothing_after_the_answer(url: &str, pre
             guest.request("join", json!({ "room": room })),
         );
         assert_eq!(joined["ok"], true, "{joined}");
+        // One room channel, one sender: "after" is the last to arrive.
         alice.request("message", json!({ "room": room, "text": "after" })).await;
-        let mut texts = Vec::new();
-        while let Ok(message) = tokio::time::timeout(Duration::from_millis(500), guest.next("message")).await
-        {
-            texts.push(message["text"].as_str().unwrap().to_owned());
-        }
-        assert_eq!(texts.last().map(String::as_str), Some("after"), "round {i}: {texts:?}");
-        let mut unique = texts.clone();
-        unique.dedup();
-        assert_eq!(unique, texts, "round {i}: no duplicates");
+        let texts = texts_until(&guest, "after").await;
+        assert_no_duplicates(&texts, &format!("round {i}"));
         // Alternately a leave and a disconnect, racing with the next message.
         if i % 2 == 0 {
             let (_, left) = tokio::join!(
@@ -144,17 +173,16 @@ async fn the_last_member_leaving_with_messages_in_flight_then_rejoining(url: &st
         assert_eq!(left["ok"], true);
     };
     tokio::join!(sending, leaving);
-    let mut texts = vec!["m0".to_owned()];
-    while let Ok(message) = tokio::time::timeout(Duration::from_millis(300), bob.next("message")).await {
-        texts.push(message["text"].as_str().unwrap().to_owned());
-    }
-    let expected: Vec<String> = (0..texts.len()).map(|n| format!("m{n}")).collect();
-    assert_eq!(texts, expected, "a prefix of the messages, in order, none twice, then nothing");
-
     join(&bob, "general").await;
     alice.request("message", json!({ "room": "general", "text": "welcome back" })).await;
-    assert_eq!(bob.next("message").await["text"], "welcome back");
-    assert_eq!(count(&bob, "message").await, 0);
+    // Before it: the messages bob got before leaving, and maybe some sent
+    // before he came back that were still on their way; in order, none twice.
+    let texts = texts_until(&bob, "welcome back").await;
+    let numbers: Vec<u32> = texts.iter().map(|text| text.trim_start_matches('m').parse().unwrap()).collect();
+    assert!(numbers.windows(2).all(|pair| pair[0] < pair[1]), "in order, none twice: {texts:?}");
+    assert!(numbers.iter().all(|&n| n > 0 && n < 50), "{texts:?}");
+    alice.request("message", json!({ "room": "general", "text": "last" })).await;
+    assert_eq!(bob.next("message").await["text"], "last", "welcome back came once");
 }
 
 /// One test per scenario above, each against its own Redis from `$setup`.
@@ -228,7 +256,8 @@ async fn room_subscriptions_come_back_after_a_redis_restart() {
             break;
         }
     }
-    assert_eq!(count(&bob, "message").await, 0, "nothing twice");
+    alice.request("message", json!({ "to": "bob", "text": "sentinel" })).await;
+    assert_eq!(texts_until(&bob, "sentinel").await, Vec::<String>::new(), "nothing twice");
 }
 
 /// Waits until `channel` has `count` shard subscribers on `redis`.
@@ -277,6 +306,30 @@ async fn an_unused_room_channel_is_unsubscribed_after_the_linger() {
         assert!(Instant::now() < deadline, "B still listens: {}", subscribers());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_stays_subscribed_while_another_local_member_remains() {
+    let redis = RedisServer::start();
+    let a = routed(&redis.url(), "counted", "a").await;
+    let b = routed(&redis.url(), "counted", "b").await;
+    let alice = a.member("alice", "shared").await;
+    let carol = a.member("carol", "shared").await;
+    let dave = a.member("dave", "solo").await;
+    let bob = b.member("bob", "shared").await;
+    let (shared, solo) = ("counted-request#/#room:shared#", "counted-request#/#room:solo#");
+    wait_subscribers(&redis, shared, 2).await;
+
+    // carol leaves the room alice stays in; then dave empties his room, whose
+    // unsubscribe, after the same linger, tells when carol's has passed.
+    assert_eq!(carol.request("leave", json!({ "room": "shared" })).await["ok"], true);
+    assert_eq!(dave.request("leave", json!({ "room": "solo" })).await["ok"], true);
+    wait_subscribers(&redis, solo, 0).await;
+
+    wait_subscribers(&redis, shared, 2).await;
+    bob.request("message", json!({ "room": "shared", "text": "still here" })).await;
+    assert_eq!(alice.next("message").await["text"], "still here");
+    carol.expect_none("message", Duration::ZERO).await;
 }
 
 /// `chatwire_pubsub_received_bytes_total`, summed over kinds.

@@ -148,7 +148,10 @@ pub(super) async fn on_disconnect<A: Adapter>(
     reason: DisconnectReason,
 ) {
     let _turn = turn.wait().await;
-    chat.membership().leave(socket.rooms().into_iter().map(|room| room.to_string()));
+    let membership = chat.membership();
+    if membership.is_counted() {
+        membership.leave(socket.rooms().into_iter().map(|room| room.to_string()));
+    }
     let Some(user) = SocketState::of(&socket).user().cloned() else { return };
     match chat.store().logout(&chat.socket_key(socket.id)).await {
         Ok(Some(logout)) => {

@@ -101,6 +101,11 @@ impl Membership {
         }
     }
 
+    /// True when rooms are routed (and members counted).
+    pub fn is_counted(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Local members of `room` (0 when not counted).
     pub fn members(&self, room: &str) -> usize {
         let Some(counted) = &self.0 else { return 0 };

@@ -27,7 +27,7 @@ use socketioxide_redis::drivers::{ChanItem, Driver, MessageStream};
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
-use super::routing::Routing;
+use super::routing::{Received, Routing};
 
 /// Longest a pub/sub call may take.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -138,12 +138,9 @@ impl Inner {
         }
     }
 
-    /// Subscribes the adapter's channels again, then (through their own
-    /// task, in order with joins and leaves) the room channels.
+    /// Subscribes the adapter's channels again (room channels' own task
+    /// sees the reconnect itself).
     async fn subscribe_all(&self) {
-        if let Some(routing) = self.routing.get() {
-            routing.resubscribe();
-        }
         let channels: Vec<String> = self.handlers().keys().cloned().collect();
         for channel in channels {
             match tokio::time::timeout(TIMEOUT, self.client.ssubscribe(channel.clone())).await {
@@ -228,16 +225,25 @@ async fn dispatch(mut messages: broadcast::Receiver<fred::types::Message>, inner
                     _ => "namespace",
                 };
                 crate::metrics::metrics().pubsub_received(kind, channel.len() + data.len());
-                let handler = match (handler, routed) {
+                let handler = match (handler, inner.routing.get()) {
+                    // This instance's own broadcasts come back on the
+                    // namespace channel too: dropped here, not decoded.
+                    (Some(handler), Some(routing)) if channel == routing.req_chan() => {
+                        if routing.receive(&data, false) == Received::Own {
+                            continue;
+                        }
+                        Some(handler)
+                    }
                     (Some(handler), _) => Some(handler),
-                    (None, Some(routing)) => {
-                        if routing.is_duplicate(&data) {
+                    (None, Some(routing)) if routed.is_some() => match routing.receive(&data, true) {
+                        Received::New => inner.handlers().get(routing.req_chan()).cloned(),
+                        Received::Duplicate => {
                             crate::metrics::metrics().pubsub_duplicate();
                             continue;
                         }
-                        inner.handlers().get(routing.req_chan()).cloned()
-                    }
-                    (None, None) => None,
+                        Received::Own => continue,
+                    },
+                    (None, _) => None,
                 };
                 match handler {
                     Some(tx) => {

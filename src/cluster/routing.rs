@@ -8,18 +8,24 @@
 //! request (msgpack, the packet skipped) and, for a plain broadcast to
 //! rooms, queues one copy per room on `{req_chan}{room}#` instead. Those
 //! channels hash to different slots, so on a Redis Cluster they spread over
-//! the masters. The receiving adapter accepts any channel that starts with
+//! the masters. A broadcast to more than [`MAX_ROOMS`] rooms stays on the
+//! namespace channel: one copy read by every instance costs less than a
+//! copy per room (a large multicast) published and read by several. The receiving adapter accepts any channel that starts with
 //! its request channel, so copies are handed to the namespace's stream;
 //! an instance subscribed to several of the rooms keeps the first copy
-//! ([`Routing::is_duplicate`]): the adapter delivers it to the local members
-//! of every room it names.
+//! ([`Routing::receive`]): the adapter delivers it to the local members
+//! of every room it names. Only requests naming more than one room are
+//! remembered for that (as a 64-bit hash of sender and request id), and an
+//! instance's own requests, which come back on the channels it subscribes,
+//! are dropped before the adapter decodes them.
 //!
 //! Which room channels are subscribed follows chatwire's own room
 //! membership (`chat::Membership`), through [`Routing::watch`] and
 //! [`Routing::unwatch`], made by one task ([`super::room_subscriptions`]).
 
 use std::collections::HashSet;
-use std::sync::{Mutex, PoisonError};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use fred::clients::SubscriberClient;
@@ -34,6 +40,9 @@ use super::room_subscriptions::{self, Request};
 
 /// How long a request id is remembered, at least (two generations of this).
 const SEEN_FOR: Duration = Duration::from_secs(5);
+/// Most rooms a broadcast is copied to; above, it stays on the namespace
+/// channel (a private message names 2 rooms, a small multicast a few).
+const MAX_ROOMS: usize = 8;
 /// Request type of a plain broadcast (socketioxide-core's `RequestTypeOut`).
 const BROADCAST: u8 = 0;
 
@@ -47,13 +56,29 @@ pub(super) struct Routing {
     /// The task that (un)subscribes room channels.
     requests: mpsc::UnboundedSender<Request>,
     seen: Mutex<Seen>,
+    /// This instance's adapter uid (`node_id` of the requests it publishes),
+    /// learnt from the first one: its own requests coming back are dropped.
+    own: OnceLock<String>,
+}
+
+/// What to do with a request received on a room channel or the namespace
+/// channel.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Received {
+    /// Hand it to the adapter.
+    New,
+    /// Another room's copy of a request already handed over.
+    Duplicate,
+    /// Published by this instance (which delivered it locally already).
+    Own,
 }
 
 /// The fields of socketioxide-core's `RequestOut` routing needs; the packet
 /// is skipped, not decoded. Positional, as msgpack carries it.
 #[derive(Deserialize)]
-struct Peek {
-    node_id: String,
+struct Peek<'a> {
+    #[serde(borrow)]
+    node_id: &'a str,
     id: Sid,
     r#type: u8,
     _packet: IgnoredAny,
@@ -66,8 +91,8 @@ struct Peek {
 /// Request ids seen lately, in two generations: an id is remembered for
 /// between [`SEEN_FOR`] and twice that.
 struct Seen {
-    current: HashSet<(String, Sid)>,
-    previous: HashSet<(String, Sid)>,
+    current: HashSet<u64>,
+    previous: HashSet<u64>,
     rotated: Instant,
 }
 
@@ -82,7 +107,7 @@ impl Routing {
         let (requests, asked) = mpsc::unbounded_channel();
         let task = tokio::spawn(room_subscriptions::run(client, asked));
         let seen = Seen { current: HashSet::new(), previous: HashSet::new(), rotated: Instant::now() };
-        (Self { req_chan, wide, requests, seen: Mutex::new(seen) }, task)
+        (Self { req_chan, wide, requests, seen: Mutex::new(seen), own: OnceLock::new() }, task)
     }
 
     /// The channel of `room`.
@@ -107,7 +132,13 @@ impl Routing {
         if chan != self.req_chan {
             return vec![(chan, val)];
         }
-        let rooms = match rmp_serde::from_slice::<Peek>(&val) {
+        let peek = rmp_serde::from_slice::<Peek>(&val);
+        if let Ok(Peek { node_id, .. }) = &peek
+            && self.own.get().is_none()
+        {
+            let _ = self.own.set((*node_id).to_owned());
+        }
+        let rooms = match peek {
             Ok(Peek { r#type: BROADCAST, opts: Some(opts), .. })
                 if opts.server_id.is_none()
                     && !opts.rooms.is_empty()
@@ -124,6 +155,9 @@ impl Routing {
         let mut channels: Vec<String> = rooms.iter().map(|room| self.channel(room)).collect();
         channels.sort_unstable();
         channels.dedup();
+        if channels.len() > MAX_ROOMS {
+            return vec![(chan, val)];
+        }
         let Some(last) = channels.pop() else { return vec![(chan, val)] };
         let mut copies: Vec<(String, Vec<u8>)> =
             channels.into_iter().map(|channel| (channel, val.clone())).collect();
@@ -131,20 +165,32 @@ impl Routing {
         copies
     }
 
-    /// True when this request already arrived through another room's
-    /// channel (or cannot be read: the adapter would drop it too).
-    pub(super) fn is_duplicate(&self, payload: &[u8]) -> bool {
-        let Ok(peek) = rmp_serde::from_slice::<Peek>(payload) else { return false };
+    /// Whether a request received on a room channel (`room`) or on the
+    /// namespace channel is new, this instance's own, or (on a room channel
+    /// only) a copy already received through another room's channel. An
+    /// unreadable request is `New`: the adapter logs and drops it.
+    pub(super) fn receive(&self, payload: &[u8], room: bool) -> Received {
+        let Ok(peek) = rmp_serde::from_slice::<Peek>(payload) else { return Received::New };
+        if self.own.get().is_some_and(|own| own == peek.node_id) {
+            return Received::Own;
+        }
+        // A request naming one room travels on one channel: no other copy.
+        if !room || peek.opts.is_none_or(|opts| opts.rooms.len() < 2) {
+            return Received::New;
+        }
+        let mut hasher = DefaultHasher::new();
+        peek.node_id.hash(&mut hasher);
+        peek.id.hash(&mut hasher);
+        let key = hasher.finish();
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         if seen.rotated.elapsed() >= SEEN_FOR {
             seen.previous = std::mem::take(&mut seen.current);
             seen.rotated = Instant::now();
         }
-        let key = (peek.node_id, peek.id);
-        if seen.previous.contains(&key) {
-            return true;
+        if seen.previous.contains(&key) || !seen.current.insert(key) {
+            return Received::Duplicate;
         }
-        !seen.current.insert(key)
+        Received::New
     }
 
     /// Subscribes `room`'s channel (unless it is already); the receiver
@@ -165,11 +211,6 @@ impl Routing {
     /// Unsubscribes `room`'s channel, after every earlier request.
     pub(super) fn unwatch(&self, room: &str) {
         let _ = self.requests.send(Request::Unwatch(self.channel(room)));
-    }
-
-    /// Subscribes every wanted room channel again (after a reconnect).
-    pub(super) fn resubscribe(&self) {
-        let _ = self.requests.send(Request::Resubscribe);
     }
 }
 
@@ -201,6 +242,7 @@ mod tests {
             wide: vec!["online".into()],
             requests,
             seen: Mutex::new(seen),
+            own: OnceLock::new(),
         }
     }
 
@@ -211,6 +253,17 @@ mod tests {
         assert_eq!(channels, ["p-request#/#user:a#", "p-request#/#user:b#"]);
         let twice = routing().fan_out("p-request#/#".into(), request(&["room:x", "room:x"], None));
         assert_eq!(twice.len(), 1, "a room named twice is published once");
+    }
+
+    #[test]
+    fn a_broadcast_to_many_rooms_stays_on_the_namespace_channel() {
+        let rooms: Vec<String> = (0..=MAX_ROOMS).map(|i| format!("user:{i}")).collect();
+        let rooms: Vec<&str> = rooms.iter().map(String::as_str).collect();
+        let copies = routing().fan_out("p-request#/#".into(), request(&rooms, None));
+        assert_eq!(copies.len(), 1);
+        assert_eq!(copies[0].0, "p-request#/#");
+        let copies = routing().fan_out("p-request#/#".into(), request(&rooms[..MAX_ROOMS], None));
+        assert_eq!(copies.len(), MAX_ROOMS, "up to the limit, a copy per room");
     }
 
     #[test]
@@ -230,10 +283,26 @@ mod tests {
 
     #[test]
     fn the_second_copy_of_a_request_is_a_duplicate() {
+        let from_elsewhere = routing();
+        let copies = routing().fan_out("p-request#/#".into(), request(&["user:a", "user:b"], None));
+        assert_eq!(from_elsewhere.receive(&copies[0].1, true), Received::New);
+        assert_eq!(from_elsewhere.receive(&copies[1].1, true), Received::Duplicate);
+        assert_eq!(
+            from_elsewhere.receive(&request(&["user:a"], None), true),
+            Received::New,
+            "another request"
+        );
+    }
+
+    #[test]
+    fn own_requests_are_dropped_and_single_room_ones_not_remembered() {
         let routing = routing();
-        let copies = routing.fan_out("p-request#/#".into(), request(&["user:a", "user:b"], None));
-        assert!(!routing.is_duplicate(&copies[0].1));
-        assert!(routing.is_duplicate(&copies[1].1));
-        assert!(!routing.is_duplicate(&request(&["user:a"], None)), "another request is new");
+        let mine = routing.fan_out("p-request#/#".into(), request(&["user:a", "user:b"], None));
+        assert_eq!(routing.receive(&mine[0].1, true), Received::Own);
+        assert_eq!(routing.receive(&mine[0].1, false), Received::Own, "on the namespace channel too");
+        let single = request(&["room:x"], None);
+        assert_eq!(routing.receive(&single, true), Received::New);
+        assert_eq!(routing.receive(&single, true), Received::New, "one room, one channel: not remembered");
+        assert!(routing.seen.lock().unwrap().current.is_empty());
     }
 }
