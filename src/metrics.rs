@@ -115,6 +115,9 @@ impl Metrics {
         r.register("chatwire_sockets", "Sockets connected to this instance", self.sockets.clone());
         r.register_collector(Box::new(self.events_in.clone()));
         r.register_collector(Box::new(self.events_out.clone()));
+        let by_kind =
+            "Bytes read from Redis pub/sub (channel and payload), by kind: room, namespace, response";
+        r.register("chatwire_pubsub_received_bytes", by_kind, self.pubsub_bytes.clone());
         for (name, counter, help) in [
             ("chatwire_rate_limited", &self.rate_limited, "Events refused by per-socket flood control"),
             ("chatwire_redis_errors", &self.redis_errors, "Redis calls that failed or timed out"),
@@ -147,11 +150,6 @@ impl Metrics {
         ] {
             r.register(name, help, counter.clone());
         }
-        r.register(
-            "chatwire_pubsub_received_bytes",
-            "Bytes read from Redis pub/sub (channel and payload), by kind: room, namespace, response",
-            self.pubsub_bytes.clone(),
-        );
         r.register(
             "chatwire_open_files_limit",
             "The open-files limit in force (RLIMIT_NOFILE)",

@@ -44,11 +44,7 @@ async fn a_flooding_socket_is_refused_then_cut_off_while_others_chat_on() {
     let started = Instant::now();
     let sent = alice.request("message", json!({ "room": "general", "text": "still here" })).await;
     assert_eq!(sent["ok"], true);
-    loop {
-        let got = bob.next("message").await;
-        if got["text"] == "still here" {
-            break;
-        }
+    for got in bob.until_text("message", "still here").await {
         assert!(got["text"].as_str().unwrap().starts_with("spam"), "{got}");
     }
     assert!(started.elapsed() < Duration::from_secs(2), "others are not slowed down");

@@ -9,7 +9,6 @@ mod common;
 use std::time::Duration;
 
 use common::process::Process;
-use common::redis::{RedisCluster, RedisServer};
 use common::{Client, TestApp, assert_error, spawn_clustered, spawn_clustered_with};
 use serde_json::json;
 
@@ -186,33 +185,14 @@ async fn a_killed_process_is_noticed_within_seconds(url: &str, prefix: &str) {
     assert_eq!(again.request("add user", json!("alice")).await["ok"], true, "the name is free");
 }
 
-/// One test per scenario above, each against its own Redis from `$setup`.
-macro_rules! across {
-    ($backend:ident, $setup:expr) => {
-        mod $backend {
-            use super::*;
-            across!(@tests $setup, demo_events_cross_instances, room_messages_reach_every_instance_exactly_once, private_and_multicast_messages_cross_instances, names_are_unique_across_instances, users_are_listed_and_pushed_across_instances, counts_cross_instances, a_stopped_instance_announces_its_users_leaving, avatar_changes_are_announced_across_instances, a_killed_process_is_noticed_within_seconds);
-        }
-    };
-    (@tests $setup:expr, $($scenario:ident),+) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $scenario() {
-                let (_redis, url) = $setup;
-                super::$scenario(&url, stringify!($scenario)).await
-            }
-        )+
-    };
-}
-
-across!(single_redis, {
-    let redis = RedisServer::start();
-    let url = redis.url();
-    (redis, url)
-});
-
-across!(redis_cluster, {
-    let cluster = RedisCluster::start();
-    let url = cluster.url();
-    (cluster, url)
-});
+common::across_backends!(
+    demo_events_cross_instances,
+    room_messages_reach_every_instance_exactly_once,
+    private_and_multicast_messages_cross_instances,
+    names_are_unique_across_instances,
+    users_are_listed_and_pushed_across_instances,
+    counts_cross_instances,
+    a_stopped_instance_announces_its_users_leaving,
+    avatar_changes_are_announced_across_instances,
+    a_killed_process_is_noticed_within_seconds
+);

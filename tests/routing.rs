@@ -185,36 +185,11 @@ async fn the_last_member_leaving_with_messages_in_flight_then_rejoining(url: &st
     assert_eq!(bob.next("message").await["text"], "last", "welcome back came once");
 }
 
-/// One test per scenario above, each against its own Redis from `$setup`.
-macro_rules! across {
-    ($backend:ident, $setup:expr) => {
-        mod $backend {
-            use super::*;
-            across!(@tests $setup, private_room_and_multicast_messages_arrive_exactly_once, joins_racing_with_messages_lose_nothing_after_the_answer, the_last_member_leaving_with_messages_in_flight_then_rejoining);
-        }
-    };
-    (@tests $setup:expr, $($scenario:ident),+) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $scenario() {
-                let (_redis, url) = $setup;
-                super::$scenario(&url, stringify!($scenario)).await
-            }
-        )+
-    };
-}
-
-across!(single_redis, {
-    let redis = RedisServer::start();
-    let url = redis.url();
-    (redis, url)
-});
-
-across!(redis_cluster, {
-    let cluster = RedisCluster::start();
-    let url = cluster.url();
-    (cluster, url)
-});
+common::across_backends!(
+    private_room_and_multicast_messages_arrive_exactly_once,
+    joins_racing_with_messages_lose_nothing_after_the_answer,
+    the_last_member_leaving_with_messages_in_flight_then_rejoining
+);
 
 /// Sends room messages from `from` until `to` receives one.
 async fn wait_for_delivery(from: &Client, to: &Client, room: &str) {
@@ -230,9 +205,7 @@ async fn wait_for_delivery(from: &Client, to: &Client, room: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn room_subscriptions_come_back_after_a_redis_restart() {
-    let mut redis = RedisServer::start();
-    let a = routed(&redis.url(), "routed_restart", "a").await;
-    let b = routed(&redis.url(), "routed_restart", "b").await;
+    let (mut redis, a, b) = pair("routed_restart").await;
     let alice = a.member("alice", "general").await;
     let bob = b.member("bob", "general").await;
     wait_for_delivery(&alice, &bob, "general").await;
@@ -250,14 +223,17 @@ async fn room_subscriptions_come_back_after_a_redis_restart() {
     wait_for_delivery(&bob, &alice, "general").await;
     let sent = alice.request("message", json!({ "to": "bob", "text": "after the restart" })).await;
     assert_eq!(sent["ok"], true);
-    loop {
-        let message = bob.next("message").await;
-        if message["text"] == "after the restart" {
-            break;
-        }
-    }
+    bob.until_text("message", "after the restart").await;
     alice.request("message", json!({ "to": "bob", "text": "sentinel" })).await;
     assert_eq!(texts_until(&bob, "sentinel").await, Vec::<String>::new(), "nothing twice");
+}
+
+/// A Redis and two routed instances sharing it, `a` and `b`, under `prefix`.
+async fn pair(prefix: &str) -> (RedisServer, TestApp, TestApp) {
+    let redis = RedisServer::start();
+    let a = routed(&redis.url(), prefix, "a").await;
+    let b = routed(&redis.url(), prefix, "b").await;
+    (redis, a, b)
 }
 
 /// Waits until `channel` has `count` shard subscribers on `redis`.
@@ -292,27 +268,19 @@ async fn a_disconnected_users_channel_is_unsubscribed_after_the_linger() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unused_room_channel_is_unsubscribed_after_the_linger() {
-    let redis = RedisServer::start();
-    let a = routed(&redis.url(), "linger", "a").await;
-    let b = routed(&redis.url(), "linger", "b").await;
+    let (redis, a, b) = pair("linger").await;
+    let channel = "linger-request#/#room:quiet#";
     let _alice = a.member("alice", "quiet").await;
     let bob = b.member("bob", "quiet").await;
-    let channel = "linger-request#/#room:quiet#";
-    let subscribers = || redis.cli(&["PUBSUB", "SHARDNUMSUB", channel]).trim_end().to_owned();
-    assert!(subscribers().ends_with("\n2"), "both instances listen: {}", subscribers());
+    wait_subscribers(&redis, channel, 2).await;
     bob.request("leave", json!({ "room": "quiet" })).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !subscribers().ends_with("\n1") {
-        assert!(Instant::now() < deadline, "B still listens: {}", subscribers());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_subscribers(&redis, channel, 1).await;
 }
 
+/// The counting case: one of two local members leaving must not unsubscribe.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_stays_subscribed_while_another_local_member_remains() {
-    let redis = RedisServer::start();
-    let a = routed(&redis.url(), "counted", "a").await;
-    let b = routed(&redis.url(), "counted", "b").await;
+    let (redis, a, b) = pair("counted").await;
     let alice = a.member("alice", "shared").await;
     let carol = a.member("carol", "shared").await;
     let dave = a.member("dave", "solo").await;
@@ -454,9 +422,7 @@ async fn room_publishes_spread_over_the_masters_of_a_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_room_joined_while_redis_is_down_is_subscribed_once_it_is_back() {
-    let mut redis = RedisServer::start();
-    let a = routed(&redis.url(), "routed_outage", "a").await;
-    let b = routed(&redis.url(), "routed_outage", "b").await;
+    let (mut redis, a, b) = pair("routed_outage").await;
     let alice = a.member("alice", "general").await;
 
     redis.kill();

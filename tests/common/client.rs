@@ -195,6 +195,19 @@ impl Client {
         self.next_args(event).await.into_iter().next().unwrap_or(Value::Null)
     }
 
+    /// Waits for the `event` whose `text` is `text`, and returns the ones of
+    /// that name that came before it.
+    pub async fn until_text(&self, event: &str, text: &str) -> Vec<Value> {
+        let mut before = Vec::new();
+        loop {
+            let got = self.next(event).await;
+            if got["text"] == text {
+                return before;
+            }
+            before.push(got);
+        }
+    }
+
     /// Like [`Client::next`], returning every argument.
     pub async fn next_args(&self, event: &str) -> Vec<Value> {
         let found = tokio::time::timeout(WAIT, async {

@@ -1,5 +1,5 @@
 //! Shared test helpers: start an app in-process on a free port, and talk to it.
-#![allow(dead_code, unused_imports, reason = "each test binary uses a different subset")]
+#![allow(dead_code, unused_imports, unused_macros, reason = "each test binary uses a different subset")]
 
 pub mod client;
 pub mod process;
@@ -245,3 +245,32 @@ pub async fn wait_ready_at(base: &str, status: u16, within: std::time::Duration)
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// One test per scenario, run once against its own Redis (module
+/// `single_redis`) and once against its own Redis Cluster
+/// (`redis_cluster`). A scenario is an `async fn(url: &str, prefix: &str)`
+/// of the calling file.
+macro_rules! across_backends {
+    ($($scenario:ident),+ $(,)?) => {
+        mod single_redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    let redis = $crate::common::redis::RedisServer::start();
+                    super::$scenario(&redis.url(), stringify!($scenario)).await
+                }
+            )+
+        }
+
+        mod redis_cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $scenario() {
+                    let cluster = $crate::common::redis::RedisCluster::start();
+                    super::$scenario(&cluster.url(), stringify!($scenario)).await
+                }
+            )+
+        }
+    };
+}
+pub(crate) use across_backends;
