@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::oneshot;
+use tokio::time::Instant;
 
 /// Longest a join waits for its room's subscription. Past it, the join goes
 /// on: the channel stays wanted and is subscribed when Redis answers;
@@ -43,12 +44,13 @@ struct Counted {
     rooms: Mutex<HashMap<String, Count>>,
 }
 
-/// One room's local members, and how many times it was emptied (a linger
-/// only unsubscribes if nobody came and went since it started).
+/// One room's local members, since when it is empty, and whether a linger
+/// is waiting on it (at most one per room, however often it empties).
 #[derive(Default)]
 struct Count {
     sockets: usize,
-    emptied: u64,
+    empty_since: Option<Instant>,
+    lingering: bool,
 }
 
 impl Membership {
@@ -58,14 +60,17 @@ impl Membership {
     }
 
     /// One socket enters `rooms` (rooms it was not in). Returns once every
-    /// room's channel is subscribed, or [`CONFIRM`] passed.
+    /// room's channel is subscribed, or [`CONFIRM`] passed (once for all of
+    /// them: a login enters two rooms, and waits no longer than a join).
     pub async fn enter(&self, rooms: impl IntoIterator<Item = String>) {
         let Some(counted) = &self.0 else { return };
         let mut confirmations = Vec::new();
         {
             let mut counts = counted.rooms.lock().unwrap_or_else(PoisonError::into_inner);
             for room in rooms {
-                counts.entry(room.clone()).or_default().sockets += 1;
+                let count = counts.entry(room.clone()).or_default();
+                count.sockets += 1;
+                count.empty_since = None;
                 // Asked at every entry, not only the first: the task answers
                 // in order, so a second member also waits for a
                 // subscription still in flight.
@@ -74,8 +79,9 @@ impl Membership {
                 }
             }
         }
+        let deadline = tokio::time::Instant::now() + CONFIRM;
         for (room, confirmation) in confirmations {
-            match tokio::time::timeout(CONFIRM, confirmation).await {
+            match tokio::time::timeout_at(deadline, confirmation).await {
                 Ok(Ok(true)) => {}
                 Ok(Ok(false) | Err(_)) => tracing::warn!(
                     room,
@@ -95,8 +101,11 @@ impl Membership {
             let Some(count) = counts.get_mut(&room) else { continue };
             count.sockets = count.sockets.saturating_sub(1);
             if count.sockets == 0 {
-                count.emptied += 1;
-                tokio::spawn(unwatch_later(counted.clone(), room, count.emptied));
+                count.empty_since = Some(Instant::now());
+                if !count.lingering {
+                    count.lingering = true;
+                    tokio::spawn(unwatch_later(counted.clone(), room));
+                }
             }
         }
     }
@@ -107,6 +116,7 @@ impl Membership {
     }
 
     /// Local members of `room` (0 when not counted).
+    #[cfg(test)]
     pub fn members(&self, room: &str) -> usize {
         let Some(counted) = &self.0 else { return 0 };
         let counts = counted.rooms.lock().unwrap_or_else(PoisonError::into_inner);
@@ -114,15 +124,28 @@ impl Membership {
     }
 }
 
-/// After [`LINGER`], unsubscribes `room` if it is still empty since the
-/// `emptied`th time. Decided and asked under the lock, so a join's
-/// subscribe cannot slip in between and be undone.
-async fn unwatch_later(counted: Arc<Counted>, room: String, emptied: u64) {
-    tokio::time::sleep(LINGER).await;
-    let mut counts = counted.rooms.lock().unwrap_or_else(PoisonError::into_inner);
-    if counts.get(&room).is_some_and(|count| count.sockets == 0 && count.emptied == emptied) {
-        counts.remove(&room);
-        counted.channels.unwatch(&room);
+/// Unsubscribes `room` once it has been empty for [`LINGER`] without a
+/// break; gives up if someone is in it. Decided and asked under the lock,
+/// so a join's subscribe cannot slip in between and be undone. One per
+/// room at a time: a join/leave loop re-arms it instead of adding tasks.
+async fn unwatch_later(counted: Arc<Counted>, room: String) {
+    let mut wait = LINGER;
+    loop {
+        tokio::time::sleep(wait).await;
+        let mut counts = counted.rooms.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(count) = counts.get_mut(&room) else { return };
+        let Some(since) = count.empty_since.filter(|_| count.sockets == 0) else {
+            count.lingering = false;
+            return;
+        };
+        match LINGER.checked_sub(since.elapsed()).filter(|left| !left.is_zero()) {
+            Some(left) => wait = left,
+            None => {
+                counts.remove(&room);
+                counted.channels.unwatch(&room);
+                return;
+            }
+        }
     }
 }
 
@@ -164,5 +187,22 @@ mod tests {
         tokio::time::sleep(LINGER + Duration::from_millis(1)).await;
         assert_eq!(calls.0.lock().unwrap().last().unwrap(), "unwatch r");
         assert_eq!(membership.members("r"), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_room_left_and_rejoined_over_and_over_unsubscribes_a_linger_after_the_last_leave() {
+        let calls = Arc::new(Calls::default());
+        let membership = Membership::routed(calls.clone());
+        for _ in 0..5 {
+            membership.enter(["r".to_owned()]).await;
+            membership.leave(["r".to_owned()]);
+            tokio::time::sleep(LINGER / 4).await;
+        }
+        // The last leave was LINGER / 4 ago: still subscribed.
+        tokio::time::sleep(LINGER / 2).await;
+        assert!(!calls.0.lock().unwrap().iter().any(|call| call.starts_with("unwatch")));
+        tokio::time::sleep(LINGER / 4 + Duration::from_millis(1)).await;
+        let unwatches = calls.0.lock().unwrap().iter().filter(|call| call.starts_with("unwatch")).count();
+        assert_eq!(unwatches, 1, "one linger, one unsubscribe");
     }
 }
