@@ -44,6 +44,14 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
         tasks.extend(cluster.pubsub().route_rooms(req_chan, vec![chat::ONLINE.to_owned()]));
         chat.route_rooms(Arc::new(cluster.pubsub()));
         tracing::info!("routed rooms: room broadcasts on per-room channels");
+        if config.redis_prefix.contains('{') {
+            // Every room channel would carry the prefix's hash tag: one
+            // slot, one master, which is what routing is meant to undo.
+            tracing::warn!(
+                prefix = %config.redis_prefix,
+                "REDIS_PREFIX has a `{{`: on a Redis Cluster every room channel hashes to its tag's one slot"
+            );
+        }
     }
 
     let adapter = RedisAdapterCtr::new_with_driver(
