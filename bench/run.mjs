@@ -15,8 +15,9 @@ import { parseArgs } from "node:util";
 import { describeEnvironment } from "./lib/environment.mjs";
 import { latencyPlot } from "./lib/plot.mjs";
 import { startRedis, startServer, runLoadgen, stopAll } from "./lib/processes.mjs";
-import { runScale } from "./lib/scale.mjs";
+import { readPubsubBytes, runScale } from "./lib/scale.mjs";
 import { keptWhatChanged, renderReport } from "./lib/report.mjs";
+import { routingSection } from "./lib/routing-report.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const resultsDir = path.join(root, "bench", "results");
@@ -69,7 +70,17 @@ const PROFILES = {
 };
 
 /** Every scenario, in the order a run takes them (see runAll). */
-const SCENARIOS = ["idle", "fanout", "latency-low", "latency-high", "storm", "loginstorm", "scale"];
+const SCENARIOS = ["idle", "fanout", "latency-low", "latency-high", "storm", "loginstorm", "routing", "scale"];
+
+/**
+ * The two designs of the `routing` scenario (issue 18). Each reads how many
+ * bytes its instances took from room channels, which shows the routed
+ * design really routed.
+ */
+const ROUTING_DESIGNS = [
+  { name: "namespace", env: { ROUTED_ROOMS: "false" }, inspect: readPubsubBytes },
+  { name: "routed", env: { ROUTED_ROOMS: "true" }, inspect: readPubsubBytes },
+];
 
 /** Fan-out steps offer `offered_rate` messages a second, each delivered to every other member. */
 const offeredDeliveries = (step) =>
@@ -111,22 +122,30 @@ function parseOptions() {
  * Runs one scenario for one kind on two fresh instances over an emptied
  * Redis: `args(instances)` builds the loadgen arguments. Returns the parsed
  * JSON, or undefined (recorded in `failures`) if anything went wrong.
+ * `design` (chatwire only) names a variant: its `env` is added to the
+ * instances' settings, its `name` to the result file's, and its `inspect`
+ * reads the instances before they stop, into the result's `servers`.
  */
-async function scenario(ctx, kind, name, timeoutSecs, args) {
-  const file = path.join(resultsDir, `${kind}-${name}.json`);
-  console.log(`\n== ${kind}: ${name}`);
+async function scenario(ctx, kind, name, timeoutSecs, args, design = {}) {
+  const label = design.name ? `${kind}-${design.name}` : kind;
+  const file = path.join(resultsDir, `${label}-${name}.json`);
+  console.log(`\n== ${label}: ${name}`);
   const started = Date.now();
   let instances = [];
   try {
     ctx.signal.throwIfAborted();
     rmSync(file, { force: true }); // never report an earlier run's result
     ctx.redis.flushAll();
-    const start = () => startServer(kind, root, ctx.redis.url, { sharing: 2 });
+    const start = () => startServer(kind, root, ctx.redis.url, { sharing: 2, env: design.env });
     instances = [await start(), await start()];
     console.log(`   instances ${instances.map((i) => `${i.url} (pid ${i.pid})`).join(", ")}`);
     await runLoadgen(loadgen, [...args(instances), "--json", file], { timeoutMs: timeoutSecs * 1000 });
     for (const instance of instances) instance.assertAlive();
     const result = JSON.parse(readFileSync(file, "utf8"));
+    if (design.inspect) {
+      result.servers = await design.inspect(instances);
+      writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+    }
     console.log(`   done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return result;
   } catch (err) {
@@ -151,6 +170,11 @@ function busyButNotSaturated(fanout) {
 
 async function runAll(ctx, { profile, kinds, scenarios, backgroundRate }) {
   const { idle, fanout, latency, storm, loginstorm } = profile;
+  const fanoutArgs = ([a, b]) => [
+    "fanout", "--url", a.url, "--url", b.url, "--clients", String(fanout.clients),
+    "--rates", fanout.rates.join(","), "--step-secs", String(fanout.stepSecs),
+    "--senders", String(fanout.senders), "--stop-p99-ms", String(fanout.stopP99Ms),
+  ];
   const results = { chatwire: {}, node: {} };
   const wanted = (name) => scenarios.includes(name);
   // Idle and fan-out first for both kinds: the background load of the
@@ -160,11 +184,7 @@ async function runAll(ctx, { profile, kinds, scenarios, backgroundRate }) {
     if (wanted("idle")) results[kind].idle = await scenario(ctx, kind, "idle", idle.budgetSecs + 420, ([a]) =>
       ["idle", "--url", a.url, "--clients", String(idle.clients), "--concurrency", String(idle.concurrency),
         "--login-budget-secs", String(idle.budgetSecs), "--pid", String(a.pid)]);
-    if (wanted("fanout")) results[kind].fanout = await scenario(ctx, kind, "fanout", fanout.rates.length * fanout.stepSecs + 300, ([a, b]) => [
-      "fanout", "--url", a.url, "--url", b.url, "--clients", String(fanout.clients),
-      "--rates", fanout.rates.join(","), "--step-secs", String(fanout.stepSecs),
-      "--senders", String(fanout.senders), "--stop-p99-ms", String(fanout.stopP99Ms),
-    ]);
+    if (wanted("fanout")) results[kind].fanout = await scenario(ctx, kind, "fanout", fanout.rates.length * fanout.stepSecs + 300, fanoutArgs);
   }
   const chosen = busyButNotSaturated(results.node.fanout);
   const background = backgroundRate ?? chosen ?? latency.defaultBackgroundRate;
@@ -184,6 +204,22 @@ async function runAll(ctx, { profile, kinds, scenarios, backgroundRate }) {
     if (wanted("latency-low")) results[kind].latencyLow = await scenario(ctx, kind, "latency-low", latency.secs + 300, latencyArgs(0, 0));
     if (wanted("latency-high")) results[kind].latencyHigh = await scenario(ctx, kind, "latency-high", latency.secs + 300,
       latencyArgs(latency.backgroundClients, background));
+    // chatwire only: fan-out and latency again, namespace-wide against
+    // room-routed (ROUTED_ROOMS), each pair back to back.
+    if (wanted("routing") && kind === "chatwire") {
+      const runs = [
+        ["fanout", "fanout", fanout.rates.length * fanout.stepSecs + 300, fanoutArgs],
+        ["latencyLow", "latency-low", latency.secs + 300, latencyArgs(0, 0)],
+        ["latencyHigh", "latency-high", latency.secs + 300, latencyArgs(latency.backgroundClients, background)],
+      ];
+      results.chatwire.routing = Object.fromEntries(ROUTING_DESIGNS.map((d) => [d.name, {}]));
+      for (const [key, name, secs, args] of runs) {
+        for (const design of ROUTING_DESIGNS) {
+          results.chatwire.routing[design.name][key] = await scenario(ctx, kind, name, secs, args, design);
+        }
+      }
+      console.log(`\n${routingSection(results.chatwire.routing, fanout)}`);
+    }
     if (wanted("storm")) results[kind].storm = await scenario(ctx, kind, "storm", 600, ([a, b]) =>
       ["storm", "--url", a.url, "--url", b.url, "--clients", String(storm.clients)]);
     // Connecting, the logins, two waits for quiet, and closing.

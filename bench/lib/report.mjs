@@ -4,6 +4,7 @@
 
 import { KiB, comparison, count, fixed, isNumber, ms, ratio } from "./format.mjs";
 import { loginstormMethod, loginstormSection, loginstormTargets } from "./loginstorm-report.mjs";
+import { routingMethod, routingSection } from "./routing-report.mjs";
 import { scaleMethod, scaleSection } from "./scale-report.mjs";
 
 export { ratio };
@@ -265,6 +266,12 @@ export function renderReport({ environment: e, command, profile, results, backgr
   out.push(loginstormMethod(profile.loginstorm));
   out.push("");
   out.push(loginstormSection(pair("loginstorm")));
+  out.push("");
+  out.push("## Room routing: fan-out and latency, namespace-wide and room-routed (chatwire)");
+  out.push("");
+  out.push(routingMethod());
+  out.push("");
+  out.push(routingSection(results.chatwire?.routing, profile.fanout));
   out.push("");
   if (profile.scale) {
     out.push("## Scale model: namespace-wide and room-routed delivery (chatwire)");

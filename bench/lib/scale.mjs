@@ -39,6 +39,11 @@ function publishes(cli) {
   return match ? Number(match[1]) : 0;
 }
 
+/** Bytes each of `instances` read from Redis pub/sub since it started, by kind. */
+export function readPubsubBytes(instances) {
+  return Promise.all(instances.map(async (i) => ({ receivedBytes: await receivedBytes(i) })));
+}
+
 async function snapshot(instances) {
   return Promise.all(instances.map(async (i) => ({ cpu: cpuSeconds(i.pid), bytes: await receivedBytes(i) })));
 }

@@ -1,0 +1,64 @@
+// The `routing` scenario's part of docs/BENCHMARKS.md: chatwire's fan-out
+// and cross-instance latency namespace-wide (ROUTED_ROOMS=false) against
+// room-routed (true), run back to back in one run (issue 18: routing must
+// be no worse on either).
+
+import { count, fixed, isNumber, ms, ratio } from "./format.mjs";
+import { saturated, saturationThroughput } from "./report.mjs";
+
+/**
+ * How much worse the routed design may measure before the check fails: two
+ * runs of one build on this machine differ by about this much.
+ */
+export const NOISE = 0.1;
+
+const sum = (values) => values.reduce((a, b) => a + b, 0);
+/** Bytes the instances read from room channels during a scenario. */
+const roomBytes = (result) =>
+  result?.servers ? sum(result.servers.map((s) => s.receivedBytes?.room ?? 0)) : undefined;
+
+/** The section's method. */
+export function routingMethod() {
+  return [
+    "The fan-out and both latency scenarios above, run again for chatwire alone with `ROUTED_ROOMS=false`",
+    "(every broadcast on one pub/sub channel per namespace) and `ROUTED_ROOMS=true` (a room's broadcasts on",
+    "the room's own sharded channel), the two designs of each scenario back to back on fresh instances.",
+    `The routed design passes when it is no worse than the namespace-wide one beyond ${fixed(NOISE * 100, 0)} % (run-to-run`,
+    "noise on this machine): saturation throughput at least 90 %, p99 at most 110 % (or within 1 ms).",
+    "The last row shows the routed instances really read their rooms from room channels.",
+  ].join("\n");
+}
+
+/** Whether `routed` is no worse than `namespace` (higher or lower better). */
+function noWorse(routed, namespace, lowerIsBetter) {
+  if (!isNumber(routed) || !isNumber(namespace)) return undefined;
+  return lowerIsBetter ? routed <= namespace * (1 + NOISE) || routed - namespace <= 1 : routed >= namespace * (1 - NOISE);
+}
+
+const verdict = (pass) => (pass === undefined ? "n/a" : pass ? "**PASS**" : "**FAIL**");
+
+/** The comparison table, and the rows' verdicts (for the summary). */
+export function routingSection(routing, fanoutSettings) {
+  if (!routing) return "_Not run._";
+  const { namespace: n = {}, routed: r = {} } = routing;
+  const throughput = (fanout) => {
+    const best = saturationThroughput(fanout);
+    return isNumber(best) && !saturated(fanout, fanoutSettings) ? `≥ ${count(best)}` : count(best);
+  };
+  const [satN, satR] = [saturationThroughput(n.fanout), saturationThroughput(r.fanout)];
+  const rows = [
+    ["fan-out saturation throughput (deliveries/s)", throughput(n.fanout), throughput(r.fanout), ratio(satR, satN, false), verdict(noWorse(satR, satN, false))],
+  ];
+  for (const [key, label] of [["latencyLow", "without background load"], ["latencyHigh", "with background load"]]) {
+    const [a, b] = [n[key], r[key]];
+    rows.push([`cross-instance p50 (ms), ${label}`, ms(a?.p50_ms), ms(b?.p50_ms), ratio(b?.p50_ms, a?.p50_ms, true), ""]);
+    rows.push([`**cross-instance p99 (ms), ${label}**`, ms(a?.p99_ms), ms(b?.p99_ms), ratio(b?.p99_ms, a?.p99_ms, true), verdict(noWorse(b?.p99_ms, a?.p99_ms, true))]);
+    rows.push([`errors, ${label}`, count(a?.errors), count(b?.errors), "", ""]);
+  }
+  rows.push(["bytes read from room channels, fan-out (both instances)", count(roomBytes(n.fanout)), count(roomBytes(r.fanout)), "", ""]);
+  return [
+    "| | namespace-wide | room-routed | routed vs namespace-wide | no worse |",
+    "|---|---:|---:|---:|---|",
+    ...rows.map((cells) => `| ${cells.join(" | ")} |`),
+  ].join("\n");
+}
