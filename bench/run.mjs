@@ -175,6 +175,7 @@ async function runAll(ctx, { profile, kinds, scenarios, backgroundRate }) {
     "--rates", fanout.rates.join(","), "--step-secs", String(fanout.stepSecs),
     "--senders", String(fanout.senders), "--stop-p99-ms", String(fanout.stopP99Ms),
   ];
+  const stormArgs = ([a, b]) => ["storm", "--url", a.url, "--url", b.url, "--clients", String(storm.clients)];
   const results = { chatwire: {}, node: {} };
   const wanted = (name) => scenarios.includes(name);
   // Idle and fan-out first for both kinds: the background load of the
@@ -204,13 +205,15 @@ async function runAll(ctx, { profile, kinds, scenarios, backgroundRate }) {
     if (wanted("latency-low")) results[kind].latencyLow = await scenario(ctx, kind, "latency-low", latency.secs + 300, latencyArgs(0, 0));
     if (wanted("latency-high")) results[kind].latencyHigh = await scenario(ctx, kind, "latency-high", latency.secs + 300,
       latencyArgs(latency.backgroundClients, background));
-    // chatwire only: fan-out and latency again, namespace-wide against
+    // chatwire only: fan-out, latency and the login storm again, namespace-wide against
     // room-routed (ROUTED_ROOMS), each pair back to back.
     if (wanted("routing") && kind === "chatwire") {
       const runs = [
         ["fanout", "fanout", fanout.rates.length * fanout.stepSecs + 300, fanoutArgs],
         ["latencyLow", "latency-low", latency.secs + 300, latencyArgs(0, 0)],
         ["latencyHigh", "latency-high", latency.secs + 300, latencyArgs(latency.backgroundClients, background)],
+        // Each login subscribes its user's channel before it is answered.
+        ["storm", "storm", 600, stormArgs],
       ];
       results.chatwire.routing = Object.fromEntries(ROUTING_DESIGNS.map((d) => [d.name, {}]));
       for (const [key, name, secs, args] of runs) {
@@ -220,8 +223,7 @@ async function runAll(ctx, { profile, kinds, scenarios, backgroundRate }) {
       }
       console.log(`\n${routingSection(results.chatwire.routing, fanout)}`);
     }
-    if (wanted("storm")) results[kind].storm = await scenario(ctx, kind, "storm", 600, ([a, b]) =>
-      ["storm", "--url", a.url, "--url", b.url, "--clients", String(storm.clients)]);
+    if (wanted("storm")) results[kind].storm = await scenario(ctx, kind, "storm", 600, stormArgs);
     // Connecting, the logins, two waits for quiet, and closing.
     const loginstormSecs = loginstorm.loginTimeoutSecs + 2 * loginstorm.quietLimitSecs + 300;
     if (wanted("loginstorm")) results[kind].loginstorm = await scenario(ctx, kind, "loginstorm", loginstormSecs, ([a]) => [
