@@ -160,12 +160,11 @@ impl PeerCheck {
             Some(Change::Unrouted(peers)) => {
                 pubsub.route_room_broadcasts(false);
                 metrics().set_rooms_routed(false);
-                let peers: Vec<String> = peers.into_iter().collect();
-                let list = peers.join(", ");
+                // Debug-quoted: ids come from Redis, and may hold anything.
                 tracing::warn!(
                     ?peers,
-                    "instances that do not route rooms (ROUTED_ROOMS=false, or an earlier version): {list}; room \
-                     messages go on the namespace channel until every instance routes"
+                    "instances that do not route rooms (ROUTED_ROOMS=false, or an earlier version): {peers:?}; \
+                     room messages go on the namespace channel until every instance routes"
                 );
             }
             Some(Change::On) => {
