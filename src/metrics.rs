@@ -1,7 +1,8 @@
 //! Prometheus metrics of this process, served at `/metrics`: sockets,
 //! events in and out by name, flood refusals, Redis errors and reconnects,
-//! how long broadcasting a message takes, and the packet parser with the
-//! signs of a parser mismatch (undecodable packets, peers using another).
+//! how long broadcasting a message takes, the packet parser with the
+//! signs of a parser mismatch (undecodable packets, peers using another),
+//! and whether room broadcasts are routed (peers that do not route).
 //!
 //! The metrics and their text exposition (format 0.0.4) are
 //! `prometheus-client`'s, the Prometheus project's own crate. Metrics
@@ -47,6 +48,10 @@ pub struct Metrics {
     tls_reload_failures: Counter,
     open_files_limit: Gauge,
     mismatched_peers: Gauge,
+    /// 1 while room broadcasts go on room channels (`ROUTED_ROOMS`).
+    rooms_routed: Gauge,
+    /// Live peers that do not route rooms.
+    unrouted_peers: Gauge,
     emit_seconds: Histogram,
     /// Bytes (channel and payload) read from Redis pub/sub, by `kind`:
     /// `room` (routed room channels), `namespace`, `response`.
@@ -99,6 +104,8 @@ impl Metrics {
             tls_reload_failures: Counter::default(),
             open_files_limit: Gauge::default(),
             mismatched_peers: Gauge::default(),
+            rooms_routed: Gauge::default(),
+            unrouted_peers: Gauge::default(),
             emit_seconds: Histogram::new(seconds),
             pubsub_bytes: Family::default(),
             pubsub_kinds: Default::default(),
@@ -155,11 +162,25 @@ impl Metrics {
             "The open-files limit in force (RLIMIT_NOFILE)",
             self.open_files_limit.clone(),
         );
-        r.register(
-            "chatwire_parser_mismatched_peers",
-            "Live instances of the deployment whose PARSER differs from this one's",
-            self.mismatched_peers.clone(),
-        );
+        for (name, gauge, help) in [
+            (
+                "chatwire_parser_mismatched_peers",
+                &self.mismatched_peers,
+                "Live instances of the deployment whose PARSER differs from this one's",
+            ),
+            (
+                "chatwire_routed_rooms_active",
+                &self.rooms_routed,
+                "1 while this instance publishes room broadcasts on room channels (ROUTED_ROOMS, and every live instance routes)",
+            ),
+            (
+                "chatwire_unrouted_peers",
+                &self.unrouted_peers,
+                "Live instances of the deployment that do not route rooms (ROUTED_ROOMS=false, or an earlier version)",
+            ),
+        ] {
+            r.register(name, help, gauge.clone());
+        }
         r.register(
             "chatwire_emit_seconds",
             "Time to broadcast a message: local delivery and the publish",
@@ -275,6 +296,16 @@ impl Metrics {
         self.mismatched_peers.set(i64::try_from(peers).unwrap_or(i64::MAX));
     }
 
+    /// Whether room broadcasts go on room channels now.
+    pub fn set_rooms_routed(&self, on: bool) {
+        self.rooms_routed.set(i64::from(on));
+    }
+
+    /// How many live instances of the deployment do not route rooms.
+    pub fn set_unrouted_peers(&self, peers: usize) {
+        self.unrouted_peers.set(i64::try_from(peers).unwrap_or(i64::MAX));
+    }
+
     /// A message broadcast took `took` (local delivery and the publish),
     /// counted in whole microseconds as the bucket bounds are.
     pub fn emit_latency(&self, took: Duration) {
@@ -340,5 +371,16 @@ mod tests {
         assert!(text.contains("# TYPE chatwire_undecodable_packets_total counter"));
         assert!(!text.contains("chatwire_undecodable_packets_total 0"), "counted");
         assert!(text.contains("chatwire_parser_mismatched_peers 2"));
+    }
+
+    #[test]
+    fn routed_rooms_and_unrouted_peers_are_exposed() {
+        let m = metrics();
+        m.set_rooms_routed(true);
+        m.set_unrouted_peers(3);
+        let text = m.render(None, None);
+        assert!(text.contains("# TYPE chatwire_routed_rooms_active gauge"), "{text}");
+        assert!(text.contains("chatwire_routed_rooms_active 1"), "{text}");
+        assert!(text.contains("chatwire_unrouted_peers 3"), "{text}");
     }
 }

@@ -7,7 +7,9 @@
 //!    taken for dead) and tells everyone what came back,
 //! 4. flushes history written while Redis was away,
 //! 5. purges instances whose heartbeat expired ([`purge`](super::purge)),
-//! 6. publishes this instance's PARSER and checks the live peers use the same;
+//! 6. publishes this instance's PARSER and ROUTED_ROOMS, checks the live
+//!    peers use the same PARSER, and uses room channels only while every
+//!    live peer routes ([`peers`](super::peers));
 //!
 //! and twice a second it looks at the other instances' Redis connections
 //! ([`liveness`](super::liveness)): an instance whose process died is purged
@@ -28,7 +30,7 @@ use tokio::time::{Instant, Interval};
 
 use super::liveness::{Liveness, LivenessError};
 use super::purge::{purge, purge_expired};
-use super::{Cluster, ParserCheck};
+use super::{Cluster, PeerCheck};
 use crate::chat::{self, Chat, ChatError, GhostWatch};
 use crate::http::Readiness;
 use crate::store::{RedisStore, Resync};
@@ -62,8 +64,8 @@ pub struct Maintenance<A: Adapter> {
     pub readiness: Readiness,
     /// Heartbeat interval and time-to-live.
     pub timing: Timing,
-    /// The PARSER registry.
-    pub parsers: ParserCheck,
+    /// The PARSER and ROUTED_ROOMS registries.
+    pub peers: PeerCheck,
     /// Logins that met a taken name, asking for a look at the others now.
     pub ghosts: GhostWatch,
 }
@@ -125,7 +127,7 @@ impl<A: Adapter> Maintenance<A> {
                     // A failed heartbeat alone leaves the verdict as it was.
                     let synced = round(&self.io, &self.chat, &self.store, !turns.in_sync).await?;
                     purge_expired(&self.io, &self.chat, &self.store, self.timing.ttl).await;
-                    self.parsers.run().await;
+                    self.peers.run().await;
                     Some(synced)
                 };
                 if let Some(synced) = while_connected(work, &mut checks, &self.cluster, &self.readiness).await

@@ -6,7 +6,9 @@
 //! - [`routing`]: with `ROUTED_ROOMS`, room broadcasts on per-room channels
 //! - [`maintenance`]: heartbeats, purging dead instances, recovering from outages
 //! - [`liveness`]: noticing within about two seconds that an instance's process died
-//! - [`parsers`]: every instance on the same PARSER, or an error in the log
+//! - [`peers`]: the settings instances tell each other: every instance on the
+//!   same PARSER (or an error in the log), room channels only while every
+//!   instance routes
 //! - [`sentinel`]: with Redis Sentinel, staying on the primary it names
 //!
 //! [`Cluster::connect`] returns at once, whether or not Redis is up: both
@@ -15,7 +17,7 @@
 
 mod liveness;
 mod maintenance;
-mod parsers;
+mod peers;
 mod pubsub;
 mod purge;
 mod room_subscriptions;
@@ -30,7 +32,7 @@ use fred::types::config::ClusterDiscoveryPolicy;
 use tokio::task::JoinHandle;
 
 pub use maintenance::{Maintenance, Timing};
-pub use parsers::ParserCheck;
+pub use peers::PeerCheck;
 pub use pubsub::PubSub;
 pub use url::{RedisTarget, UrlError};
 

@@ -99,6 +99,16 @@ impl PubSub {
         }
     }
 
+    /// If rooms are routed: publishes room broadcasts on room channels
+    /// (`true`) or on the namespace channel (`false`, until every live
+    /// instance is known to route: [`super::peers`]). Room channels stay
+    /// subscribed either way.
+    pub fn route_room_broadcasts(&self, on: bool) {
+        if let Some(routing) = self.0.routing.get() {
+            routing.set_active(on);
+        }
+    }
+
     /// Subscribes `room`'s channel, if rooms are routed; the receiver
     /// answers whether Redis confirmed it.
     pub fn watch_room(&self, room: &str) -> Option<tokio::sync::oneshot::Receiver<bool>> {

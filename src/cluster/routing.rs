@@ -19,12 +19,17 @@
 //! instance's own requests, which come back on the channels it subscribes,
 //! are dropped before the adapter decodes them.
 //!
+//! Room channels are used only while every live instance reads them: until
+//! [`Routing::set_active`] says so (see [`super::peers`]), `fan_out` leaves
+//! every request on the namespace channel, as an instance without routing.
+//!
 //! Which room channels are subscribed follows chatwire's own room
 //! membership (`chat::Membership`), through [`Routing::watch`] and
 //! [`Routing::unwatch`], made by one task ([`super::room_subscriptions`]).
 
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -59,6 +64,9 @@ pub(super) struct Routing {
     /// This instance's adapter uid (`node_id` of the requests it publishes),
     /// learnt from the first one: its own requests coming back are dropped.
     own: OnceLock<String>,
+    /// Whether room broadcasts go on room channels: only while every live
+    /// instance reads them (off at the start).
+    active: AtomicBool,
 }
 
 /// What to do with a request received on a room channel or the namespace
@@ -107,7 +115,8 @@ impl Routing {
         let (requests, asked) = mpsc::unbounded_channel();
         let task = tokio::spawn(room_subscriptions::run(client, asked));
         let seen = Seen { current: HashSet::new(), previous: HashSet::new(), rotated: Instant::now() };
-        (Self { req_chan, wide, requests, seen: Mutex::new(seen), own: OnceLock::new() }, task)
+        let active = AtomicBool::new(false);
+        (Self { req_chan, wide, requests, seen: Mutex::new(seen), own: OnceLock::new(), active }, task)
     }
 
     /// The channel of `room`.
@@ -126,8 +135,14 @@ impl Routing {
         &self.req_chan
     }
 
+    /// Publishes room broadcasts on room channels (`true`), or leaves them
+    /// on the namespace channel (`false`). Room channels stay subscribed.
+    pub(super) fn set_active(&self, on: bool) {
+        self.active.store(on, Ordering::Relaxed);
+    }
+
     /// Where a publish on `chan` goes: one copy per room channel for a
-    /// plain broadcast to rooms, else `chan` itself.
+    /// plain broadcast to rooms while active, else `chan` itself.
     pub(super) fn fan_out(&self, chan: String, val: Vec<u8>) -> Vec<(String, Vec<u8>)> {
         if chan != self.req_chan {
             return vec![(chan, val)];
@@ -137,6 +152,9 @@ impl Routing {
             && self.own.get().is_none()
         {
             let _ = self.own.set((*node_id).to_owned());
+        }
+        if !self.active.load(Ordering::Relaxed) {
+            return vec![(chan, val)];
         }
         let rooms = match peek {
             Ok(Peek { r#type: BROADCAST, opts: Some(opts), .. })
@@ -243,6 +261,7 @@ mod tests {
             requests,
             seen: Mutex::new(seen),
             own: OnceLock::new(),
+            active: AtomicBool::new(true),
         }
     }
 
@@ -279,6 +298,21 @@ mod tests {
             assert_eq!(copies.len(), 1);
             assert_eq!(copies[0].0, chan);
         }
+    }
+
+    #[test]
+    fn while_inactive_every_request_stays_on_the_namespace_channel() {
+        let routing = routing();
+        routing.set_active(false);
+        let copies = routing.fan_out("p-request#/#".into(), request(&["user:a", "user:b"], None));
+        assert_eq!(copies.len(), 1);
+        assert_eq!(copies[0].0, "p-request#/#");
+        assert_eq!(routing.receive(&copies[0].1, false), Received::Own, "its own requests still known");
+        routing.set_active(true);
+        assert_eq!(
+            routing.fan_out("p-request#/#".into(), request(&["user:a"], None))[0].0,
+            "p-request#/#user:a#"
+        );
     }
 
     #[test]

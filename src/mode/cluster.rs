@@ -10,7 +10,7 @@ use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr
 
 use super::{Instance, StartError, Wiring, router, services, socketio_builder};
 use crate::chat;
-use crate::cluster::{Cluster, Maintenance, ParserCheck, PubSub, RedisTarget, Timing};
+use crate::cluster::{Cluster, Maintenance, PeerCheck, PubSub, RedisTarget, Timing};
 use crate::config::Config;
 use crate::http::Readiness;
 use crate::store::{RedisStore, Stores};
@@ -73,9 +73,12 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
     };
     tasks.extend(chat::spawn_tasks(&io, &chat));
     tasks.push(store.clone().spawn_key_migration());
-    let parsers =
-        ParserCheck::new(cluster.commands(), &config.redis_prefix, &instance.id, config.parser, timing.ttl);
-    let leaving = parsers.clone();
+    let mut peers =
+        PeerCheck::new(cluster.commands(), &config.redis_prefix, &instance.id, config.parser, timing.ttl);
+    if config.routed_rooms {
+        peers = peers.routing_through(cluster.pubsub());
+    }
+    let leaving = peers.clone();
     let maintenance = Maintenance {
         io: io.clone(),
         chat: chat.clone(),
@@ -83,7 +86,7 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
         cluster: cluster.clone(),
         readiness: readiness.clone(),
         timing,
-        parsers,
+        peers,
         ghosts: ghost_watch,
     }
     .spawn();
