@@ -57,6 +57,12 @@ pub struct Metrics {
     pubsub_kinds: [OnceLock<Counter>; 3],
     /// Second copies of a routed broadcast (one per room channel) dropped.
     pubsub_duplicates: Counter,
+    /// Room channels wanted (`ROUTED_ROOMS`), by state: `confirmed` by
+    /// Redis, or `pending` (in flight, failed, or Redis down).
+    room_channels: Family<Vec<(&'static str, &'static str)>, Gauge>,
+    /// `room_channels`' two gauges, looked up once.
+    room_channels_confirmed: Gauge,
+    room_channels_pending: Gauge,
     /// PARSER, once socket.io is set up.
     parser: Mutex<Option<PacketParser>>,
 }
@@ -103,6 +109,9 @@ impl Metrics {
             pubsub_bytes: Family::default(),
             pubsub_kinds: Default::default(),
             pubsub_duplicates: Counter::default(),
+            room_channels: Family::default(),
+            room_channels_confirmed: Gauge::default(),
+            room_channels_pending: Gauge::default(),
             parser: Mutex::new(None),
         };
         metrics.registered()
@@ -111,6 +120,8 @@ impl Metrics {
     /// Registers every family always shown. Help texts have no final
     /// period: the registry adds it.
     fn registered(mut self) -> Self {
+        self.room_channels_confirmed = self.room_channels.get_or_create(&vec![("state", "confirmed")]).clone();
+        self.room_channels_pending = self.room_channels.get_or_create(&vec![("state", "pending")]).clone();
         let r = &mut self.registry;
         r.register("chatwire_sockets", "Sockets connected to this instance", self.sockets.clone());
         r.register_collector(Box::new(self.events_in.clone()));
@@ -150,6 +161,12 @@ impl Metrics {
         ] {
             r.register(name, help, counter.clone());
         }
+        r.register(
+            "chatwire_room_channels",
+            "Room channels this process subscribes (ROUTED_ROOMS), by state: confirmed by Redis, or pending \
+             (in flight, failed and to be retried, or Redis unreachable)",
+            self.room_channels.clone(),
+        );
         r.register(
             "chatwire_open_files_limit",
             "The open-files limit in force (RLIMIT_NOFILE)",
@@ -258,6 +275,12 @@ impl Metrics {
     /// Counts a routed broadcast's copy dropped as already seen.
     pub fn pubsub_duplicate(&self) {
         self.pubsub_duplicates.inc();
+    }
+
+    /// Room channels became (or stopped being) confirmed or pending.
+    pub fn room_channels(&self, confirmed: i64, pending: i64) {
+        self.room_channels_confirmed.inc_by(confirmed);
+        self.room_channels_pending.inc_by(pending);
     }
 
     /// Changed certificate files could not be loaded (the old pair stays).
