@@ -120,7 +120,8 @@ impl Metrics {
     /// Registers every family always shown. Help texts have no final
     /// period: the registry adds it.
     fn registered(mut self) -> Self {
-        self.room_channels_confirmed = self.room_channels.get_or_create(&vec![("state", "confirmed")]).clone();
+        self.room_channels_confirmed =
+            self.room_channels.get_or_create(&vec![("state", "confirmed")]).clone();
         self.room_channels_pending = self.room_channels.get_or_create(&vec![("state", "pending")]).clone();
         let r = &mut self.registry;
         r.register("chatwire_sockets", "Sockets connected to this instance", self.sockets.clone());
@@ -350,6 +351,13 @@ mod tests {
         assert!(text.contains("chatwire_users_online 3"));
         assert!(!text.contains("chatwire_rooms "), "unknown gauges are left out");
         assert!(text.contains("chatwire_emit_seconds_bucket{le=\"+Inf\"}"));
+        assert!(text.contains("# TYPE chatwire_room_channels gauge"));
+        for state in ["confirmed", "pending"] {
+            assert!(
+                text.contains(&format!("chatwire_room_channels{{state=\"{state}\"}}")),
+                "{state} shown from the start"
+            );
+        }
     }
 
     #[test]
