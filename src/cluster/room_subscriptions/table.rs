@@ -104,8 +104,10 @@ impl Table {
             entry.answer(false);
             self.channels.remove(channel);
         }
-        self.count(before, -1);
-        self.count(after, 1);
+        if before != after {
+            self.count(before, -1);
+            self.count(after, 1);
+        }
         Some(result)
     }
 

@@ -10,6 +10,11 @@ use std::sync::atomic::AtomicBool;
 
 use tokio::sync::oneshot::error::TryRecvError;
 
+use fred::types::config::Server;
+use fred::util::redis_keyslot;
+use tokio::sync::{Notify, broadcast};
+
+use super::subscriber::SlotMap;
 use super::*;
 
 /// How long the fake takes to answer a call: long enough for calls to
@@ -127,7 +132,7 @@ async fn at_once(answer: oneshot::Receiver<bool>) -> Option<bool> {
 #[tokio::test(start_paused = true)]
 async fn a_confirmed_channel_is_answered_at_once_without_the_task() {
     let fake = Fake::new();
-    let (front, task) = start(fake.clone());
+    let (front, task) = start_over(fake.clone());
     assert_eq!(front.watch("room").await, Ok(true));
     task.abort();
     let _ = task.await;
@@ -139,7 +144,7 @@ async fn a_confirmed_channel_is_answered_at_once_without_the_task() {
 #[tokio::test(start_paused = true)]
 async fn a_frozen_master_holds_up_no_channel_of_another() {
     let fake = Fake::new();
-    let (front, _task) = start(fake.clone());
+    let (front, _task) = start_over(fake.clone());
     let (a, b) = (on("a", 1), on("b", 1));
     fake.freeze("a");
     let mut frozen = front.watch(&a[0]);
@@ -153,7 +158,7 @@ async fn a_frozen_master_holds_up_no_channel_of_another() {
 #[tokio::test(start_paused = true)]
 async fn after_a_failure_every_slot_of_that_master_is_answered_at_once_until_the_retry() {
     let fake = Fake::new();
-    let (front, _task) = start(fake.clone());
+    let (front, _task) = start_over(fake.clone());
     let (a, b) = (on("a", 3), on("b", 1));
     fake.freeze("a");
     assert_eq!(front.watch(&a[0]).await, Ok(false));
@@ -174,7 +179,7 @@ async fn after_a_failure_every_slot_of_that_master_is_answered_at_once_until_the
 #[tokio::test(start_paused = true)]
 async fn a_frozen_master_holds_at_most_its_share_of_calls() {
     let fake = Fake::new();
-    let (front, _task) = start(fake.clone());
+    let (front, _task) = start_over(fake.clone());
     fake.freeze("a");
     let answers: Vec<_> = on("a", 3 * PER_MASTER).iter().map(|channel| front.watch(channel)).collect();
     let healthy = front.watch(&on("b", 1)[0]);
@@ -189,7 +194,7 @@ async fn a_frozen_master_holds_at_most_its_share_of_calls() {
 #[tokio::test(start_paused = true)]
 async fn calls_about_one_channel_keep_their_order() {
     let fake = Fake::new();
-    let (front, _task) = start(fake.clone());
+    let (front, _task) = start_over(fake.clone());
 
     // Watch, unwatch, watch before the task runs: one subscribe.
     let first = front.watch("r1");
@@ -221,7 +226,7 @@ async fn calls_about_one_channel_keep_their_order() {
 #[tokio::test(start_paused = true)]
 async fn past_the_queue_bound_a_watch_is_answered_false_and_subscribed_by_the_retry() {
     let fake = Fake::new();
-    let (front, _task) = start(fake.clone());
+    let (front, _task) = start_over(fake.clone());
     // The task does not run before the test awaits: all of these wait.
     let waiting: Vec<_> = (0..table::QUEUE).map(|i| front.watch(&format!("c{i}"))).collect();
     let mut refused = front.watch("one too many");
@@ -236,7 +241,7 @@ async fn past_the_queue_bound_a_watch_is_answered_false_and_subscribed_by_the_re
 #[tokio::test(start_paused = true)]
 async fn channels_are_subscribed_again_after_a_reconnect() {
     let fake = Fake::new();
-    let (front, _task) = start(fake.clone());
+    let (front, _task) = start_over(fake.clone());
     assert_eq!(front.watch("room").await, Ok(true));
 
     fake.0.connected.store(false, Ordering::Relaxed);
@@ -254,7 +259,7 @@ async fn channels_are_subscribed_again_after_a_reconnect() {
 #[tokio::test(start_paused = true)]
 async fn a_pass_leaves_room_for_joins() {
     let fake = Fake::new();
-    let (front, _task) = start(fake.clone());
+    let (front, _task) = start_over(fake.clone());
     let channels = on("b", 4 * BATCH);
     for channel in &channels {
         front.watch(channel);
@@ -271,4 +276,23 @@ async fn a_pass_leaves_room_for_joins() {
     assert_eq!(front.watch(&on("b", 4 * BATCH + 1)[4 * BATCH]).await, Ok(true));
     let calls = fake.calls();
     assert!(calls.len() < channels.len() * 2, "joined before the sweep ended: {} calls", calls.len());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unsubscribe_that_timed_out_is_made_by_the_retry_pass() {
+    let fake = Fake::new();
+    let (front, _task) = start_over(fake.clone());
+    let a = on("a", 1);
+    assert_eq!(front.watch(&a[0]).await, Ok(true));
+    fake.freeze("a");
+    front.unwatch(&a[0]);
+    tokio::time::sleep(TIMEOUT + DELAY).await;
+    assert_eq!(fake.calls().last().unwrap(), &format!("unsubscribe {}", a[0]), "made, and timed out");
+    assert!(fake.is_subscribed(&a[0]));
+    assert_eq!(front.shared.table().counts(), (0, 0), "no longer wanted");
+
+    fake.thaw("a");
+    tokio::time::sleep(RETRY * 2).await;
+    assert!(!fake.is_subscribed(&a[0]), "the retry pass unsubscribed it");
+    assert!(front.shared.table().channels_mut().next().is_none(), "and forgot it");
 }
