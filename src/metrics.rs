@@ -62,6 +62,12 @@ pub struct Metrics {
     pubsub_kinds: [OnceLock<Counter>; 3],
     /// Second copies of a routed broadcast (one per room channel) dropped.
     pubsub_duplicates: Counter,
+    /// Room channels wanted (`ROUTED_ROOMS`), by state: `confirmed` by
+    /// Redis, or `pending` (in flight, failed, or Redis down).
+    room_channels: Family<Vec<(&'static str, &'static str)>, Gauge>,
+    /// `room_channels`' two gauges, looked up once.
+    room_channels_confirmed: Gauge,
+    room_channels_pending: Gauge,
     /// PARSER, once socket.io is set up.
     parser: Mutex<Option<PacketParser>>,
 }
@@ -110,6 +116,9 @@ impl Metrics {
             pubsub_bytes: Family::default(),
             pubsub_kinds: Default::default(),
             pubsub_duplicates: Counter::default(),
+            room_channels: Family::default(),
+            room_channels_confirmed: Gauge::default(),
+            room_channels_pending: Gauge::default(),
             parser: Mutex::new(None),
         };
         metrics.registered()
@@ -118,6 +127,9 @@ impl Metrics {
     /// Registers every family always shown. Help texts have no final
     /// period: the registry adds it.
     fn registered(mut self) -> Self {
+        self.room_channels_confirmed =
+            self.room_channels.get_or_create(&vec![("state", "confirmed")]).clone();
+        self.room_channels_pending = self.room_channels.get_or_create(&vec![("state", "pending")]).clone();
         let r = &mut self.registry;
         r.register("chatwire_sockets", "Sockets connected to this instance", self.sockets.clone());
         r.register_collector(Box::new(self.events_in.clone()));
@@ -157,6 +169,12 @@ impl Metrics {
         ] {
             r.register(name, help, counter.clone());
         }
+        r.register(
+            "chatwire_room_channels",
+            "Room channels this process subscribes (ROUTED_ROOMS), by state: confirmed by Redis, or pending \
+             (in flight, failed and to be retried, or Redis unreachable)",
+            self.room_channels.clone(),
+        );
         r.register(
             "chatwire_open_files_limit",
             "The open-files limit in force (RLIMIT_NOFILE)",
@@ -281,6 +299,12 @@ impl Metrics {
         self.pubsub_duplicates.inc();
     }
 
+    /// Room channels became (or stopped being) confirmed or pending.
+    pub fn room_channels(&self, confirmed: i64, pending: i64) {
+        self.room_channels_confirmed.inc_by(confirmed);
+        self.room_channels_pending.inc_by(pending);
+    }
+
     /// Changed certificate files could not be loaded (the old pair stays).
     pub fn tls_reload_failed(&self) {
         self.tls_reload_failures.inc();
@@ -358,6 +382,13 @@ mod tests {
         assert!(text.contains("chatwire_users_online 3"));
         assert!(!text.contains("chatwire_rooms "), "unknown gauges are left out");
         assert!(text.contains("chatwire_emit_seconds_bucket{le=\"+Inf\"}"));
+        assert!(text.contains("# TYPE chatwire_room_channels gauge"));
+        for state in ["confirmed", "pending"] {
+            assert!(
+                text.contains(&format!("chatwire_room_channels{{state=\"{state}\"}}")),
+                "{state} shown from the start"
+            );
+        }
     }
 
     #[test]

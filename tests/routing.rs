@@ -3,13 +3,15 @@
 //! reads only while it has members in that room. Messages still arrive
 //! exactly once, on one Redis and on a Redis Cluster; an instance that hosts
 //! none of the recipients reads almost none of their traffic; joins, leaves,
-//! disconnects and a Redis restart lose nothing after the join's answer.
+//! disconnects and a Redis restart lose nothing after the join's answer;
+//! a frozen master of a Redis Cluster holds up no room of the others.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 
 mod common;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::process::Process;
@@ -442,5 +444,166 @@ async fn a_room_joined_while_redis_is_down_is_subscribed_once_it_is_back() {
         if bob.next("message").await["text"] == "private, after the outage" {
             break;
         }
+    }
+}
+
+/// `chatwire_room_channels{state}` of `process`.
+async fn room_channels(process: &Process, state: &str) -> u64 {
+    let text = reqwest::get(format!("http://{}/metrics", process.addr)).await.unwrap().text().await.unwrap();
+    let prefix = format!("chatwire_room_channels{{state=\"{state}\"}} ");
+    let line = text.lines().find_map(|line| line.strip_prefix(&prefix));
+    line.unwrap_or_else(|| panic!("no {prefix}in {text}")).parse().unwrap()
+}
+
+/// Waits until `process` has `count` room channels in `state`.
+async fn wait_room_channels(process: &Process, state: &str, count: u64) {
+    let deadline = Instant::now() + RECOVERY;
+    while room_channels(process, state).await != count {
+        assert!(
+            Instant::now() < deadline,
+            "{state}: {} room channels, not {count}",
+            room_channels(process, state).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Rooms whose channels hash to the cluster's master `node`, and whose
+/// history keys do not hash to `avoid`.
+fn rooms_on(cluster: &RedisCluster, prefix: &str, node: usize, avoid: usize, n: usize) -> Vec<String> {
+    let slot = |key: String| fred::util::redis_keyslot(key.as_bytes());
+    (0..)
+        .map(|i| format!("n{node}r{i}"))
+        .filter(|room| {
+            cluster.owner(slot(format!("{prefix}-request#/#room:{room}#")), node) == node
+                && cluster.owner(slot(format!("{prefix}:history:room:{room}")), node) != avoid
+        })
+        .take(n)
+        .collect()
+}
+
+/// A join sent in the background; its ack is awaited later.
+fn join_later(client: &Arc<Client>, room: &str) -> tokio::task::JoinHandle<Value> {
+    let (client, room) = (client.clone(), room.to_owned());
+    tokio::spawn(async move {
+        client.request_within("join", vec![json!({ "room": room })], Duration::from_secs(15)).await
+    })
+}
+
+/// One master of a Redis Cluster frozen (SIGSTOP: its connections stay
+/// open and nothing answers), for less than the cluster's node timeout.
+/// Joins to rooms whose channels hash to the other masters do not wait on
+/// it: they are answered while the joins to the frozen master's rooms still
+/// wait for their subscriptions, and their messages cross instances. Once
+/// it thaws, the frozen master's rooms are subscribed and deliver, each
+/// message once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rooms_on_healthy_masters_are_served_while_another_master_is_frozen() {
+    let cluster = RedisCluster::start_with_node_timeout(60_000);
+    let prefix = "frozen_master";
+    let slot = |key: &str| fred::util::redis_keyslot(key.as_bytes());
+    // Frozen: neither the master of the state keys (logins and joins would
+    // wait on it) nor that of the namespace channel (presence).
+    let busy = [cluster.owner(slot(prefix), 0), cluster.owner(slot(&format!("{prefix}-request#/#")), 0)];
+    let frozen = (0..3).find(|node| !busy.contains(node)).unwrap();
+    let healthy: Vec<usize> = (0..3).filter(|node| *node != frozen).collect();
+    let healthy_rooms = [
+        rooms_on(&cluster, prefix, healthy[0], frozen, 1).remove(0),
+        rooms_on(&cluster, prefix, healthy[1], frozen, 1).remove(0),
+    ];
+    let frozen_rooms = rooms_on(&cluster, prefix, frozen, frozen, 2);
+    let channel = |room: &str| format!("{prefix}-request#/#room:{room}#");
+
+    let url = cluster.url();
+    let start = |name| {
+        let routed = [("REDIS_URL", url.as_str()), ("REDIS_PREFIX", prefix), ("ROUTED_ROOMS", "true")];
+        Process::start(&[routed.as_slice(), &[("INSTANCE_NAME", name), ("EVENT_RATE", "10000")]].concat())
+    };
+    let (a, b) = (start("a"), start("b"));
+    for process in [&a, &b] {
+        common::wait_ready_at(&format!("http://{}", process.addr), 200, RECOVERY).await;
+    }
+    let [alice, carol, erin] =
+        [a.user("alice").await, a.user("carol").await, a.user("erin").await].map(Arc::new);
+    let [bob, dave, frank] = [b.user("bob").await, b.user("dave").await, b.user("frank").await].map(Arc::new);
+    // The store's scripts are loaded at their first use, on every master at
+    // once (fred's SCRIPT LOAD waits for all of them): with one frozen, that
+    // would hold up every store call. So each script the test uses runs
+    // before: the lists a login pushes, a join, a message.
+    for client in [&alice, &bob] {
+        assert_eq!(client.request("users", Value::Null).await["ok"], true);
+        assert_eq!(client.request("rooms", Value::Null).await["ok"], true);
+        join(client, "warm").await;
+    }
+    wait_for_delivery(&alice, &bob, "warm").await;
+    for process in [&a, &b] {
+        wait_room_channels(process, "confirmed", 4).await; // the users' own channels, and warm
+        wait_room_channels(process, "pending", 0).await;
+    }
+
+    cluster.nodes[frozen].freeze();
+    let frozen_at = Instant::now();
+    // carol and dave join a room of the frozen master: their subscriptions
+    // wait on it (until their timeout), and so do their joins.
+    let carol_joined = join_later(&carol, &frozen_rooms[0]);
+    let dave_joined = join_later(&dave, &frozen_rooms[0]);
+    wait_room_channels(&a, "pending", 1).await;
+    wait_room_channels(&b, "pending", 1).await;
+    // Meanwhile alice and bob join rooms of the two healthy masters.
+    for room in &healthy_rooms {
+        join(&alice, room).await;
+        join(&bob, room).await;
+    }
+    assert!(
+        !carol_joined.is_finished() && !dave_joined.is_finished(),
+        "the joins to healthy masters' rooms were answered first"
+    );
+    let healthy_joined = frozen_at.elapsed();
+    for (node, room) in healthy.iter().zip(&healthy_rooms) {
+        wait_subscribers(&cluster.nodes[*node], &channel(room), 2).await;
+    }
+    alice.request("message", json!({ "room": healthy_rooms[0], "text": "from A while frozen" })).await;
+    bob.request("message", json!({ "room": healthy_rooms[1], "text": "from B while frozen" })).await;
+    bob.until_text("message", "from A while frozen").await;
+    alice.until_text("message", "from B while frozen").await;
+    assert_eq!(room_channels(&a, "confirmed").await, 6, "alice's two rooms confirmed");
+    // Answered once their subscriptions gave up; the joins go on.
+    assert_eq!(carol_joined.await.unwrap()["ok"], true);
+    assert_eq!(dave_joined.await.unwrap()["ok"], true);
+    eprintln!(
+        "while frozen: 4 joins to healthy masters' rooms answered within {healthy_joined:?}, those to the frozen one's after {:?}",
+        frozen_at.elapsed()
+    );
+    // Another slot of the frozen master, while it is still frozen: answered
+    // by the master's backoff, without a call of its own.
+    let erin_joined = join_later(&erin, &frozen_rooms[1]);
+    let frank_joined = join_later(&frank, &frozen_rooms[1]);
+    assert_eq!(erin_joined.await.unwrap()["ok"], true);
+    assert_eq!(frank_joined.await.unwrap()["ok"], true);
+    for process in [&a, &b] {
+        assert_eq!(process.count_logs("room channel call failed"), 1, "{}", process.logs());
+    }
+
+    cluster.nodes[frozen].thaw();
+    for room in &frozen_rooms {
+        wait_subscribers(&cluster.nodes[frozen], &channel(room), 2).await;
+    }
+    wait_room_channels(&a, "pending", 0).await;
+    wait_room_channels(&b, "pending", 0).await;
+    assert_eq!(room_channels(&a, "confirmed").await, 8);
+    wait_for_delivery(&carol, &dave, &frozen_rooms[0]).await;
+    wait_for_delivery(&frank, &erin, &frozen_rooms[1]).await;
+    // Every room delivers each message once.
+    let rooms = [
+        (&alice, &bob, &healthy_rooms[0]),
+        (&carol, &dave, &frozen_rooms[0]),
+        (&frank, &erin, &frozen_rooms[1]),
+    ];
+    for (from, to, room) in rooms {
+        for text in ["once 1", "once 2", "end"] {
+            from.request("message", json!({ "room": room, "text": format!("{room} {text}") })).await;
+        }
+        to.until_text("message", &format!("{room} once 1")).await;
+        assert_eq!(texts_until(to, &format!("{room} end")).await, [format!("{room} once 2")], "{room}");
     }
 }

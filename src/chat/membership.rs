@@ -29,7 +29,8 @@ pub const LINGER: Duration = Duration::from_secs(10);
 /// Subscribes and unsubscribes rooms' channels (the cluster's pub/sub).
 pub trait RoomChannels: Send + Sync + 'static {
     /// Subscribes `room`'s channel, in call order with [`Self::unwatch`];
-    /// the receiver answers whether Redis confirmed it.
+    /// the receiver answers whether Redis confirmed it (at once when it
+    /// already had). Never waits.
     fn watch(&self, room: &str) -> Option<oneshot::Receiver<bool>>;
     /// Unsubscribes `room`'s channel, after every earlier call.
     fn unwatch(&self, room: &str);
@@ -71,9 +72,9 @@ impl Membership {
                 let count = counts.entry(room.clone()).or_default();
                 count.sockets += 1;
                 count.empty_since = None;
-                // Asked at every entry, not only the first: the task answers
-                // in order, so a second member also waits for a
-                // subscription still in flight.
+                // Asked at every entry, not only the first: a confirmed
+                // channel answers at once, and a second member also waits
+                // for a subscription still in flight.
                 if let Some(confirmation) = counted.channels.watch(&room) {
                     confirmations.push((room, confirmation));
                 }

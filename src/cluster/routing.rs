@@ -25,7 +25,7 @@
 //!
 //! Which room channels are subscribed follows chatwire's own room
 //! membership (`chat::Membership`), through [`Routing::watch`] and
-//! [`Routing::unwatch`], made by one task ([`super::room_subscriptions`]).
+//! [`Routing::unwatch`] ([`super::room_subscriptions`] makes the calls).
 
 use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -38,10 +38,10 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use socketioxide_core::Sid;
 use socketioxide_core::adapter::BroadcastOptions;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::room_subscriptions::{self, Request};
+use super::room_subscriptions::{self, RoomSubscriptions};
 
 /// How long a request id is remembered, at least (two generations of this).
 const SEEN_FOR: Duration = Duration::from_secs(5);
@@ -58,8 +58,8 @@ pub(super) struct Routing {
     /// Rooms every logged-in socket is in: broadcasts to them stay on the
     /// namespace channel (a channel every instance subscribes anyway).
     wide: Vec<String>,
-    /// The task that (un)subscribes room channels.
-    requests: mpsc::UnboundedSender<Request>,
+    /// Which room channels are subscribed.
+    subscriptions: RoomSubscriptions,
     seen: Mutex<Seen>,
     /// This instance's adapter uid (`node_id` of the requests it publishes),
     /// learnt from the first one: its own requests coming back are dropped.
@@ -112,11 +112,10 @@ impl Routing {
         req_chan: String,
         wide: Vec<String>,
     ) -> (Self, JoinHandle<()>) {
-        let (requests, asked) = mpsc::unbounded_channel();
-        let task = tokio::spawn(room_subscriptions::run(client, asked));
+        let (subscriptions, task) = room_subscriptions::start(client);
         let seen = Seen { current: HashSet::new(), previous: HashSet::new(), rotated: Instant::now() };
         let active = AtomicBool::new(false);
-        (Self { req_chan, wide, requests, seen: Mutex::new(seen), own: OnceLock::new(), active }, task)
+        (Self { req_chan, wide, subscriptions, seen: Mutex::new(seen), own: OnceLock::new(), active }, task)
     }
 
     /// The channel of `room`.
@@ -212,23 +211,20 @@ impl Routing {
     }
 
     /// Subscribes `room`'s channel (unless it is already); the receiver
-    /// answers once Redis confirmed it (`true`), or it failed (`false`: it
-    /// is made again after the next reconnect). Asked in call order.
-    /// `None` for a namespace-wide room, whose broadcasts have no channel.
+    /// answers once Redis confirmed it (`true`, at once if it had), or it
+    /// failed or cannot be asked now (`false`: it is made by a later pass).
+    /// In call order with [`Self::unwatch`]. `None` for a namespace-wide
+    /// room, whose broadcasts have no channel.
     pub(super) fn watch(&self, room: &str) -> Option<oneshot::Receiver<bool>> {
         if self.wide.iter().any(|wide| wide == room) {
             return None;
         }
-        let (answer, answered) = oneshot::channel();
-        if self.requests.send(Request::Watch(self.channel(room), answer)).is_err() {
-            tracing::warn!(room, "room subscriptions are stopped");
-        }
-        Some(answered)
+        Some(self.subscriptions.watch(&self.channel(room)))
     }
 
-    /// Unsubscribes `room`'s channel, after every earlier request.
+    /// Unsubscribes `room`'s channel, after every earlier call about it.
     pub(super) fn unwatch(&self, room: &str) {
-        let _ = self.requests.send(Request::Unwatch(self.channel(room)));
+        self.subscriptions.unwatch(&self.channel(room));
     }
 }
 
@@ -253,12 +249,11 @@ mod tests {
     }
 
     fn routing() -> Routing {
-        let (requests, _) = mpsc::unbounded_channel();
         let seen = Seen { current: HashSet::new(), previous: HashSet::new(), rotated: Instant::now() };
         Routing {
             req_chan: "p-request#/#".into(),
             wide: vec!["online".into()],
-            requests,
+            subscriptions: RoomSubscriptions::unstarted(),
             seen: Mutex::new(seen),
             own: OnceLock::new(),
             active: AtomicBool::new(true),

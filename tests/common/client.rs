@@ -158,15 +158,21 @@ impl Client {
 
     /// Emits an event with these arguments and returns the ack's first argument.
     pub async fn request_args(&self, event: &str, args: Vec<Value>) -> Value {
+        self.request_within(event, args, WAIT).await
+    }
+
+    /// [`Client::request_args`], waiting up to `wait` for the ack (for a
+    /// server that is meant to be slow: Redis frozen, say).
+    pub async fn request_within(&self, event: &str, args: Vec<Value>, wait: Duration) -> Value {
         let id = self.next_ack.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         self.inbox.lock().unwrap().acks.insert(id, tx);
         let mut packet = vec![Value::from(event)];
         packet.extend(args);
         self.send_raw(format!("42{id}{}", Value::from(packet))).await;
-        let reply = tokio::time::timeout(WAIT, rx)
+        let reply = tokio::time::timeout(wait, rx)
             .await
-            .unwrap_or_else(|_| panic!("no ack for `{event}` within {WAIT:?}"))
+            .unwrap_or_else(|_| panic!("no ack for `{event}` within {wait:?}"))
             .expect("connection closed before the ack");
         reply.into_iter().next().unwrap_or(Value::Null)
     }

@@ -148,7 +148,16 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start() -> Self {
-        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::cluster_node("2000")).collect();
+        Self::start_with_node_timeout(2_000)
+    }
+
+    /// A cluster whose nodes take a silent master for failed after
+    /// `node_timeout_ms` (the whole cluster then answers `CLUSTERDOWN`, as
+    /// it has no replicas): a test that freezes a master for less keeps
+    /// the others serving.
+    pub fn start_with_node_timeout(node_timeout_ms: u32) -> Self {
+        let timeout = node_timeout_ms.to_string();
+        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::cluster_node(&timeout)).collect();
         let addresses: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
         let mut create = Command::new("redis-cli");
         create.args(["--cluster", "create"]).args(&addresses).args([
@@ -170,6 +179,25 @@ impl RedisCluster {
             }
         }
         Self { nodes }
+    }
+
+    /// The index in `nodes` of the master serving hash `slot`, as
+    /// `nodes[ask]` sees it (`CLUSTER NODES`).
+    pub fn owner(&self, slot: u16, ask: usize) -> usize {
+        // `<id> <ip:port@bus> <flags> <master> <ping> <pong> <epoch> <link> <slot ranges>...`
+        let nodes = self.nodes[ask].cli(&["CLUSTER", "NODES"]);
+        for line in nodes.lines() {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let serves = fields.iter().skip(8).any(|range| {
+                let (first, last) = range.split_once('-').unwrap_or((range, range));
+                matches!((first.parse::<u16>(), last.parse::<u16>()), (Ok(first), Ok(last)) if (first..=last).contains(&slot))
+            });
+            if serves {
+                let port: u16 = fields[1].split(['@', ':']).nth(1).unwrap().parse().unwrap();
+                return self.nodes.iter().position(|node| node.port == port).unwrap();
+            }
+        }
+        panic!("no master serves slot {slot}: {nodes}");
     }
 
     /// `redis-cluster://127.0.0.1:a,127.0.0.1:b,127.0.0.1:c`
@@ -480,6 +508,13 @@ impl RedisServer {
     pub fn freeze(&self) {
         let pid = self.child.as_ref().expect("the server is running").id();
         let status = Command::new("kill").args(["-STOP", &pid.to_string()]).status().expect("run kill");
+        assert!(status.success());
+    }
+
+    /// SIGCONT: a frozen server goes on where it stopped.
+    pub fn thaw(&self) {
+        let pid = self.child.as_ref().expect("the server is running").id();
+        let status = Command::new("kill").args(["-CONT", &pid.to_string()]).status().expect("run kill");
         assert!(status.success());
     }
 }

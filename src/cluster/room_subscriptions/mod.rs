@@ -1,0 +1,178 @@
+//! Subscribing and unsubscribing room channels (`ROUTED_ROOMS`, see
+//! [`super::routing`]): a front, called by joins and leaves, that never
+//! waits ([`RoomSubscriptions`]), and one task that makes the Redis calls
+//! ([`start`]).
+//!
+//! The front and the task share a table of channels ([`table`]): whether
+//! each is wanted, whether Redis confirmed it on the current connection,
+//! whether a call about it is in flight. A watch of a confirmed channel is
+//! answered `true` on the spot; anything else is queued for the task.
+//!
+//! The task runs calls concurrently: at most [`PER_MASTER`] in flight per
+//! master and [`IN_FLIGHT`] in all, each bounded by [`TIMEOUT`]. A channel
+//! has at most one call in flight, and when it ends the channel's state
+//! decides the next one, so calls about one channel keep their order: a
+//! late unsubscribe never overtakes a re-join, and a watch arriving while
+//! the channel's unsubscribe is in flight waits for it, then subscribes.
+//! Watches and unwatches go first; a pass uses at most [`PASS_PER_MASTER`]
+//! of a master's calls.
+//!
+//! After a call to a master fails or times out, every channel on that
+//! master is answered `false` at once for [`BACKOFF`], without asking
+//! Redis; the other masters go on. On a Redis Cluster the master of a
+//! channel is the owner of its hash slot in fred's cached slot map; on one
+//! Redis there is one server. (A master that stays silent is taken for
+//! gone by fred after about 5 s, and fred then reconnects the whole pub/sub
+//! connection, which it cannot finish until that master answers or is
+//! failed over: from then on every channel counts as unconfirmed, as with
+//! Redis down.)
+//!
+//! Channels asked for and not yet handed to a call are bounded
+//! ([`table::QUEUE`]): past it, a watch is answered `false` at once (with a
+//! throttled warning) and the channel, still wanted, is subscribed by the
+//! next retry pass. Entries exist only for wanted channels and for
+//! unwanted ones still to be unsubscribed.
+//!
+//! Passes:
+//! - after a reconnect (or while disconnected) every channel counts as
+//!   unconfirmed, and all are subscribed again;
+//! - every [`RETRY`] the task tries again the channels whose subscribe (or
+//!   unsubscribe) failed or was not made;
+//! - every [`SWEEP`] it subscribes every wanted channel again anyway: when a
+//!   slot moves to another master, Redis tells subscribers with a
+//!   `sunsubscribe` message that fred does not pass on, so nothing else
+//!   would notice.
+//!
+//! A pass makes one SSUBSCRIBE per hash slot (a Redis Cluster requires the
+//! channels of one call to share a slot) of at most [`BATCH`] channels.
+//! The gauge `chatwire_room_channels{state}` counts wanted channels as
+//! `confirmed` or `pending`.
+//!
+//! - [`table`]: the shared table, and the front's side of it
+//! - [`task`]: the calls, the passes, the backoff
+//! - [`subscriber`]: what the task needs of fred's pub/sub client
+
+mod subscriber;
+mod table;
+mod task;
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use fred::clients::SubscriberClient;
+use tokio::sync::{Notify, oneshot};
+use tokio::task::JoinHandle;
+
+use self::subscriber::Subscriber;
+use self::table::{Table, Watched};
+use self::task::Task;
+use crate::telemetry::Throttle;
+
+/// Longest a SSUBSCRIBE / SUNSUBSCRIBE may take.
+const TIMEOUT: Duration = Duration::from_secs(2);
+/// How often channels whose subscribe failed are tried again.
+const RETRY: Duration = Duration::from_secs(5);
+/// How often every wanted channel is subscribed again (idempotent).
+const SWEEP: Duration = Duration::from_secs(60);
+/// How long after a failed call to a master its channels are answered
+/// without asking Redis.
+const BACKOFF: Duration = Duration::from_secs(2);
+/// Most channels of one SSUBSCRIBE in a pass.
+const BATCH: usize = 256;
+/// Calls in flight to one master: a frozen one holds at most this many for
+/// [`TIMEOUT`] before its backoff answers the rest.
+const PER_MASTER: usize = 8;
+/// Of a master's calls, how many a pass may use: the rest stay free for joins.
+const PASS_PER_MASTER: usize = 2;
+/// Calls in flight in all.
+const IN_FLIGHT: usize = 64;
+
+/// Watches answered `false` because too many channels were waiting.
+static QUEUE_FULL: Throttle = Throttle::new(Duration::from_secs(10));
+/// The front: watches and unwatches room channels, without waiting.
+pub(super) struct RoomSubscriptions {
+    shared: Arc<Shared>,
+    connected: Box<dyn Fn() -> bool + Send + Sync>,
+}
+
+/// What the front and the task share.
+#[derive(Default)]
+struct Shared {
+    table: Mutex<Table>,
+    /// Wakes the task when a watch or unwatch queued a channel.
+    work: Notify,
+    /// The front is gone: the task ends.
+    closed: AtomicBool,
+}
+
+impl Shared {
+    fn table(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Starts the task over the pub/sub connection; returns the front and the
+/// task.
+pub(super) fn start(client: SubscriberClient) -> (RoomSubscriptions, JoinHandle<()>) {
+    start_over(client)
+}
+
+/// [`start`] over any [`Subscriber`] (a fake in the unit tests).
+fn start_over<S: Subscriber>(client: S) -> (RoomSubscriptions, JoinHandle<()>) {
+    let shared = Arc::new(Shared::default());
+    let task = Task::new(client.clone(), shared.clone());
+    let connected = Box::new(move || client.is_connected());
+    (RoomSubscriptions { shared, connected }, tokio::spawn(task.run()))
+}
+
+impl RoomSubscriptions {
+    /// Subscribes `channel` (unless it is already); the receiver answers
+    /// `true` once Redis confirmed it (at once if it had), `false` if it
+    /// failed or cannot be asked now (it is made later: the channel stays
+    /// wanted).
+    pub(super) fn watch(&self, channel: &str) -> oneshot::Receiver<bool> {
+        let (answer, answered) = oneshot::channel();
+        let connected = (self.connected)();
+        let watched = self.shared.table().watch(channel, answer, connected);
+        match watched {
+            Watched::Queued => self.shared.work.notify_one(),
+            Watched::Full => {
+                if let Some(unreported) = QUEUE_FULL.due(std::time::Instant::now()) {
+                    tracing::warn!(
+                        channel,
+                        unreported,
+                        "too many room subscriptions waiting: answered at once, subscribed by the next retry"
+                    );
+                }
+            }
+            Watched::Answered | Watched::Waiting => {}
+        }
+        answered
+    }
+
+    /// Unsubscribes `channel`, after every call about it made before.
+    pub(super) fn unwatch(&self, channel: &str) {
+        if self.shared.table().unwatch(channel) {
+            self.shared.work.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+impl RoomSubscriptions {
+    /// A front with no task behind it, and Redis down (for the tests of
+    /// what surrounds it).
+    pub(super) fn unstarted() -> Self {
+        Self { shared: Arc::default(), connected: Box::new(|| false) }
+    }
+}
+
+impl Drop for RoomSubscriptions {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Relaxed);
+        self.shared.work.notify_one();
+    }
+}

@@ -1,0 +1,298 @@
+//! The task against a fake Redis Cluster of two masters, `a` (slots
+//! 0-8191) and `b` (8192-16383), either of which can be frozen: its calls
+//! then never answer. Time is paused: timeouts pass as soon as nothing else
+//! can happen.
+
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+use std::collections::HashSet;
+use std::sync::atomic::AtomicBool;
+
+use tokio::sync::oneshot::error::TryRecvError;
+
+use fred::types::config::Server;
+use fred::util::redis_keyslot;
+use tokio::sync::{Notify, broadcast};
+
+use super::subscriber::SlotMap;
+use super::*;
+
+/// How long the fake takes to answer a call: long enough for calls to
+/// overlap.
+const DELAY: Duration = Duration::from_millis(10);
+
+#[derive(Clone)]
+struct Fake(Arc<Inner>);
+
+struct Inner {
+    frozen: Mutex<HashSet<&'static str>>,
+    thawed: Notify,
+    subscribed: Mutex<HashSet<String>>,
+    calls: Mutex<Vec<String>>,
+    connected: AtomicBool,
+    reconnects: broadcast::Sender<Server>,
+}
+
+fn master(channel: &str) -> &'static str {
+    if redis_keyslot(channel.as_bytes()) <= 8191 { "a" } else { "b" }
+}
+
+/// `n` channel names served by `master`, each in a slot of its own.
+fn on(master_name: &str, n: usize) -> Vec<String> {
+    let mut slots = HashSet::new();
+    (0..)
+        .map(|i| format!("room{i}"))
+        .filter(|channel| master(channel) == master_name && slots.insert(redis_keyslot(channel.as_bytes())))
+        .take(n)
+        .collect()
+}
+
+impl Fake {
+    fn new() -> Self {
+        Self(Arc::new(Inner {
+            frozen: Mutex::default(),
+            thawed: Notify::new(),
+            subscribed: Mutex::default(),
+            calls: Mutex::default(),
+            connected: AtomicBool::new(true),
+            reconnects: broadcast::channel(4).0,
+        }))
+    }
+
+    fn freeze(&self, master: &'static str) {
+        self.0.frozen.lock().unwrap().insert(master);
+    }
+
+    fn thaw(&self, master: &'static str) {
+        self.0.frozen.lock().unwrap().remove(master);
+        self.0.thawed.notify_waiters();
+    }
+
+    fn calls(&self) -> Vec<String> {
+        self.0.calls.lock().unwrap().clone()
+    }
+
+    fn is_subscribed(&self, channel: &str) -> bool {
+        self.0.subscribed.lock().unwrap().contains(channel)
+    }
+
+    /// Records the call, waits while its master is frozen, then applies it.
+    async fn call(&self, op: &str, channels: Vec<String>) -> Result<(), String> {
+        self.0.calls.lock().unwrap().push(format!("{op} {}", channels.join(" ")));
+        let master = master(&channels[0]);
+        loop {
+            let thawed = self.0.thawed.notified();
+            if !self.0.frozen.lock().unwrap().contains(master) {
+                break;
+            }
+            thawed.await;
+        }
+        tokio::time::sleep(DELAY).await;
+        let mut subscribed = self.0.subscribed.lock().unwrap();
+        for channel in channels {
+            if op == "subscribe" {
+                subscribed.insert(channel);
+            } else {
+                subscribed.remove(&channel);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Subscriber for Fake {
+    fn shard_subscribe(&self, channels: Vec<String>) -> impl Future<Output = Result<(), String>> + Send {
+        let fake = self.clone();
+        async move { fake.call("subscribe", channels).await }
+    }
+
+    fn shard_unsubscribe(&self, channels: Vec<String>) -> impl Future<Output = Result<(), String>> + Send {
+        let fake = self.clone();
+        async move { fake.call("unsubscribe", channels).await }
+    }
+
+    fn is_connected(&self) -> bool {
+        self.0.connected.load(Ordering::Relaxed)
+    }
+
+    fn reconnects(&self) -> broadcast::Receiver<Server> {
+        self.0.reconnects.subscribe()
+    }
+
+    fn slot_map(&self) -> Option<SlotMap> {
+        Some(SlotMap(vec![(0, 8191, Arc::from("a")), (8192, 16383, Arc::from("b"))]))
+    }
+}
+
+/// Whether `answer` came without time passing (the task may run).
+async fn at_once(answer: oneshot::Receiver<bool>) -> Option<bool> {
+    tokio::time::timeout(Duration::from_millis(1), answer).await.ok().map(Result::unwrap)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_confirmed_channel_is_answered_at_once_without_the_task() {
+    let fake = Fake::new();
+    let (front, task) = start_over(fake.clone());
+    assert_eq!(front.watch("room").await, Ok(true));
+    task.abort();
+    let _ = task.await;
+    let mut again = front.watch("room");
+    assert_eq!(again.try_recv(), Ok(true), "answered by the front alone");
+    assert_eq!(fake.calls(), ["subscribe room"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_frozen_master_holds_up_no_channel_of_another() {
+    let fake = Fake::new();
+    let (front, _task) = start_over(fake.clone());
+    let (a, b) = (on("a", 1), on("b", 1));
+    fake.freeze("a");
+    let mut frozen = front.watch(&a[0]);
+    let healthy = front.watch(&b[0]);
+    assert_eq!(tokio::time::timeout(TIMEOUT / 4, healthy).await, Ok(Ok(true)));
+    assert_eq!(frozen.try_recv(), Err(TryRecvError::Empty), "still waiting on the frozen master");
+    assert_eq!(frozen.await, Ok(false), "answered once its call timed out");
+    assert_eq!(front.shared.table().counts(), (2, 1), "two wanted, one confirmed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_failure_every_slot_of_that_master_is_answered_at_once_until_the_retry() {
+    let fake = Fake::new();
+    let (front, _task) = start_over(fake.clone());
+    let (a, b) = (on("a", 3), on("b", 1));
+    fake.freeze("a");
+    assert_eq!(front.watch(&a[0]).await, Ok(false));
+    let asked = fake.calls().len();
+    assert_eq!(at_once(front.watch(&a[1])).await, Some(false), "another slot of the same master");
+    assert_eq!(fake.calls().len(), asked, "not asked of Redis");
+    assert_eq!(front.watch(&b[0]).await, Ok(true), "the other master goes on");
+
+    fake.thaw("a");
+    for _ in 0..3 {
+        tokio::time::sleep(RETRY).await;
+    }
+    assert!(fake.is_subscribed(&a[0]) && fake.is_subscribed(&a[1]), "the retry pass subscribed them");
+    assert_eq!(at_once(front.watch(&a[1])).await, Some(true));
+    assert_eq!(front.watch(&a[2]).await, Ok(true), "no backoff any more");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_frozen_master_holds_at_most_its_share_of_calls() {
+    let fake = Fake::new();
+    let (front, _task) = start_over(fake.clone());
+    fake.freeze("a");
+    let answers: Vec<_> = on("a", 3 * PER_MASTER).iter().map(|channel| front.watch(channel)).collect();
+    let healthy = front.watch(&on("b", 1)[0]);
+    assert_eq!(tokio::time::timeout(TIMEOUT / 4, healthy).await, Ok(Ok(true)));
+    for answer in answers {
+        assert_eq!(answer.await, Ok(false));
+    }
+    let to_a = fake.calls().iter().filter(|call| master(call.split(' ').nth(1).unwrap()) == "a").count();
+    assert_eq!(to_a, PER_MASTER, "the rest answered by the backoff");
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_about_one_channel_keep_their_order() {
+    let fake = Fake::new();
+    let (front, _task) = start_over(fake.clone());
+
+    // Watch, unwatch, watch before the task runs: one subscribe.
+    let first = front.watch("r1");
+    front.unwatch("r1");
+    assert_eq!(front.watch("r1").await, Ok(true));
+    assert_eq!(first.await, Ok(true));
+    assert!(fake.is_subscribed("r1"));
+
+    // A watch while the unsubscribe is in flight waits for it, then
+    // subscribes again.
+    front.unwatch("r1");
+    tokio::time::sleep(DELAY / 2).await;
+    assert_eq!(fake.calls().last().unwrap(), "unsubscribe r1", "in flight");
+    assert_eq!(front.watch("r1").await, Ok(true));
+    assert!(fake.is_subscribed("r1"));
+    assert_eq!(fake.calls(), ["subscribe r1", "unsubscribe r1", "subscribe r1"]);
+
+    // An unwatch while the subscribe is in flight undoes it afterwards.
+    let joined = front.watch("r2");
+    tokio::time::sleep(DELAY / 2).await;
+    front.unwatch("r2");
+    assert_eq!(joined.await, Ok(true), "the join is told its subscribe's outcome");
+    tokio::time::sleep(DELAY * 2).await;
+    assert!(!fake.is_subscribed("r2"));
+    assert_eq!(fake.calls()[3..], ["subscribe r2", "unsubscribe r2"]);
+    assert_eq!(front.shared.table().counts(), (1, 1), "r2 forgotten");
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_the_queue_bound_a_watch_is_answered_false_and_subscribed_by_the_retry() {
+    let fake = Fake::new();
+    let (front, _task) = start_over(fake.clone());
+    // The task does not run before the test awaits: all of these wait.
+    let waiting: Vec<_> = (0..table::QUEUE).map(|i| front.watch(&format!("c{i}"))).collect();
+    let mut refused = front.watch("one too many");
+    assert_eq!(refused.try_recv(), Ok(false), "answered at once");
+    for answer in waiting {
+        assert_eq!(answer.await, Ok(true));
+    }
+    tokio::time::sleep(RETRY).await;
+    assert!(fake.is_subscribed("one too many"), "still wanted: the retry pass made it");
+}
+
+#[tokio::test(start_paused = true)]
+async fn channels_are_subscribed_again_after_a_reconnect() {
+    let fake = Fake::new();
+    let (front, _task) = start_over(fake.clone());
+    assert_eq!(front.watch("room").await, Ok(true));
+
+    fake.0.connected.store(false, Ordering::Relaxed);
+    assert_eq!(front.watch("other").try_recv(), Ok(false), "Redis down: answered at once");
+    assert_eq!(at_once(front.watch("room")).await, Some(false), "nothing counts as confirmed");
+
+    fake.0.connected.store(true, Ordering::Relaxed);
+    fake.0.reconnects.send(Server::new("a", 1)).unwrap();
+    tokio::time::sleep(TIMEOUT).await;
+    assert!(fake.is_subscribed("other"));
+    assert_eq!(fake.calls().iter().filter(|call| call.contains("room")).count(), 2, "room again");
+    assert_eq!(front.watch("room").try_recv(), Ok(true));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pass_leaves_room_for_joins() {
+    let fake = Fake::new();
+    let (front, _task) = start_over(fake.clone());
+    let channels = on("b", 4 * BATCH);
+    for channel in &channels {
+        front.watch(channel);
+    }
+    tokio::time::sleep(TIMEOUT).await;
+    assert_eq!(front.shared.table().counts(), (channels.len() as i64, channels.len() as i64));
+
+    // The sweep subscribes them all again, a batch per slot at most
+    // PASS_PER_MASTER at a time; a join meanwhile does not wait for it.
+    tokio::time::sleep(SWEEP - TIMEOUT).await;
+    tokio::time::sleep(DELAY / 2).await;
+    let swept = fake.calls().len();
+    assert_eq!(swept, channels.len() + PASS_PER_MASTER, "a pass's calls are bounded");
+    assert_eq!(front.watch(&on("b", 4 * BATCH + 1)[4 * BATCH]).await, Ok(true));
+    let calls = fake.calls();
+    assert!(calls.len() < channels.len() * 2, "joined before the sweep ended: {} calls", calls.len());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unsubscribe_that_timed_out_is_made_by_the_retry_pass() {
+    let fake = Fake::new();
+    let (front, _task) = start_over(fake.clone());
+    let a = on("a", 1);
+    assert_eq!(front.watch(&a[0]).await, Ok(true));
+    fake.freeze("a");
+    front.unwatch(&a[0]);
+    tokio::time::sleep(TIMEOUT + DELAY).await;
+    assert_eq!(fake.calls().last().unwrap(), &format!("unsubscribe {}", a[0]), "made, and timed out");
+    assert!(fake.is_subscribed(&a[0]));
+    assert_eq!(front.shared.table().counts(), (0, 0), "no longer wanted");
+
+    fake.thaw("a");
+    tokio::time::sleep(RETRY * 2).await;
+    assert!(!fake.is_subscribed(&a[0]), "the retry pass unsubscribed it");
+    assert!(front.shared.table().channels_mut().next().is_none(), "and forgot it");
+}
