@@ -10,7 +10,7 @@ use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr
 
 use super::{Instance, StartError, Wiring, router, services, socketio_builder};
 use crate::chat;
-use crate::cluster::{Cluster, Maintenance, PeerCheck, PubSub, RedisTarget, Timing};
+use crate::cluster::{Cluster, Maintenance, PeerCheck, PubSub, RedisTarget, RoutingSwitch, Timing};
 use crate::config::Config;
 use crate::http::Readiness;
 use crate::store::{RedisStore, Stores};
@@ -34,7 +34,8 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
     let store = Arc::new(
         RedisStore::new(cluster.commands(), &config.redis_prefix, instance.id.clone(), history_limit)
             .with_file_ttl(config.file_ttl())
-            .with_history_ttl(config.history_ttl()),
+            .with_history_ttl(config.history_ttl())
+            .with_heartbeat(config.routed_rooms, Duration::from_millis(config.instance_ttl_ms)),
     );
     let (ghosts, ghost_watch) = chat::Ghosts::channel();
     let (chat, api) = services(config, instance, Stores::of(store.clone()), &secret, ghosts);
@@ -73,11 +74,9 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
     };
     tasks.extend(chat::spawn_tasks(&io, &chat));
     tasks.push(store.clone().spawn_key_migration());
-    let mut peers =
+    let peers =
         PeerCheck::new(cluster.commands(), &config.redis_prefix, &instance.id, config.parser, timing.ttl);
-    if config.routed_rooms {
-        peers = peers.routing_through(cluster.pubsub());
-    }
+    let routing = RoutingSwitch::new(config.routed_rooms.then(|| cluster.pubsub()));
     let leaving = peers.clone();
     let maintenance = Maintenance {
         io: io.clone(),
@@ -87,6 +86,7 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
         readiness: readiness.clone(),
         timing,
         peers,
+        routing,
         ghosts: ghost_watch,
     }
     .spawn();
