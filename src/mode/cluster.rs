@@ -90,13 +90,19 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
         ghosts: ghost_watch,
     }
     .spawn();
-    let stop_maintenance = maintenance.abort_handle();
-    tasks.push(maintenance);
     tracing::info!(redis = %cluster.describe(), prefix = %config.redis_prefix, "cluster mode: connecting to Redis in the background");
 
     let shutdown = Box::pin(async move {
-        // A maintenance round would write our sockets back after we left.
-        stop_maintenance.abort();
+        // A maintenance round would write our sockets, heartbeat and PARSER
+        // entry back after we left: stop it, and wait until it has. Its
+        // commands already handed to the client go out before ours, on the
+        // same connection, so Redis runs them first.
+        maintenance.abort();
+        if let Err(err) = maintenance.await
+            && !err.is_cancelled()
+        {
+            tracing::warn!(error = %err, "the maintenance task failed");
+        }
         // Leave while the namespace is open: once socketioxide closes it,
         // nothing can be broadcast, and the other instances would never hear
         // that our users went offline (most come back through another
