@@ -32,6 +32,7 @@ use std::time::Duration;
 use clap::ValueEnum;
 use fred::prelude::{Client, HashesInterface};
 use fred::types::scripts::Script;
+use tokio::time::Instant;
 
 use super::PubSub;
 use crate::config::PacketParser;
@@ -141,8 +142,10 @@ impl PeerCheck {
 /// to a replica behind) that has not written its heartbeat again yet. The
 /// heartbeat tells: Redis did not know this instance either. Then, if the
 /// last heartbeat Redis knew found peers that do not route, they may just
-/// not be back: the next heartbeat decides (each peer writes its heartbeat
-/// first thing when its connection comes back).
+/// not be back: room channels stay off for a heartbeat interval (each peer
+/// writes its heartbeat first thing when its connection comes back; rounds
+/// can follow each other at once after a reconnect, so the hold is a time,
+/// not a count).
 pub struct RoutingSwitch {
     /// With `ROUTED_ROOMS`: the driver whose room broadcasts follow the
     /// switch (`None`: only the gauge of unrouted peers is kept).
@@ -151,6 +154,11 @@ pub struct RoutingSwitch {
     unrouted: Option<BTreeSet<String>>,
     /// Whether room broadcasts go on room channels.
     on: bool,
+    /// How long room channels stay off after Redis forgot the unrouted
+    /// peers (the heartbeat interval).
+    hold: Duration,
+    /// Until when they stay off, if Redis forgot them.
+    held_until: Option<Instant>,
 }
 
 /// What a heartbeat changed, to be logged.
@@ -164,15 +172,15 @@ enum Change {
 
 impl RoutingSwitch {
     /// The switch of an instance that routes rooms through `routed`, or of
-    /// one that does not (`None`).
-    pub fn new(routed: Option<PubSub>) -> Self {
-        Self { routed, unrouted: None, on: false }
+    /// one that does not (`None`), heartbeating every `interval`.
+    pub fn new(routed: Option<PubSub>, interval: Duration) -> Self {
+        Self { routed, unrouted: None, on: false, hold: interval, held_until: None }
     }
 
     /// Follows a successful heartbeat: turns room channels on or off, and
     /// says so once per change (a failed heartbeat keeps the decision).
     pub fn follow(&mut self, heartbeat: &Heartbeat) {
-        let change = self.saw(&heartbeat.unrouted, heartbeat.registered);
+        let change = self.saw(&heartbeat.unrouted, heartbeat.registered, Instant::now());
         // The driver first, then the gauges: once they say so, it is so.
         if let Some(pubsub) = &self.routed {
             match &change {
@@ -197,18 +205,23 @@ impl RoutingSwitch {
     }
 
     /// Takes a successful heartbeat's unrouted peers, and whether Redis
-    /// knew this instance before it.
-    fn saw(&mut self, unrouted: &BTreeSet<String>, registered: bool) -> Option<Change> {
+    /// knew this instance before it, at `now`.
+    fn saw(&mut self, unrouted: &BTreeSet<String>, registered: bool, now: Instant) -> Option<Change> {
         let was_unrouted = self.unrouted.as_ref().is_some_and(|peers| !peers.is_empty());
         let new = self.unrouted.as_ref() != Some(unrouted);
         self.unrouted = Some(unrouted.clone());
         if !unrouted.is_empty() {
             self.on = false;
+            self.held_until = None;
             return new.then(|| Change::Unrouted(unrouted.clone()));
         }
-        if self.on || (!registered && was_unrouted) {
+        if !registered && was_unrouted {
+            self.held_until = Some(now + self.hold);
+        }
+        if self.on || self.held_until.is_some_and(|until| now < until) {
             return None;
         }
+        self.held_until = None;
         self.on = true;
         Some(Change::On)
     }
@@ -218,47 +231,64 @@ impl RoutingSwitch {
 mod tests {
     use super::*;
 
+    const INTERVAL: Duration = Duration::from_secs(5);
+
     fn set(ids: &[&str]) -> BTreeSet<String> {
         ids.iter().map(|id| (*id).to_owned()).collect()
     }
 
+    /// A switch, and heartbeats one interval apart from now.
+    fn switch() -> (RoutingSwitch, impl FnMut() -> Instant) {
+        let mut at = Instant::now();
+        let ticks = move || {
+            at += INTERVAL;
+            at
+        };
+        (RoutingSwitch::new(None, INTERVAL), ticks)
+    }
+
     #[test]
     fn room_channels_turn_on_at_a_clear_first_heartbeat() {
-        let mut switch = RoutingSwitch::new(None);
-        assert_eq!(switch.saw(&set(&[]), false), Some(Change::On));
-        assert_eq!(switch.saw(&set(&[]), true), None, "said once");
+        let (mut switch, mut at) = switch();
+        assert_eq!(switch.saw(&set(&[]), false, at()), Some(Change::On));
+        assert_eq!(switch.saw(&set(&[]), true, at()), None, "said once");
         assert!(switch.on);
     }
 
     #[test]
     fn room_channels_turn_off_at_once_and_on_again_at_the_next_clear_heartbeat() {
-        let mut switch = RoutingSwitch::new(None);
-        assert_eq!(switch.saw(&set(&[]), false), Some(Change::On));
-        assert_eq!(switch.saw(&set(&["b"]), true), Some(Change::Unrouted(set(&["b"]))));
+        let (mut switch, mut at) = switch();
+        assert_eq!(switch.saw(&set(&[]), false, at()), Some(Change::On));
+        assert_eq!(switch.saw(&set(&["b"]), true, at()), Some(Change::Unrouted(set(&["b"]))));
         assert!(!switch.on);
-        assert_eq!(switch.saw(&set(&["b"]), true), None, "said once per change");
-        assert_eq!(switch.saw(&set(&["b", "c"]), true), Some(Change::Unrouted(set(&["b", "c"]))));
-        assert_eq!(switch.saw(&set(&[]), true), Some(Change::On), "one clear heartbeat suffices");
+        assert_eq!(switch.saw(&set(&["b"]), true, at()), None, "said once per change");
+        assert_eq!(switch.saw(&set(&["b", "c"]), true, at()), Some(Change::Unrouted(set(&["b", "c"]))));
+        assert_eq!(switch.saw(&set(&[]), true, at()), Some(Change::On), "one clear heartbeat suffices");
     }
 
     #[test]
     fn an_unrouted_peer_at_the_first_heartbeat_is_said_at_once() {
-        let mut switch = RoutingSwitch::new(None);
-        assert_eq!(switch.saw(&set(&["old"]), false), Some(Change::Unrouted(set(&["old"]))));
-        assert_eq!(switch.saw(&set(&[]), true), Some(Change::On));
+        let (mut switch, mut at) = switch();
+        assert_eq!(switch.saw(&set(&["old"]), false, at()), Some(Change::Unrouted(set(&["old"]))));
+        assert_eq!(switch.saw(&set(&[]), true, at()), Some(Change::On));
     }
 
     #[test]
-    fn after_redis_forgot_everyone_the_unrouted_peers_are_waited_for_one_heartbeat() {
-        let mut switch = RoutingSwitch::new(None);
-        switch.saw(&set(&[]), false);
-        switch.saw(&set(&["b"]), true);
-        // Redis restarted empty: b has not written its heartbeat again yet.
-        assert_eq!(switch.saw(&set(&[]), false), None);
+    fn after_redis_forgot_everyone_room_channels_stay_off_for_an_interval() {
+        let (mut switch, mut at) = switch();
+        switch.saw(&set(&[]), false, at());
+        switch.saw(&set(&["b"]), true, at());
+        // Redis restarted empty: b has not written its heartbeat again yet,
+        // and rounds come back to back after the reconnect.
+        let forgotten = at();
+        assert_eq!(switch.saw(&set(&[]), false, forgotten), None);
+        assert_eq!(switch.saw(&set(&[]), true, forgotten + INTERVAL / 10), None);
         assert!(!switch.on, "stays off");
-        assert_eq!(switch.saw(&set(&["b"]), true), Some(Change::Unrouted(set(&["b"]))), "b is back");
-        // Had b not come back, the next heartbeat turns room channels on.
-        switch.saw(&set(&[]), false);
-        assert_eq!(switch.saw(&set(&[]), true), Some(Change::On));
+        assert_eq!(switch.saw(&set(&["b"]), true, at()), Some(Change::Unrouted(set(&["b"]))), "b is back");
+        // Had b not come back, room channels turn on an interval later.
+        let forgotten = at();
+        switch.saw(&set(&[]), false, forgotten);
+        assert_eq!(switch.saw(&set(&[]), true, forgotten + INTERVAL / 2), None);
+        assert_eq!(switch.saw(&set(&[]), true, forgotten + INTERVAL), Some(Change::On));
     }
 }

@@ -76,7 +76,7 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
     tasks.push(store.clone().spawn_key_migration());
     let peers =
         PeerCheck::new(cluster.commands(), &config.redis_prefix, &instance.id, config.parser, timing.ttl);
-    let routing = RoutingSwitch::new(config.routed_rooms.then(|| cluster.pubsub()));
+    let routing = RoutingSwitch::new(config.routed_rooms.then(|| cluster.pubsub()), timing.heartbeat);
     let leaving = peers.clone();
     let maintenance = Maintenance {
         io: io.clone(),
