@@ -50,7 +50,7 @@ pub struct Metrics {
     mismatched_peers: Gauge,
     /// 1 while room broadcasts go on room channels (`ROUTED_ROOMS`).
     rooms_routed: Gauge,
-    /// Live peers that do not route rooms.
+    /// Live peers that do not route rooms, as the last heartbeat found them.
     unrouted_peers: Gauge,
     emit_seconds: Histogram,
     /// Bytes (channel and payload) read from Redis pub/sub, by `kind`:
@@ -194,7 +194,7 @@ impl Metrics {
             (
                 "chatwire_unrouted_peers",
                 &self.unrouted_peers,
-                "Live instances of the deployment that do not route rooms (ROUTED_ROOMS=false, or an earlier version)",
+                "Live instances of the deployment that do not route rooms (ROUTED_ROOMS=false, or an earlier version), at this instance's last heartbeat",
             ),
         ] {
             r.register(name, help, gauge.clone());
@@ -325,7 +325,8 @@ impl Metrics {
         self.rooms_routed.set(i64::from(on));
     }
 
-    /// How many live instances of the deployment do not route rooms.
+    /// How many live instances of the deployment do not route rooms, as
+    /// this instance's last successful heartbeat found them.
     pub fn set_unrouted_peers(&self, peers: usize) {
         self.unrouted_peers.set(i64::try_from(peers).unwrap_or(i64::MAX));
     }

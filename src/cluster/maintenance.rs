@@ -2,14 +2,15 @@
 //! (and at once after Redis reconnects) it
 //! 1. reports readiness (Redis reachable and this instance's presence back in
 //!    it) and logs connection changes,
-//! 2. renews this instance's heartbeat,
+//! 2. renews this instance's heartbeat, which says whether it routes rooms,
+//!    and uses room channels only while every live peer routes
+//!    ([`RoutingSwitch`]),
 //! 3. resyncs this instance's presence if Redis lost it (outage, or we were
 //!    taken for dead) and tells everyone what came back,
 //! 4. flushes history written while Redis was away,
 //! 5. purges instances whose heartbeat expired ([`purge`](super::purge)),
-//! 6. publishes this instance's PARSER and ROUTED_ROOMS, checks the live
-//!    peers use the same PARSER, and uses room channels only while every
-//!    live peer routes ([`peers`](super::peers));
+//! 6. publishes this instance's PARSER and checks the live peers use the
+//!    same ([`PeerCheck`]);
 //!
 //! and twice a second it looks at the other instances' Redis connections
 //! ([`liveness`](super::liveness)): an instance whose process died is purged
@@ -30,7 +31,7 @@ use tokio::time::{Instant, Interval};
 
 use super::liveness::{Liveness, LivenessError};
 use super::purge::{purge, purge_expired};
-use super::{Cluster, PeerCheck};
+use super::{Cluster, PeerCheck, RoutingSwitch};
 use crate::chat::{self, Chat, ChatError, GhostWatch};
 use crate::http::Readiness;
 use crate::store::{RedisStore, Resync};
@@ -64,8 +65,10 @@ pub struct Maintenance<A: Adapter> {
     pub readiness: Readiness,
     /// Heartbeat interval and time-to-live.
     pub timing: Timing,
-    /// The PARSER and ROUTED_ROOMS registries.
+    /// The PARSER registry.
     pub peers: PeerCheck,
+    /// Room channels on or off, as the heartbeats find the peers routing.
+    pub routing: RoutingSwitch,
     /// Logins that met a taken name, asking for a look at the others now.
     pub ghosts: GhostWatch,
 }
@@ -125,7 +128,8 @@ impl<A: Adapter> Maintenance<A> {
             if due && self.store.is_connected() {
                 let work = async {
                     // A failed heartbeat alone leaves the verdict as it was.
-                    let synced = round(&self.io, &self.chat, &self.store, !turns.in_sync).await?;
+                    let synced =
+                        round(&self.io, &self.chat, &self.store, &mut self.routing, !turns.in_sync).await?;
                     purge_expired(&self.io, &self.chat, &self.store, self.timing.ttl).await;
                     self.peers.run().await;
                     Some(synced)
@@ -248,20 +252,29 @@ async fn while_connected<T>(
     }
 }
 
-/// One maintenance round (all but purging); each step logs its own failure
-/// and the next round retries. `force` resyncs even if Redis seems to know
-/// this instance. Returns whether this instance's presence is in Redis, or
-/// `None` if the heartbeat failed and that could not be checked.
-async fn round<A: Adapter>(io: &SocketIo<A>, chat: &Chat, store: &RedisStore, force: bool) -> Option<bool> {
-    let registered = match store.heartbeat().await {
-        Ok(registered) => registered,
+/// One maintenance round (all but purging and the PARSER check); each step
+/// logs its own failure and the next round retries. The heartbeat's answer
+/// sets `routing` at once, before a resync that may be long. `force`
+/// resyncs even if Redis seems to know this instance. Returns whether this
+/// instance's presence is in Redis, or `None` if the heartbeat failed and
+/// that could not be checked (`routing` then stays as it was).
+async fn round<A: Adapter>(
+    io: &SocketIo<A>,
+    chat: &Chat,
+    store: &RedisStore,
+    routing: &mut RoutingSwitch,
+    force: bool,
+) -> Option<bool> {
+    let heartbeat = match store.heartbeat().await {
+        Ok(heartbeat) => heartbeat,
         Err(err) => {
             tracing::warn!(error = %err, "heartbeat failed");
             return None;
         }
     };
+    routing.follow(&heartbeat);
     let mut in_sync = true;
-    if force || !registered || store.needs_resync() {
+    if force || !heartbeat.registered || store.needs_resync() {
         match store.resync().await {
             Ok(report) => announce_resync(io, chat, report).await,
             Err(err) => {

@@ -32,7 +32,7 @@ use fred::types::config::ClusterDiscoveryPolicy;
 use tokio::task::JoinHandle;
 
 pub use maintenance::{Maintenance, Timing};
-pub use peers::PeerCheck;
+pub use peers::{PeerCheck, RoutingSwitch};
 pub use pubsub::PubSub;
 pub use url::{RedisTarget, UrlError};
 

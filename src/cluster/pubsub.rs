@@ -100,9 +100,9 @@ impl PubSub {
     }
 
     /// If rooms are routed: publishes room broadcasts on room channels
-    /// (`true`) or on the namespace channel (`false`, until every live
-    /// instance is known to route: [`super::peers`]). Room channels stay
-    /// subscribed either way.
+    /// (`true`) or on the namespace channel (`false`, until the heartbeats
+    /// find every live instance routing: [`super::RoutingSwitch`]). Room
+    /// channels stay subscribed either way.
     pub fn route_room_broadcasts(&self, on: bool) {
         if let Some(routing) = self.0.routing.get() {
             routing.set_active(on);

@@ -1,12 +1,10 @@
 -- Publishes one setting of an instance in a registry hash of the
--- deployment (its PARSER in `<prefix>:parsers`, whether it routes rooms in
--- `<prefix>:routing`) and returns the other live instances' entries. An
--- entry not refreshed within the time-to-live (a stopped or dead instance)
--- is removed. Stamped with the Redis server's clock, as heartbeats are.
--- One key per call: two registries in one call would be CROSSSLOT on a
--- Redis Cluster. Instances of earlier versions run their own script on
--- `<prefix>:parsers`, which removes entries not of the form "value ms":
--- keep that form.
+-- deployment (its PARSER in `<prefix>:parsers`) and returns the other live
+-- instances' entries. An entry not refreshed within the time-to-live (a
+-- stopped or dead instance) is removed. Stamped with the Redis server's
+-- clock, as heartbeats are. Instances of earlier versions run their own
+-- script on `<prefix>:parsers`, which removes entries not of the form
+-- "value ms": keep that form.
 -- KEYS: registry hash (instance id → "value milliseconds")
 -- ARGV: instance id, value (no space), time-to-live in milliseconds
 -- → {instance id, value, ...} of the other live instances

@@ -10,7 +10,7 @@ use socketioxide_redis::{CustomRedisAdapter, RedisAdapterConfig, RedisAdapterCtr
 
 use super::{Instance, StartError, Wiring, router, services, socketio_builder};
 use crate::chat;
-use crate::cluster::{Cluster, Maintenance, PeerCheck, PubSub, RedisTarget, Timing};
+use crate::cluster::{Cluster, Maintenance, PeerCheck, PubSub, RedisTarget, RoutingSwitch, Timing};
 use crate::config::Config;
 use crate::http::Readiness;
 use crate::store::{RedisStore, Stores};
@@ -34,7 +34,8 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
     let store = Arc::new(
         RedisStore::new(cluster.commands(), &config.redis_prefix, instance.id.clone(), history_limit)
             .with_file_ttl(config.file_ttl())
-            .with_history_ttl(config.history_ttl()),
+            .with_history_ttl(config.history_ttl())
+            .with_heartbeat(config.routed_rooms, Duration::from_millis(config.instance_ttl_ms)),
     );
     let (ghosts, ghost_watch) = chat::Ghosts::channel();
     let (chat, api) = services(config, instance, Stores::of(store.clone()), &secret, ghosts);
@@ -73,11 +74,9 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
     };
     tasks.extend(chat::spawn_tasks(&io, &chat));
     tasks.push(store.clone().spawn_key_migration());
-    let mut peers =
+    let peers =
         PeerCheck::new(cluster.commands(), &config.redis_prefix, &instance.id, config.parser, timing.ttl);
-    if config.routed_rooms {
-        peers = peers.routing_through(cluster.pubsub());
-    }
+    let routing = RoutingSwitch::new(config.routed_rooms.then(|| cluster.pubsub()), timing.heartbeat);
     let leaving = peers.clone();
     let maintenance = Maintenance {
         io: io.clone(),
@@ -87,16 +86,23 @@ pub async fn wire(config: &Config, instance: &Instance, url: &str) -> Result<Wir
         readiness: readiness.clone(),
         timing,
         peers,
+        routing,
         ghosts: ghost_watch,
     }
     .spawn();
-    let stop_maintenance = maintenance.abort_handle();
-    tasks.push(maintenance);
     tracing::info!(redis = %cluster.describe(), prefix = %config.redis_prefix, "cluster mode: connecting to Redis in the background");
 
     let shutdown = Box::pin(async move {
-        // A maintenance round would write our sockets back after we left.
-        stop_maintenance.abort();
+        // A maintenance round would write our sockets, heartbeat and PARSER
+        // entry back after we left: stop it, and wait until it has. Its
+        // commands already handed to the client go out before ours, on the
+        // same connection, so Redis runs them first.
+        maintenance.abort();
+        if let Err(err) = maintenance.await
+            && !err.is_cancelled()
+        {
+            tracing::warn!(error = %err, "the maintenance task failed");
+        }
         // Leave while the namespace is open: once socketioxide closes it,
         // nothing can be broadcast, and the other instances would never hear
         // that our users went offline (most come back through another

@@ -19,7 +19,7 @@ use async_trait::async_trait;
 pub use accounts::{Account, AccountStore, Attempts, Avatar, Charge};
 pub use files::{FileStore, StoredFile};
 pub use memory::{MemoryStore, SocketSnapshot};
-pub use redis::{Migration, Purge, RedisStore, Resync, TIMEOUT as REDIS_TIMEOUT};
+pub use redis::{Heartbeat, Migration, Purge, RedisStore, Resync, TIMEOUT as REDIS_TIMEOUT};
 
 use crate::domain::roster::RosterQuery;
 use crate::domain::{Conversation, Message, MessageId, RoomName, UserId, Username};

@@ -35,7 +35,7 @@ use std::time::Duration;
 use fred::prelude::{Client, ClientLike};
 
 pub use migrate::Migration;
-pub use sync::{Purge, Resync};
+pub use sync::{Heartbeat, Purge, Resync};
 
 use self::scripts::{Keys, Scripts};
 use super::MemoryStore;
@@ -66,6 +66,8 @@ const PENDING_LIMIT: usize = 10_000;
 const DEFAULT_FILE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// A conversation's history expires this long after its last message, by default.
 const DEFAULT_HISTORY_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// An instance silent for this long is not live, by default (`INSTANCE_TTL_MS`'s default).
+const DEFAULT_INSTANCE_TTL: Duration = Duration::from_secs(15);
 
 /// [`Store`] backed by Redis (or a Redis Cluster), with a local mirror.
 pub struct RedisStore {
@@ -79,6 +81,10 @@ pub struct RedisStore {
     file_ttl: Duration,
     /// How long a conversation's history outlives its last message.
     history_ttl: Duration,
+    /// Whether this instance's heartbeat says it routes room broadcasts.
+    routes_rooms: bool,
+    /// A peer whose last heartbeat is older than this is not live.
+    instance_ttl: Duration,
     /// This instance's own sockets: the truth about them, and the fallback.
     local: MemoryStore,
     /// History writes that could not be made, oldest first.
@@ -105,6 +111,8 @@ impl RedisStore {
             history_limit,
             file_ttl: DEFAULT_FILE_TTL,
             history_ttl: DEFAULT_HISTORY_TTL,
+            routes_rooms: false,
+            instance_ttl: DEFAULT_INSTANCE_TTL,
             local: MemoryStore::new(history_limit),
             pending: Mutex::default(),
             sync: tokio::sync::RwLock::new(()),
@@ -123,6 +131,13 @@ impl RedisStore {
     /// (default: 30 days).
     pub fn with_history_ttl(self, ttl: Duration) -> Self {
         Self { history_ttl: ttl, ..self }
+    }
+
+    /// Heartbeats that say whether this instance routes room broadcasts
+    /// (`ROUTED_ROOMS`), and count a peer as live while its last heartbeat
+    /// is younger than `instance_ttl` (default: off, 15 s).
+    pub fn with_heartbeat(self, routes_rooms: bool, instance_ttl: Duration) -> Self {
+        Self { routes_rooms, instance_ttl, ..self }
     }
 
     /// True while the command connection to Redis is up.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use fred::prelude::Value;
 
 use crate::domain::{RoomName, Username};
-use crate::store::{Attempts, Charge, RoomInfo, StoreError};
+use crate::store::{Attempts, Charge, Heartbeat, RoomInfo, StoreError};
 
 /// A script's reply of a shape it never sends.
 pub(super) fn unexpected(script: &str, reply: &impl Debug) -> StoreError {
@@ -85,7 +85,7 @@ pub(super) fn done(script: &str, reply: Value) -> Result<(), StoreError> {
     }
 }
 
-/// A reply that is 0 or 1 (heartbeat, claim, delete_if, replace_account).
+/// A reply that is 0 or 1 (claim, delete_if, replace_account).
 pub(super) fn yes_or_no(script: &str, reply: Value) -> Result<bool, StoreError> {
     flag(script, &reply)
 }
@@ -93,6 +93,18 @@ pub(super) fn yes_or_no(script: &str, reply: Value) -> Result<bool, StoreError> 
 /// An array of strings (dead, roster).
 pub(super) fn strings(script: &str, reply: Value) -> Result<Vec<String>, StoreError> {
     items(script, reply)?.iter().map(|item| string(script, item)).collect()
+}
+
+/// heartbeat.lua: `{registered (0|1), unrouted live peer...}`.
+pub(super) fn heartbeat(reply: Value) -> Result<Heartbeat, StoreError> {
+    const SCRIPT: &str = "heartbeat";
+    match items(SCRIPT, reply)?.as_slice() {
+        [registered, peers @ ..] => Ok(Heartbeat {
+            registered: flag(SCRIPT, registered)?,
+            unrouted: peers.iter().map(|peer| string(SCRIPT, peer)).collect::<Result<_, _>>()?,
+        }),
+        other => Err(unexpected(SCRIPT, &other)),
+    }
 }
 
 /// rooms.lua: `{room, member count, member display name..., room, ...}`,
@@ -209,6 +221,19 @@ mod tests {
         assert_eq!(revoked(array(&[0.into(), 1.into()]), 2).unwrap(), [false, true]);
         says_script(revoked(array(&[0.into()]), 2), "revoked");
         says_script(revoked(array(&[0.into(), 3.into()]), 2), "revoked");
+    }
+
+    #[test]
+    fn a_heartbeat_answers_whether_it_was_registered_then_the_unrouted_peers() {
+        let told = heartbeat(array(&[1.into(), "b#1".into(), "c#2".into()])).unwrap();
+        assert!(told.registered);
+        assert_eq!(told.unrouted.into_iter().collect::<Vec<_>>(), ["b#1", "c#2"]);
+        let first = heartbeat(array(&[0.into()])).unwrap();
+        assert!(!first.registered && first.unrouted.is_empty());
+        says_script(heartbeat(array(&[])), "heartbeat");
+        says_script(heartbeat(array(&[2.into()])), "heartbeat");
+        says_script(heartbeat(array(&[1.into(), 7.into()])), "heartbeat");
+        says_script(heartbeat(Value::Integer(1)), "heartbeat");
     }
 
     #[test]

@@ -84,6 +84,9 @@ pub struct Keys {
     pub instances: String,
     /// instance id → the name of its command connections (`CLIENT SETNAME`)
     pub connections: String,
+    /// instance id → "on" if it routes room broadcasts (`ROUTED_ROOMS`),
+    /// else "off"; written with its heartbeat
+    pub routing: String,
     room_prefix: String,
     instance_prefix: String,
     purging_prefix: String,
@@ -102,6 +105,7 @@ impl Keys {
             rooms: format!("{tag}:rooms"),
             instances: format!("{tag}:instances"),
             connections: format!("{tag}:connections"),
+            routing: format!("{tag}:routing"),
             room_prefix: format!("{tag}:room:"),
             instance_prefix: format!("{tag}:instance:"),
             purging_prefix: format!("{tag}:purging:"),

@@ -2,7 +2,7 @@
 //! sockets of dead instances, and rewriting this instance's own part of Redis
 //! from its local mirror after an outage.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -24,6 +24,19 @@ pub struct Purge {
     pub logouts: Vec<Logout>,
 }
 
+/// What a heartbeat found.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// False if Redis did not know this instance (first heartbeat, purged
+    /// as dead, or Redis lost its data): a resync is due, and peers may not
+    /// have put themselves back yet.
+    pub registered: bool,
+    /// The other live instances (a heartbeat within the time-to-live) that
+    /// do not route room broadcasts: `ROUTED_ROOMS=false`, or a version
+    /// whose heartbeat does not say.
+    pub unrouted: BTreeSet<String>,
+}
+
 /// What a resync changed in Redis, for the others to be told.
 #[derive(Debug, Default)]
 pub struct Resync {
@@ -39,15 +52,22 @@ pub struct Resync {
 }
 
 impl RedisStore {
-    /// Records that this instance is alive. Returns false if Redis did not
-    /// know it (first heartbeat, or it was purged as dead): a resync is due.
-    pub async fn heartbeat(&self) -> Result<bool, StoreError> {
-        let keys = vec![self.keys.instances.clone(), self.keys.connections.clone()];
-        let args = vec![self.instance.clone(), self.client.id().to_owned()];
-        let known: Value = self
+    /// Records that this instance is alive, and whether it routes room
+    /// broadcasts, in one step; reads which live peers do not route.
+    pub async fn heartbeat(&self) -> Result<Heartbeat, StoreError> {
+        let keys =
+            vec![self.keys.instances.clone(), self.keys.connections.clone(), self.keys.routing.clone()];
+        let routes = if self.routes_rooms { "on" } else { "off" };
+        let args = vec![
+            self.instance.clone(),
+            self.client.id().to_owned(),
+            routes.to_owned(),
+            self.instance_ttl.as_millis().to_string(),
+        ];
+        let told: Value = self
             .call_now("heartbeat", self.scripts.heartbeat.evalsha_with_reload(&self.client, keys, args))
             .await?;
-        reply::yes_or_no("heartbeat", known)
+        reply::heartbeat(told)
     }
 
     /// Other instances whose last heartbeat is older than `ttl`.
