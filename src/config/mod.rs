@@ -109,12 +109,12 @@ pub struct Config {
     /// Cluster mode: route room broadcasts on one sharded pub/sub channel
     /// per room, which only instances with members of that room subscribe
     /// (`cluster::routing`), instead of on the namespace channel every
-    /// instance reads. Instances may differ (a rolling upgrade): a routed
+    /// instance reads (`false`, as before routing existed). Instances may differ (a rolling upgrade): a routed
     /// one keeps room broadcasts on the namespace channel while its
     /// heartbeat finds a live instance that does not route. One without it
     /// that starts among routed ones is seen at their next heartbeat; its
     /// users may miss their room messages until then.
-    #[arg(long, env = "ROUTED_ROOMS", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, env = "ROUTED_ROOMS", default_value_t = true, action = clap::ArgAction::Set)]
     pub routed_rooms: bool,
 
     /// Cluster mode: milliseconds between heartbeats (and maintenance rounds).
