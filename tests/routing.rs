@@ -575,7 +575,15 @@ async fn rooms_on_healthy_masters_are_served_while_another_master_is_frozen() {
         frozen_at.elapsed()
     );
     // Another slot of the frozen master, while it is still frozen: answered
-    // by the master's backoff, without a call of its own.
+    // by the master's backoff, without a call of its own. The joins above
+    // may be answered (membership's 2 s bound) just before their call times
+    // out (also 2 s): wait until each instance's call failed and its backoff
+    // began.
+    let deadline = Instant::now() + RECOVERY;
+    while [&a, &b].iter().any(|process| process.count_logs("room channel call failed") == 0) {
+        assert!(Instant::now() < deadline, "no failed call within {RECOVERY:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let erin_joined = join_later(&erin, &frozen_rooms[1]);
     let frank_joined = join_later(&frank, &frozen_rooms[1]);
     assert_eq!(erin_joined.await.unwrap()["ok"], true);

@@ -5,8 +5,11 @@
 //!
 //! The front and the task share a table of channels ([`table`]): whether
 //! each is wanted, whether Redis confirmed it on the current connection,
-//! whether a call about it is in flight. A watch of a confirmed channel is
-//! answered `true` on the spot; anything else is queued for the task.
+//! whether a call about it is queued or in flight. A watch of a confirmed
+//! channel is answered `true` on the spot; while Redis is disconnected, or
+//! when too many channels wait for the task ([`table::QUEUE`]), it is
+//! answered `false` at once (the channel stays wanted, and a later pass
+//! subscribes it); anything else is queued for the task.
 //!
 //! The task runs calls concurrently: at most [`PER_MASTER`] in flight per
 //! master and [`IN_FLIGHT`] in all, each bounded by [`TIMEOUT`]. A channel
@@ -17,25 +20,29 @@
 //! Watches and unwatches go first; a pass uses at most [`PASS_PER_MASTER`]
 //! of a master's calls.
 //!
-//! After a call to a master fails or times out, every channel on that
-//! master is answered `false` at once for [`BACKOFF`], without asking
-//! Redis; the other masters go on. On a Redis Cluster the master of a
-//! channel is the owner of its hash slot in fred's cached slot map; on one
-//! Redis there is one server. (A master that stays silent is taken for
-//! gone by fred after about 5 s, and fred then reconnects the whole pub/sub
-//! connection, which it cannot finish until that master answers or is
-//! failed over: from then on every channel counts as unconfirmed, as with
-//! Redis down.)
+//! After a call to a master fails or times out, that master's channels not
+//! yet confirmed are answered `false` at once for [`BACKOFF`], without
+//! asking Redis (the confirmed ones still answer `true`); the other masters
+//! go on. On a Redis Cluster the master of a channel is the owner of its
+//! hash slot in fred's cached slot map (taken again when a slot is missing
+//! from it; slots it still lacks share one master); on one Redis there is
+//! one server. (A master that stays silent is taken for gone by fred after
+//! about 5 s, and fred then reconnects the whole pub/sub connection, which
+//! it cannot finish until that master answers or is failed over: from then
+//! on every channel counts as unconfirmed, as with Redis down.)
 //!
-//! Channels asked for and not yet handed to a call are bounded
-//! ([`table::QUEUE`]): past it, a watch is answered `false` at once (with a
-//! throttled warning) and the channel, still wanted, is subscribed by the
-//! next retry pass. Entries exist only for wanted channels and for
-//! unwanted ones still to be unsubscribed.
+//! The task's queue is bounded per master ([`table::QUEUE`] channels each):
+//! past it, the channel is answered `false` (with a throttled warning) and,
+//! still wanted, subscribed by the next retry pass; a frozen master's
+//! backlog refuses none of another master's channels. Entries exist only
+//! for wanted channels, for unwanted ones still to be unsubscribed, and for
+//! channels queued or in flight.
 //!
 //! Passes:
-//! - after a reconnect (or while disconnected) every channel counts as
-//!   unconfirmed, and all are subscribed again;
+//! - after a reconnect every channel counts as unconfirmed, and all are
+//!   subscribed again as soon as fred counts the connection as up (it
+//!   reports the reconnect just before): while Redis is disconnected the
+//!   task holds its queues and looks again every [`CONNECT_POLL`];
 //! - every [`RETRY`] the task tries again the channels whose subscribe (or
 //!   unsubscribe) failed or was not made;
 //! - every [`SWEEP`] it subscribes every wanted channel again anyway: when a
@@ -49,9 +56,11 @@
 //! `confirmed` or `pending`.
 //!
 //! - [`table`]: the shared table, and the front's side of it
-//! - [`task`]: the calls, the passes, the backoff
+//! - [`task`]: the calls, the passes, the connection
+//! - [`master`]: one master's queues, limits and backoff
 //! - [`subscriber`]: what the task needs of fred's pub/sub client
 
+mod master;
 mod subscriber;
 mod table;
 mod task;
@@ -89,6 +98,10 @@ const PER_MASTER: usize = 8;
 const PASS_PER_MASTER: usize = 2;
 /// Calls in flight in all.
 const IN_FLIGHT: usize = 64;
+/// While Redis is disconnected with work queued, how often the task looks
+/// whether it is connected again (fred reports a reconnect before it counts
+/// the connection as up, and reports nothing then).
+const CONNECT_POLL: Duration = Duration::from_millis(20);
 
 /// Watches answered `false` because too many channels were waiting.
 static QUEUE_FULL: Throttle = Throttle::new(Duration::from_secs(10));
@@ -139,15 +152,7 @@ impl RoomSubscriptions {
         let watched = self.shared.table().watch(channel, answer, connected);
         match watched {
             Watched::Queued => self.shared.work.notify_one(),
-            Watched::Full => {
-                if let Some(unreported) = QUEUE_FULL.due(std::time::Instant::now()) {
-                    tracing::warn!(
-                        channel,
-                        unreported,
-                        "too many room subscriptions waiting: answered at once, subscribed by the next retry"
-                    );
-                }
-            }
+            Watched::Full => queue_full(channel),
             Watched::Answered | Watched::Waiting => {}
         }
         answered
@@ -158,6 +163,18 @@ impl RoomSubscriptions {
         if self.shared.table().unwatch(channel) {
             self.shared.work.notify_one();
         }
+    }
+}
+
+/// Reports (throttled) a watch answered `false` because too many channels
+/// were waiting.
+fn queue_full(channel: &str) {
+    if let Some(unreported) = QUEUE_FULL.due(std::time::Instant::now()) {
+        tracing::warn!(
+            channel,
+            unreported,
+            "too many room subscriptions waiting: answered at once, subscribed by the next retry"
+        );
     }
 }
 

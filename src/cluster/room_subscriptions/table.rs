@@ -8,8 +8,10 @@ use std::collections::{HashMap, VecDeque};
 
 use tokio::sync::oneshot;
 
-/// Channels asked for and not yet handed to a call; past it, a watch is
-/// answered `false` at once (and the retry pass subscribes the channel).
+/// Channels asked for and not yet taken by the task, and channels in one
+/// master's queue of the task; past it, a watch is answered `false` at once
+/// (and the retry pass subscribes the channel). Per master, so that a
+/// frozen master's backlog refuses none of another master's channels.
 pub(super) const QUEUE: usize = 4096;
 /// Joins waiting on one channel's subscription; past it (closed answers
 /// pruned first), a watch is answered `false` at once.
@@ -69,11 +71,9 @@ impl Channel {
 #[derive(Default)]
 pub(super) struct Table {
     channels: HashMap<String, Channel>,
-    /// Channels to look at again, in the order they were asked.
+    /// Channels to look at again, in the order they were asked, until the
+    /// task sorts them into its masters' queues (at most [`QUEUE`]).
     pub(super) asked: VecDeque<String>,
-    /// Channels asked for and not yet handed to a call (in `asked` or in a
-    /// master's queue of the task).
-    pub(super) waiting: usize,
     /// This table's share of the gauge (several instances may share a
     /// process in tests): confirmed, pending.
     counted: (i64, i64),
@@ -128,7 +128,7 @@ impl Table {
         if !self.channels.contains_key(channel) {
             self.channels.insert(channel.to_owned(), Channel::default());
         }
-        let full = self.waiting >= QUEUE;
+        let full = self.asked.len() >= QUEUE;
         let watched = self.update(channel, |entry| {
             entry.wanted = true;
             if !connected || entry.confirmed {
@@ -157,7 +157,7 @@ impl Table {
     /// An unwatch of `channel`; true if queued for the task (to be woken).
     /// With the queue full it is left to the retry pass.
     pub(super) fn unwatch(&mut self, channel: &str) -> bool {
-        let full = self.waiting >= QUEUE;
+        let full = self.asked.len() >= QUEUE;
         let queued = self.update(channel, |entry| {
             entry.wanted = false;
             // In flight: its outcome decides the next call. Never sent:
@@ -175,7 +175,6 @@ impl Table {
     /// Queues `channel` (already marked `asked`) for the task.
     pub(super) fn ask(&mut self, channel: String) {
         self.asked.push_back(channel);
-        self.waiting += 1;
     }
 
     /// Every channel, for a pass.

@@ -1,8 +1,9 @@
 //! The task behind [`super::RoomSubscriptions`]: it hands queued channels
 //! to Redis calls, concurrently within the limits, one call per channel at
-//! a time, and records what each call confirmed.
+//! a time, and records what each call confirmed. Each master's queues and
+//! limits are its [`Master`].
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -15,103 +16,42 @@ use futures_util::stream::FuturesUnordered;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 
+use super::master::{Master, Op, Serving};
 use super::subscriber::{SlotMap, Subscriber};
-use super::table::Table;
-use super::{BACKOFF, BATCH, IN_FLIGHT, PASS_PER_MASTER, PER_MASTER, RETRY, SWEEP, Shared, TIMEOUT};
+use super::{BACKOFF, CONNECT_POLL, RETRY, SWEEP, Shared, TIMEOUT};
 
-/// A SSUBSCRIBE or a SUNSUBSCRIBE.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Op {
-    Subscribe,
-    Unsubscribe,
-}
+/// The master of channels whose slot no master serves in fred's cached
+/// slot map (none cached yet, or out of date): one for them all.
+const UNKNOWN: &str = "unknown";
 
 /// A call that ended.
 struct Call {
+    /// The master it was counted on.
     master: Arc<str>,
     op: Op,
-    /// Made by a pass.
+    /// Made by a pass (counted in the master's `pass_in_flight`).
     pass: bool,
     /// The connection epoch it was made in.
     epoch: u64,
+    /// The channels it was about (one hash slot).
     channels: Vec<String>,
+    /// How Redis answered, or that it did not within [`TIMEOUT`].
     result: Result<(), String>,
 }
 
 type Calls = FuturesUnordered<Pin<Box<dyn Future<Output = Call> + Send>>>;
 
-/// One master's queues, calls in flight and backoff.
-#[derive(Default)]
-struct Master {
-    /// Channels asked by watches and unwatches, in order.
-    asked: VecDeque<String>,
-    /// Channels of a pass by hash slot, with whether to subscribe them even
-    /// if confirmed (a sweep).
-    swept: BTreeMap<u16, Vec<(String, bool)>>,
-    in_flight: usize,
-    pass_in_flight: usize,
-    /// Until when its channels are answered without asking.
-    failing: Option<Instant>,
-}
-
-impl Master {
-    /// Takes the calls this master's queues need now, asked channels first,
-    /// as far as the limits allow (`in_flight`: the task's calls), each as
-    /// `(op, made by a pass, channels)`. When `refused` it empties its
-    /// queues, answering at once instead.
-    fn take(
-        &mut self,
-        table: &mut Table,
-        refused: bool,
-        in_flight: &mut usize,
-    ) -> Vec<(Op, bool, Vec<String>)> {
-        let mut calls = Vec::new();
-        while refused || (self.in_flight < PER_MASTER && *in_flight < IN_FLIGHT) {
-            let Some(channel) = self.asked.pop_front() else { break };
-            table.waiting = table.waiting.saturating_sub(1);
-            if let Some(op) = take(table, &channel, None, refused) {
-                calls.push((op, false, vec![channel]));
-                self.in_flight += 1;
-                *in_flight += 1;
-            }
-        }
-        while refused
-            || (self.pass_in_flight < PASS_PER_MASTER
-                && self.in_flight < PER_MASTER
-                && *in_flight < IN_FLIGHT)
-        {
-            let Some((slot, mut channels)) = self.swept.pop_first() else { break };
-            if channels.len() > BATCH {
-                self.swept.insert(slot, channels.split_off(BATCH));
-            }
-            let (mut subscribe, mut unsubscribe) = (Vec::new(), Vec::new());
-            for (channel, force) in channels {
-                match take(table, &channel, Some(force), refused) {
-                    Some(Op::Subscribe) => subscribe.push(channel),
-                    Some(Op::Unsubscribe) => unsubscribe.push(channel),
-                    None => {}
-                }
-            }
-            for (op, channels) in [(Op::Subscribe, subscribe), (Op::Unsubscribe, unsubscribe)] {
-                if !channels.is_empty() {
-                    calls.push((op, true, channels));
-                    self.in_flight += 1;
-                    self.pass_in_flight += 1;
-                    *in_flight += 1;
-                }
-            }
-        }
-        calls
-    }
-}
-
 /// The task: the Redis side of [`super::RoomSubscriptions`].
 pub(super) struct Task<S> {
     client: S,
     shared: Arc<Shared>,
-    /// The cluster's slot map as of the last pass (`None`: not a cluster).
+    /// The cluster's slot map (`None`: not a cluster), taken again from
+    /// fred by every pass and when a channel's slot is not in it; the slots
+    /// it lacks go to one master, [`UNKNOWN`].
     slots: Option<SlotMap>,
+    /// The masters with work queued, calls in flight or a backoff.
     masters: HashMap<Arc<str>, Master>,
+    /// Calls in flight in all.
     in_flight: usize,
     /// Bumped at every reconnect: a call of an older epoch confirms nothing.
     epoch: u64,
@@ -131,7 +71,7 @@ impl<S: Subscriber> Task<S> {
         let shared = self.shared.clone();
         let mut reconnects = Some(self.client.reconnects());
         let mut calls = Calls::new();
-        let mut retries = tokio::time::interval(RETRY);
+        let mut retries = tokio::time::interval_at(Instant::now() + RETRY, RETRY);
         let mut sweeps = tokio::time::interval_at(Instant::now() + SWEEP, SWEEP);
         loop {
             if shared.closed.load(Ordering::Relaxed) {
@@ -147,18 +87,33 @@ impl<S: Subscriber> Task<S> {
                 },
                 Some(call) = calls.next(), if !calls.is_empty() => self.finished(call),
                 () = shared.work.notified() => {}
+                // Work held for the connection: made as soon as it is up.
+                () = tokio::time::sleep(CONNECT_POLL), if self.holding() => {}
                 _ = retries.tick() => self.pass(false),
                 _ = sweeps.tick() => self.pass(true),
             }
         }
     }
 
-    /// The master serving `channel`, and its hash slot.
-    fn master_of(&self, channel: &str) -> (u16, Arc<str>) {
-        let Some(slots) = &self.slots else { return (0, Arc::from("redis")) };
+    /// Whether queued work waits for Redis to be connected.
+    fn holding(&self) -> bool {
+        !self.connected && self.masters.values().any(Master::queued)
+    }
+
+    /// The master serving `channel`, and its hash slot. A slot missing from
+    /// the slot map makes it taken again from fred first, once per
+    /// `refresh` (set to false then).
+    fn master_of(&mut self, channel: &str, refresh: &mut bool) -> (u16, Arc<str>) {
         let slot = redis_keyslot(channel.as_bytes());
-        let master = slots.master(slot).cloned().unwrap_or_else(|| Arc::from(format!("slot {slot}")));
-        (slot, master)
+        let missing =
+            |slots: &Option<SlotMap>| slots.as_ref().is_some_and(|slots| slots.master(slot).is_none());
+        if missing(&self.slots) && std::mem::take(refresh) {
+            self.slots = self.client.slot_map();
+        }
+        match &self.slots {
+            None => (0, Arc::from("redis")),
+            Some(slots) => (slot, slots.master(slot).cloned().unwrap_or_else(|| Arc::from(UNKNOWN))),
+        }
     }
 
     /// Starts the calls queued work needs, as far as the limits allow;
@@ -171,25 +126,27 @@ impl<S: Subscriber> Task<S> {
             table.unconfirm_all();
         }
         self.connected = connected;
+        let mut refresh = true;
         while let Some(channel) = table.asked.pop_front() {
-            let (_, master) = self.master_of(&channel);
-            self.masters.entry(master).or_default().asked.push_back(channel);
+            let (_, master) = self.master_of(&channel, &mut refresh);
+            if let Err(channel) = self.masters.entry(master).or_default().ask(&mut table, channel) {
+                super::queue_full(&channel);
+            }
         }
         let now = Instant::now();
         let mut started = Vec::new();
         for (name, master) in &mut self.masters {
-            let refused = !connected || master.failing.is_some_and(|until| now < until);
-            for (op, pass, channels) in master.take(&mut table, refused, &mut self.in_flight) {
+            let serving = match (connected, master.backing_off(now)) {
+                (false, _) => Serving::Holds,
+                (true, true) => Serving::Refuses,
+                (true, false) => Serving::Calls,
+            };
+            for (op, pass, channels) in master.take(&mut table, serving, &mut self.in_flight) {
                 started.push((name.clone(), op, pass, channels));
             }
         }
         drop(table);
-        self.masters.retain(|_, master| {
-            !master.asked.is_empty()
-                || !master.swept.is_empty()
-                || master.in_flight > 0
-                || master.failing.is_some_and(|until| now < until)
-        });
+        self.masters.retain(|_, master| master.queued() || master.in_flight > 0 || master.backing_off(now));
         for (master, op, pass, channels) in started {
             calls.push(self.call(master, op, pass, channels));
         }
@@ -226,8 +183,13 @@ impl<S: Subscriber> Task<S> {
             master.pass_in_flight = master.pass_in_flight.saturating_sub(1);
         }
         let ok = call.result.is_ok();
+        // Made on a connection replaced since: says nothing of the new one.
+        let stale = call.epoch != self.epoch;
         match &call.result {
             Ok(()) => master.failing = None,
+            Err(failure) if stale => {
+                tracing::debug!(master = %call.master, error = failure, op = ?call.op, "room channel call on an earlier connection failed");
+            }
             Err(failure) => {
                 master.failing = Some(Instant::now() + BACKOFF);
                 tracing::warn!(
@@ -240,7 +202,7 @@ impl<S: Subscriber> Task<S> {
                 );
             }
         }
-        let current = call.epoch == self.epoch && self.connected;
+        let current = !stale && self.connected;
         let mut table = self.shared.table();
         for channel in call.channels {
             let again = table.update(&channel, |entry| {
@@ -262,12 +224,13 @@ impl<S: Subscriber> Task<S> {
                 } else if !ok {
                     entry.answer(false);
                 }
-                if !ok || (entry.wanted && entry.confirmed) {
+                if (!ok && !stale) || (entry.wanted && entry.confirmed) {
                     // Done, or left to the retry pass.
                     return false;
                 }
-                // Wanted again after an unsubscribe, a subscribe from an
-                // old connection, or unwanted meanwhile: next call.
+                // Wanted again after an unsubscribe, a call on an old
+                // connection (the reconnect's pass skipped it: it was in
+                // flight), or unwanted meanwhile: next call.
                 let again = entry.wanted || entry.sent;
                 entry.asked |= again;
                 again
@@ -282,6 +245,7 @@ impl<S: Subscriber> Task<S> {
     /// still to unsubscribe) or a sweep (every channel).
     fn pass(&mut self, all: bool) {
         self.slots = self.client.slot_map();
+        let mut refresh = false;
         let shared = self.shared.clone();
         let mut table = shared.table();
         let (wanted, confirmed) = table.counts();
@@ -293,7 +257,7 @@ impl<S: Subscriber> Task<S> {
             }
             entry.swept = true;
             queued += 1;
-            let (slot, master) = self.master_of(channel);
+            let (slot, master) = self.master_of(channel, &mut refresh);
             let master = self.masters.entry(master).or_default();
             master.swept.entry(slot).or_default().push((channel.clone(), all));
         }
@@ -311,45 +275,6 @@ impl<S: Subscriber> Task<S> {
         let (rooms, _) = self.shared.table().counts();
         tracing::info!(rooms, "subscribing room channels again");
     }
-}
-
-/// Takes `channel` off a queue (`pass`: `Some(force)` for a pass's) and
-/// says which call it needs now, marking it busy; `None` if none, or if it
-/// cannot be made now (`refused`: Redis down, or the master backing off),
-/// in which case a subscribe's waiting joins are answered `false` and the
-/// channel is left to the retry pass.
-fn take(table: &mut Table, channel: &str, pass: Option<bool>, refused: bool) -> Option<Op> {
-    table
-        .update(channel, |entry| {
-            match pass {
-                Some(_) => entry.swept = false,
-                None => entry.asked = false,
-            }
-            // A pass's entry that is asked or in flight is handled there.
-            if entry.busy || (pass.is_some() && entry.asked) {
-                return None;
-            }
-            let op = match (entry.wanted, entry.confirmed, entry.sent) {
-                (true, true, _) if pass != Some(true) => {
-                    entry.answer(true);
-                    return None;
-                }
-                (true, _, _) => Op::Subscribe,
-                (false, _, true) => Op::Unsubscribe,
-                (false, _, false) => return None,
-            };
-            if refused {
-                if op == Op::Subscribe {
-                    entry.answer(false);
-                }
-                return None;
-            }
-            entry.busy = true;
-            // Going: a watch from now on waits for it, then subscribes.
-            entry.confirmed &= op == Op::Subscribe;
-            Some(op)
-        })
-        .flatten()
 }
 
 /// The next reconnection, or never once fred stopped reporting them.
