@@ -96,12 +96,14 @@ const BACKOFF: Duration = Duration::from_secs(2);
 /// Most channels of one SSUBSCRIBE or SUNSUBSCRIBE.
 const BATCH: usize = 256;
 /// Calls in flight to one master: a frozen one holds at most this many for
-/// [`TIMEOUT`] before its backoff answers the rest.
-const PER_MASTER: usize = 8;
+/// [`TIMEOUT`] before its backoff answers the rest. fred pipelines them on
+/// one connection; on a Cluster, where a login storm's user channels
+/// rarely share a slot (and so a call), they set a master's pace.
+const PER_MASTER: usize = 32;
 /// Of a master's calls, how many a pass may use: the rest stay free for joins.
 const PASS_PER_MASTER: usize = 2;
 /// Calls in flight in all.
-const IN_FLIGHT: usize = 64;
+const IN_FLIGHT: usize = 128;
 /// While Redis is disconnected with work queued, how often the task looks
 /// whether it is connected again (fred reports a reconnect before it counts
 /// the connection as up, and reports nothing then).
