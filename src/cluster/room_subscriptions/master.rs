@@ -2,15 +2,15 @@
 //! for it, its calls in flight, its backoff; and how a queued channel
 //! becomes a call within the limits.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use tokio::time::Instant;
 
-use super::table::{QUEUE, Table};
+use super::table::{Channel, QUEUE, Table};
 use super::{BATCH, IN_FLIGHT, PASS_PER_MASTER, PER_MASTER};
 
 /// A SSUBSCRIBE or a SUNSUBSCRIBE.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub(super) enum Op {
     Subscribe,
     Unsubscribe,
@@ -33,9 +33,9 @@ pub(super) enum Serving {
 /// One master's queues, calls in flight and backoff.
 #[derive(Default)]
 pub(super) struct Master {
-    /// Channels asked by watches and unwatches, in order (at most
-    /// [`QUEUE`]: a frozen master's backlog is its own).
-    pub(super) asked: VecDeque<String>,
+    /// Channels asked by watches and unwatches, with their hash slots, in
+    /// order (at most [`QUEUE`]: a frozen master's backlog is its own).
+    pub(super) asked: VecDeque<(u16, String)>,
     /// Channels of a pass by hash slot, with whether to subscribe them even
     /// if confirmed (a sweep).
     pub(super) swept: BTreeMap<u16, Vec<(String, bool)>>,
@@ -60,21 +60,23 @@ impl Master {
         !self.asked.is_empty() || !self.swept.is_empty()
     }
 
-    /// Queues `channel`, asked by a watch or an unwatch; when its queue is
-    /// full, answers it as refused instead (left to the retry pass) and
-    /// gives it back.
-    pub(super) fn ask(&mut self, table: &mut Table, channel: String) -> Result<(), String> {
+    /// Queues `channel` of hash slot `slot`, asked by a watch or an
+    /// unwatch; when its queue is full, answers it as refused instead (left
+    /// to the retry pass) and gives it back.
+    pub(super) fn ask(&mut self, table: &mut Table, slot: u16, channel: String) -> Result<(), String> {
         if self.asked.len() >= QUEUE {
-            take(table, &channel, None, true);
+            take(table, &channel, None, true, |_| true);
             return Err(channel);
         }
-        self.asked.push_back(channel);
+        self.asked.push_back((slot, channel));
         Ok(())
     }
 
     /// Takes the calls its queues need now, asked channels first, as far as
     /// the limits allow (`in_flight`: the task's calls), each as `(op, made
-    /// by a pass, channels)`.
+    /// by a pass, channels)`. Asked channels sharing a hash slot and an op
+    /// share a call (up to [`BATCH`]): on one Redis every channel counts as
+    /// slot 0, so a login storm queued behind busy calls takes few calls.
     pub(super) fn take(
         &mut self,
         table: &mut Table,
@@ -83,18 +85,41 @@ impl Master {
     ) -> Vec<(Op, bool, Vec<String>)> {
         let mut calls = Vec::new();
         if serving == Serving::Holds {
-            for channel in &self.asked {
+            for (_, channel) in &self.asked {
                 table.update(channel, |entry| entry.answer(false));
             }
             return calls;
         }
         let refused = serving == Serving::Refuses;
-        while refused || self.room(*in_flight, false) {
-            let Some(channel) = self.asked.pop_front() else { break };
-            if let Some(op) = take(table, &channel, None, refused) {
-                calls.push((op, false, vec![channel]));
-                self.in_flight += 1;
-                *in_flight += 1;
+        // The calls taken now that still have room, by slot and op.
+        let mut open: HashMap<(u16, Op), usize> = HashMap::new();
+        while let Some((slot, channel)) = self.asked.pop_front() {
+            let room = self.room(*in_flight, false);
+            let fits = |op| room || open.contains_key(&(slot, op));
+            let op = match take(table, &channel, None, refused, fits) {
+                Taken::Call(op) => op,
+                Taken::Nothing => continue,
+                Taken::NoRoom => {
+                    // First in line for the next call that ends.
+                    self.asked.push_front((slot, channel));
+                    break;
+                }
+            };
+            let index = match open.get(&(slot, op)) {
+                Some(&index) => index,
+                None => {
+                    calls.push((op, false, Vec::new()));
+                    self.in_flight += 1;
+                    *in_flight += 1;
+                    calls.len() - 1
+                }
+            };
+            let batch = &mut calls[index].2;
+            batch.push(channel);
+            if batch.len() < BATCH {
+                open.insert((slot, op), index);
+            } else {
+                open.remove(&(slot, op));
             }
         }
         while refused || self.room(*in_flight, true) {
@@ -104,10 +129,10 @@ impl Master {
             }
             let (mut subscribe, mut unsubscribe) = (Vec::new(), Vec::new());
             for (channel, force) in channels {
-                match take(table, &channel, Some(force), refused) {
-                    Some(Op::Subscribe) => subscribe.push(channel),
-                    Some(Op::Unsubscribe) => unsubscribe.push(channel),
-                    None => {}
+                match take(table, &channel, Some(force), refused, |_| true) {
+                    Taken::Call(Op::Subscribe) => subscribe.push(channel),
+                    Taken::Call(Op::Unsubscribe) => unsubscribe.push(channel),
+                    Taken::Nothing | Taken::NoRoom => {}
                 }
             }
             for (op, channels) in [(Op::Subscribe, subscribe), (Op::Unsubscribe, unsubscribe)] {
@@ -150,41 +175,73 @@ impl Master {
     }
 }
 
+/// What [`take`] made of a queued channel.
+enum Taken {
+    /// Taken off the queue, marked busy: it needs this call.
+    Call(Op),
+    /// Taken off the queue: it needs no call now (answered if it was
+    /// confirmed, or refused and left to the retry pass).
+    Nothing,
+    /// Left queued: it needs a call there is no room for.
+    NoRoom,
+}
+
 /// Takes `channel` off a queue (`pass`: `Some(force)` for a pass's) and
-/// says which call it needs now, marking it busy; `None` if none, or if it
-/// cannot be made now (`refused`: the master backing off or its queue
-/// full), in which case a subscribe's waiting joins are answered `false`
-/// and the channel is left to the retry pass.
-fn take(table: &mut Table, channel: &str, pass: Option<bool>, refused: bool) -> Option<Op> {
+/// says which call it needs now, marking it busy; [`Taken::Nothing`] if it
+/// needs none, or if it cannot be made now (`refused`: the master backing
+/// off or its queue full), in which case a subscribe's waiting joins are
+/// answered `false` and the channel is left to the retry pass;
+/// [`Taken::NoRoom`], untouched, if `fits` says its call has no room.
+fn take(
+    table: &mut Table,
+    channel: &str,
+    pass: Option<bool>,
+    refused: bool,
+    fits: impl FnOnce(Op) -> bool,
+) -> Taken {
     table
         .update(channel, |entry| {
-            match pass {
-                Some(_) => entry.swept = false,
-                None => entry.asked = false,
-            }
             // A pass's entry that is asked or in flight is handled there.
             if entry.busy || (pass.is_some() && entry.asked) {
-                return None;
+                dequeue(entry, pass);
+                return Taken::Nothing;
             }
             let op = match (entry.wanted, entry.confirmed, entry.sent) {
                 (true, true, _) if pass != Some(true) => {
+                    dequeue(entry, pass);
                     entry.answer(true);
-                    return None;
+                    return Taken::Nothing;
                 }
                 (true, _, _) => Op::Subscribe,
                 (false, _, true) => Op::Unsubscribe,
-                (false, _, false) => return None,
+                (false, _, false) => {
+                    dequeue(entry, pass);
+                    return Taken::Nothing;
+                }
             };
             if refused {
+                dequeue(entry, pass);
                 if op == Op::Subscribe {
                     entry.answer(false);
                 }
-                return None;
+                return Taken::Nothing;
             }
+            if !fits(op) {
+                return Taken::NoRoom;
+            }
+            dequeue(entry, pass);
             entry.busy = true;
             // Going: a watch from now on waits for it, then subscribes.
             entry.confirmed &= op == Op::Subscribe;
-            Some(op)
+            Taken::Call(op)
         })
-        .flatten()
+        .unwrap_or(Taken::Nothing)
+}
+
+/// Marks `entry` as off its queue (`pass`: a pass's).
+fn dequeue(entry: &mut Channel, pass: Option<bool>) {
+    match pass {
+        Some(_) => entry.swept = false,
+        None => entry.asked = false,
+    }
 }

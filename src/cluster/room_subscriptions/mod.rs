@@ -50,8 +50,12 @@
 //!   `sunsubscribe` message that fred does not pass on, so nothing else
 //!   would notice.
 //!
-//! A pass makes one SSUBSCRIBE per hash slot (a Redis Cluster requires the
-//! channels of one call to share a slot) of at most [`BATCH`] channels.
+//! Calls are batched: a Redis Cluster requires the channels of one call to
+//! share a hash slot, so the channels a watch or unwatch queued that share
+//! a slot and an op go in one call of at most [`BATCH`] (on one Redis every
+//! channel counts as one slot: a login storm queued behind the calls in
+//! flight takes a call per [`BATCH`] logins, not one each), and a pass
+//! makes one SSUBSCRIBE per hash slot of at most [`BATCH`] channels.
 //! The gauge `chatwire_room_channels{state}` counts wanted channels as
 //! `confirmed` or `pending`.
 //!
@@ -89,15 +93,17 @@ const SWEEP: Duration = Duration::from_secs(60);
 /// How long after a failed call to a master its channels are answered
 /// without asking Redis.
 const BACKOFF: Duration = Duration::from_secs(2);
-/// Most channels of one SSUBSCRIBE in a pass.
+/// Most channels of one SSUBSCRIBE or SUNSUBSCRIBE.
 const BATCH: usize = 256;
 /// Calls in flight to one master: a frozen one holds at most this many for
-/// [`TIMEOUT`] before its backoff answers the rest.
-const PER_MASTER: usize = 8;
+/// [`TIMEOUT`] before its backoff answers the rest. fred pipelines them on
+/// one connection; on a Cluster, where a login storm's user channels
+/// rarely share a slot (and so a call), they set a master's pace.
+const PER_MASTER: usize = 32;
 /// Of a master's calls, how many a pass may use: the rest stay free for joins.
 const PASS_PER_MASTER: usize = 2;
 /// Calls in flight in all.
-const IN_FLIGHT: usize = 64;
+const IN_FLIGHT: usize = 128;
 /// While Redis is disconnected with work queued, how often the task looks
 /// whether it is connected again (fred reports a reconnect before it counts
 /// the connection as up, and reports nothing then).

@@ -128,8 +128,8 @@ impl<S: Subscriber> Task<S> {
         self.connected = connected;
         let mut refresh = true;
         while let Some(channel) = table.asked.pop_front() {
-            let (_, master) = self.master_of(&channel, &mut refresh);
-            if let Err(channel) = self.masters.entry(master).or_default().ask(&mut table, channel) {
+            let (slot, master) = self.master_of(&channel, &mut refresh);
+            if let Err(channel) = self.masters.entry(master).or_default().ask(&mut table, slot, channel) {
                 super::queue_full(&channel);
             }
         }

@@ -37,6 +37,8 @@ struct Inner {
     reconnects: broadcast::Sender<Server>,
     /// Whether fred has a cached slot map.
     mapped: AtomicBool,
+    /// Whether it is a Cluster (else one Redis: no slot map at all).
+    clustered: AtomicBool,
     /// Bumped by every disconnect: a call still frozen then is lost with
     /// its connection (never answered).
     generation: AtomicUsize,
@@ -69,10 +71,19 @@ impl Fake {
             connected: AtomicBool::new(true),
             reconnects: broadcast::channel(4).0,
             mapped: AtomicBool::new(true),
+            clustered: AtomicBool::new(true),
             generation: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
         }))
+    }
+
+    /// A fake of one Redis: every channel in one call, whatever its slot
+    /// (`freeze` both halves to freeze it).
+    fn single() -> Self {
+        let fake = Self::new();
+        fake.0.clustered.store(false, Ordering::Relaxed);
+        fake
     }
 
     /// The connection drops, and its subscriptions with it.
@@ -169,6 +180,9 @@ impl Subscriber for Fake {
     }
 
     fn slot_map(&self) -> Option<SlotMap> {
+        if !self.0.clustered.load(Ordering::Relaxed) {
+            return None;
+        }
         if !self.0.mapped.load(Ordering::Relaxed) {
             return Some(SlotMap::default());
         }
@@ -456,4 +470,81 @@ async fn an_unsubscribe_that_timed_out_is_made_by_the_retry_pass() {
     tokio::time::sleep(RETRY * 2).await;
     assert!(!fake.is_subscribed(&a[0]), "the retry pass unsubscribed it");
     assert!(front.shared.table().channels_mut().next().is_none(), "and forgot it");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_login_storm_on_one_redis_takes_a_call_per_batch() {
+    let fake = Fake::single();
+    let (front, _task) = start_over(fake.clone());
+    // The task does not run before the test awaits: all of these queue.
+    let channels: Vec<_> = (0..300).map(|i| format!("user{i}")).collect();
+    let joins: Vec<_> = channels.iter().map(|channel| front.watch(channel)).collect();
+    for join in joins {
+        assert!(answer(join).await);
+    }
+    assert_eq!(fake.calls().len(), 300usize.div_ceil(BATCH), "{} calls", fake.calls().len());
+    assert!(channels.iter().all(|channel| fake.is_subscribed(channel)));
+    assert_eq!(front.shared.table().counts(), (300, 300));
+}
+
+#[tokio::test(start_paused = true)]
+async fn joins_queued_behind_busy_calls_share_the_next_call() {
+    let fake = Fake::single();
+    let (front, _task) = start_over(fake.clone());
+    // Every call in flight at once, one channel each (each watch runs the
+    // task before the next), then a storm queued behind them.
+    let mut first = Vec::new();
+    for i in 0..PER_MASTER {
+        first.push(front.watch(&format!("first{i}")));
+        tokio::task::yield_now().await;
+    }
+    assert!(until(DELAY / 2, || fake.0.in_flight.load(Ordering::Relaxed) == PER_MASTER).await);
+    let storm: Vec<_> = (0..500).map(|i| front.watch(&format!("storm{i}"))).collect();
+    for join in first.into_iter().chain(storm) {
+        assert!(answer(join).await);
+    }
+    assert!(fake.calls().len() <= PER_MASTER + 500usize.div_ceil(BATCH), "{} calls", fake.calls().len());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_batched_call_answers_all_its_channels_false_and_backs_off() {
+    let fake = Fake::single();
+    let (front, _task) = start_over(fake.clone());
+    fake.freeze("a");
+    fake.freeze("b");
+    let channels: Vec<_> = (0..100).map(|i| format!("user{i}")).collect();
+    let joins: Vec<_> = channels.iter().map(|channel| front.watch(channel)).collect();
+    for join in joins {
+        assert!(!answer(join).await, "its call timed out");
+    }
+    assert_eq!(fake.calls().len(), 1, "one call for them all");
+    assert_eq!(at_once(front.watch("another")).await, Some(false), "backing off");
+    assert_eq!(fake.calls().len(), 1, "not asked of Redis");
+
+    fake.thaw("a");
+    fake.thaw("b");
+    let all = || channels.iter().all(|channel| fake.is_subscribed(channel)) && fake.is_subscribed("another");
+    assert!(until(RETRY * 2, all).await, "the retry pass made them: {} calls", fake.calls().len());
+    assert_eq!(at_once(front.watch(&channels[0])).await, Some(true));
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_a_cluster_only_channels_sharing_a_slot_share_a_call() {
+    let fake = Fake::new();
+    let (front, _task) = start_over(fake.clone());
+    // Ten channels in the slot of a's first tag, one in another slot of
+    // a's, one on b.
+    let (a, b) = (on("a", 2), on("b", 1));
+    let tagged: Vec<_> = (0..10).map(|i| format!("{{{}}}user{i}", a[0])).collect();
+    let alone = [a[1].clone(), b[0].clone()];
+    let joins: Vec<_> = tagged.iter().chain(&alone).map(|channel| front.watch(channel)).collect();
+    for join in joins {
+        assert!(answer(join).await);
+    }
+    let mut calls = fake.calls();
+    calls.sort();
+    let mut expected = vec![format!("subscribe {}", tagged.join(" "))];
+    expected.extend(alone.iter().map(|channel| format!("subscribe {channel}")));
+    expected.sort();
+    assert_eq!(calls, expected, "one call per slot");
 }
