@@ -10,8 +10,9 @@
 //! channels hash to different slots, so on a Redis Cluster they spread over
 //! the masters. A broadcast to more than [`MAX_ROOMS`] rooms stays on the
 //! namespace channel: one copy read by every instance costs less than a
-//! copy per room (a large multicast) published and read by several. The receiving adapter accepts any channel that starts with
-//! its request channel, so copies are handed to the namespace's stream;
+//! copy per room (a large multicast) published and read by several. The
+//! receiving adapter accepts any channel that starts with its request
+//! channel, so copies are handed to the namespace's stream;
 //! an instance subscribed to several of the rooms keeps the first copy
 //! ([`Routing::receive`]): the adapter delivers it to the local members
 //! of every room it names. Only requests naming more than one room are
@@ -146,13 +147,18 @@ impl Routing {
         if chan != self.req_chan {
             return vec![(chan, val)];
         }
+        let active = self.active.load(Ordering::Relaxed);
+        // Inactive, a request is peeked at only until this instance's id is known.
+        if !active && self.own.get().is_some() {
+            return vec![(chan, val)];
+        }
         let peek = rmp_serde::from_slice::<Peek>(&val);
         if let Ok(Peek { node_id, .. }) = &peek
             && self.own.get().is_none()
         {
             let _ = self.own.set((*node_id).to_owned());
         }
-        if !self.active.load(Ordering::Relaxed) {
+        if !active {
             return vec![(chan, val)];
         }
         let rooms = match peek {
