@@ -1,11 +1,12 @@
 //! What a client does once logged in, until told to stop: stay idle,
 //! record the latency of the messages it receives, or send at a pace.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use tokio::sync::watch;
-use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio::time::{Instant, Sleep};
 
 use crate::connection::{ClientError, Connection};
 use crate::pacing::{Pace, Report, Schedule, SenderSeat};
@@ -89,8 +90,28 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 struct Sending {
     /// What is due when.
     schedule: Schedule,
-    /// Wakes the sender when messages are due.
-    ticker: Interval,
+    /// Wakes the sender when the next message is due.
+    wake: Pin<Box<Sleep>>,
+}
+
+impl Sending {
+    /// Sends every message due now, each stamped with the time it is
+    /// written, and sets the timer for the next one.
+    async fn send_due(
+        &mut self,
+        connection: &mut Connection,
+        encoder: &MessageEncoder,
+    ) -> Result<(), ClientError> {
+        let due = self.schedule.due(Instant::now());
+        for _ in 0..due {
+            connection.queue_message(encoder);
+        }
+        self.schedule.sent += due;
+        if let Some(next) = self.schedule.next_due() {
+            self.wake.as_mut().reset(next);
+        }
+        connection.flush().await
+    }
 }
 
 /// Follows the group's pace until shutdown, reading (and dropping) what
@@ -120,19 +141,19 @@ async fn send(
                 if changed.is_err() {
                     break Ok(());
                 }
-                // The step's last messages may be due between the last tick
+                // The step's last messages may be due between the last wake
                 // and its end: send them, so every step sends its full count.
                 if let Some(sending) = current.as_mut()
-                    && let Err(err) = send_due(connection, &mut sending.schedule, &seat.encoder).await
+                    && let Err(err) = sending.send_due(connection, &seat.encoder).await
                 {
                     break Err(err);
                 }
                 report(seat, current.take());
                 current = start(*pace.borrow_and_update(), seat);
             }
-            () = next_tick(&mut current) => {
+            () = next_due(&mut current) => {
                 if let Some(sending) = current.as_mut()
-                    && let Err(err) = send_due(connection, &mut sending.schedule, &seat.encoder).await
+                    && let Err(err) = sending.send_due(connection, &seat.encoder).await
                 {
                     break Err(err);
                 }
@@ -146,37 +167,24 @@ async fn send(
 
 /// The schedule for `pace`, if it says to send.
 fn start(pace: Pace, seat: &SenderSeat) -> Option<Sending> {
-    let Pace::Sending { step, per_sender, start, until } = pace else { return None };
+    let Pace::Sending { step, per_sender, start, until, jitter } = pace else { return None };
     let offset = seat.index as f64 / seat.of.max(1) as f64;
-    let schedule = Schedule { step, start, rate: per_sender, offset, until, sent: 0 };
-    let mut ticker = tokio::time::interval_at(schedule.first_due(), schedule.tick());
-    // Missed ticks need no catching up: `Schedule::due` counts what is owed.
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    Some(Sending { schedule, ticker })
+    // Each sender its own phases (a step's seeds, spread by index).
+    let jitter = jitter.map(|seed| seed ^ (seat.index as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let schedule = Schedule { step, start, rate: per_sender, offset, until, sent: 0, jitter };
+    let wake = Box::pin(tokio::time::sleep_until(schedule.next_due().unwrap_or(until)));
+    Some(Sending { schedule, wake })
 }
 
-/// Waits for the next tick of the step in progress, forever if none is.
-async fn next_tick(current: &mut Option<Sending>) {
+/// Waits until the next message of the step in progress is due, forever if
+/// none is.
+async fn next_due(current: &mut Option<Sending>) {
     match current {
-        Some(sending) => {
-            sending.ticker.tick().await;
+        Some(sending) if sending.schedule.next_due().is_some() => {
+            sending.wake.as_mut().await;
         }
-        None => std::future::pending().await,
+        _ => std::future::pending().await,
     }
-}
-
-/// Sends every message due now, each stamped with the time it is written.
-async fn send_due(
-    connection: &mut Connection,
-    schedule: &mut Schedule,
-    encoder: &MessageEncoder,
-) -> Result<(), ClientError> {
-    let due = schedule.due(Instant::now());
-    for _ in 0..due {
-        connection.queue_message(encoder);
-    }
-    schedule.sent += due;
-    connection.flush().await
 }
 
 /// Hands in a finished step's count.

@@ -58,7 +58,9 @@ pub async fn run(args: LatencyArgs) -> anyhow::Result<Outcome> {
     let recorder = Arc::new(Recorder::new()?);
     let mut probe = fleet(limits.clone())?;
     let room: Arc<str> = format!("lat-{token}").into();
-    let mut group = SenderGroup::new(1, &room);
+    // Jittered: evenly spaced, the probe would meet the background at a few
+    // fixed points of its cycle (see `SenderGroup::jittered`).
+    let mut group = SenderGroup::new(1, &room).jittered();
     probe.spawn(Member {
         target: args.to,
         name: format!("lat-rx-{token}"),
