@@ -62,6 +62,8 @@ pub struct Metrics {
     pubsub_kinds: [OnceLock<Counter>; 3],
     /// Second copies of a routed broadcast (one per room channel) dropped.
     pubsub_duplicates: Counter,
+    /// Broadcasts that reached only this instance's clients.
+    pubsub_unpublished: Counter,
     /// Room channels wanted (`ROUTED_ROOMS`), by state: `confirmed` by
     /// Redis, or `pending` (in flight, failed, or Redis down).
     room_channels: Family<Vec<(&'static str, &'static str)>, Gauge>,
@@ -116,6 +118,7 @@ impl Metrics {
             pubsub_bytes: Family::default(),
             pubsub_kinds: Default::default(),
             pubsub_duplicates: Counter::default(),
+            pubsub_unpublished: Counter::default(),
             room_channels: Family::default(),
             room_channels_confirmed: Gauge::default(),
             room_channels_pending: Gauge::default(),
@@ -165,6 +168,12 @@ impl Metrics {
                 "chatwire_pubsub_duplicates_dropped",
                 &self.pubsub_duplicates,
                 "Copies of a room-routed broadcast dropped because another room's copy already arrived",
+            ),
+            (
+                "chatwire_pubsub_unpublished",
+                &self.pubsub_unpublished,
+                "Messages for other instances that could not be published to Redis (unreachable, queue full, or the \
+                 publish failed): they reached this instance's clients only",
             ),
         ] {
             r.register(name, help, counter.clone());
@@ -297,6 +306,11 @@ impl Metrics {
     /// Counts a routed broadcast's copy dropped as already seen.
     pub fn pubsub_duplicate(&self) {
         self.pubsub_duplicates.inc();
+    }
+
+    /// A message for other instances could not be published to Redis.
+    pub fn pubsub_unpublished(&self) {
+        self.pubsub_unpublished.inc();
     }
 
     /// Room channels became (or stopped being) confirmed or pending.

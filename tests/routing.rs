@@ -447,6 +447,57 @@ async fn a_room_joined_while_redis_is_down_is_subscribed_once_it_is_back() {
     }
 }
 
+/// A counter of `process`'s `/metrics` (0 until it first counts).
+async fn counter(process: &Process, name: &str) -> f64 {
+    let text = reqwest::get(format!("http://{}/metrics", process.addr)).await.unwrap().text().await.unwrap();
+    let value = text.lines().find_map(|line| line.strip_prefix(&format!("{name} ")));
+    value.map_or(0.0, |value| value.parse().unwrap())
+}
+
+/// A login storm on a routed instance: the users' channels are subscribed
+/// in batches while the instance publishes the logins' presence events.
+/// Every publish succeeds (fred took Redis's extra replies to a
+/// multi-channel SSUBSCRIBE for those of the next commands: publishes
+/// failed though Redis had delivered them, and later subscribes were
+/// answered early), and each user hears from another instance as soon as
+/// its login is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_login_storm_publishes_everything_and_every_user_is_reachable_at_once() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let env = |name: &'static str| {
+        [
+            ("REDIS_URL", url.as_str()),
+            ("REDIS_PREFIX", "storm"),
+            ("INSTANCE_NAME", name),
+            ("ROUTED_ROOMS", "true"),
+            ("MAX_CONNECTIONS_PER_ADDRESS", "0"),
+            ("EVENT_RATE", "10000"),
+            ("EVENT_BURST", "10000"),
+        ]
+    };
+    let (a, b) = (Process::start(&env("a")), Process::start(&env("b")));
+    for process in [&a, &b] {
+        common::wait_ready_at(&format!("http://{}", process.addr), 200, RECOVERY).await;
+    }
+    let sender = Arc::new(a.user("sender").await);
+    let logins = (0..300).map(|i| {
+        let (b, sender) = (&b, sender.clone());
+        async move {
+            let name = format!("storm{i}");
+            let user = b.user(&name).await;
+            let sent = sender.request("message", json!({ "to": name, "text": name })).await;
+            assert_eq!(sent["ok"], true, "{sent}");
+            assert_eq!(user.next("message").await["text"], name.as_str(), "{name} hears at once");
+        }
+    });
+    futures_util::future::join_all(logins).await;
+    for (process, name) in [(&a, "a"), (&b, "b")] {
+        let unpublished = counter(process, "chatwire_pubsub_unpublished_total").await;
+        assert_eq!(unpublished, 0.0, "instance {name} published everything");
+    }
+}
+
 /// `chatwire_room_channels{state}` of `process`.
 async fn room_channels(process: &Process, state: &str) -> u64 {
     let text = reqwest::get(format!("http://{}/metrics", process.addr)).await.unwrap().text().await.unwrap();

@@ -140,6 +140,7 @@ impl Inner {
     /// Counts a message that reached only this instance; the first of an
     /// outage is logged at once, the total when Redis is back.
     fn unpublished(&self, cause: &str) {
+        crate::metrics::metrics().pubsub_unpublished();
         if self.unpublished.fetch_add(1, Ordering::Relaxed) == 0 {
             tracing::warn!(
                 cause,

@@ -50,12 +50,14 @@
 //!   `sunsubscribe` message that fred does not pass on, so nothing else
 //!   would notice.
 //!
-//! Calls are batched: a Redis Cluster requires the channels of one call to
-//! share a hash slot, so the channels a watch or unwatch queued that share
-//! a slot and an op go in one call of at most [`BATCH`] (on one Redis every
-//! channel counts as one slot: a login storm queued behind the calls in
-//! flight takes a call per [`BATCH`] logins, not one each), and a pass
-//! makes one SSUBSCRIBE per hash slot of at most [`BATCH`] channels.
+//! Calls are batched: the channels a watch or unwatch queued that share a
+//! hash slot and an op go in one call of at most [`BATCH`] (on one Redis
+//! every channel counts as one slot: a login storm queued behind the calls
+//! in flight takes a call per [`BATCH`] logins, not one each), and a pass
+//! makes one call per hash slot of at most [`BATCH`] channels. A call
+//! unsubscribes with one SUNSUBSCRIBE (a Redis Cluster requires its
+//! channels to share a slot) and subscribes with one SSUBSCRIBE per
+//! channel, pipelined ([`subscriber`] says why).
 //! The gauge `chatwire_room_channels{state}` counts wanted channels as
 //! `confirmed` or `pending`.
 //!

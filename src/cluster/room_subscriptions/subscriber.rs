@@ -8,12 +8,14 @@ use std::sync::Arc;
 use fred::clients::SubscriberClient;
 use fred::prelude::{ClientLike, ClusterInterface, EventInterface, PubsubInterface};
 use fred::types::config::Server;
+use fred::types::{ClusterHash, CustomCommand, Value};
 use tokio::sync::broadcast;
 
 /// What the task needs from the pub/sub connection (fred's
 /// [`SubscriberClient`]; a fake in the unit tests).
 pub(super) trait Subscriber: Clone + Send + Sync + 'static {
-    /// SSUBSCRIBE `channels` (all in one hash slot).
+    /// SSUBSCRIBE `channels` (all in one hash slot); `Ok` once Redis
+    /// confirmed every one.
     fn shard_subscribe(&self, channels: Vec<String>) -> impl Future<Output = Result<(), String>> + Send;
     /// SUNSUBSCRIBE `channels` (all in one hash slot).
     fn shard_unsubscribe(&self, channels: Vec<String>) -> impl Future<Output = Result<(), String>> + Send;
@@ -26,9 +28,24 @@ pub(super) trait Subscriber: Clone + Send + Sync + 'static {
 }
 
 impl Subscriber for SubscriberClient {
+    /// One SSUBSCRIBE per channel, pipelined, not one for all: fred takes
+    /// the first of Redis's replies (one per channel) as the command's, and
+    /// the others as the replies of whatever it sent next. A publish then
+    /// failed ("Cannot convert array to number") though Redis delivered it,
+    /// and a later subscribe was answered before Redis had made it. fred's
+    /// own `ssubscribe` also waits for its reply before sending anything
+    /// else; these are pipelined like any command.
     fn shard_subscribe(&self, channels: Vec<String>) -> impl Future<Output = Result<(), String>> + Send {
         let client = self.clone();
-        async move { client.ssubscribe(channels).await.map_err(|err| err.to_string()) }
+        async move {
+            let command = CustomCommand::new_static("SSUBSCRIBE", ClusterHash::FirstKey, false);
+            // fred writes commands in the order their futures are first
+            // polled, which `join_all` does in sequence.
+            let calls =
+                channels.into_iter().map(|channel| client.custom::<Value, _>(command.clone(), vec![channel]));
+            let replies = futures_util::future::join_all(calls).await;
+            replies.into_iter().find_map(Result::err).map_or(Ok(()), |err| Err(err.to_string()))
+        }
     }
 
     fn shard_unsubscribe(&self, channels: Vec<String>) -> impl Future<Output = Result<(), String>> + Send {
