@@ -45,7 +45,7 @@ impl Application {
             tracing::warn!("{warning}");
         }
         let addr = SocketAddr::new(config.host, config.port);
-        let listener = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+        let listener = crate::net::listen(addr).map_err(|source| StartError::Bind { addr, source })?;
         let local_addr = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
         let instance = Instance::new(config.instance_name());
         let tls = match (&config.tls_cert, &config.tls_key) {
@@ -56,7 +56,7 @@ impl Application {
             Some(port) => {
                 let addr = SocketAddr::new(config.host, port);
                 let listener =
-                    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+                    crate::net::listen(addr).map_err(|source| StartError::Bind { addr, source })?;
                 tracing::info!(address = %listener.local_addr().unwrap_or(addr), "redirecting plain HTTP to https");
                 Some((listener, edge(&config)?))
             }
@@ -65,7 +65,7 @@ impl Application {
         let metrics = match config.metrics_addr {
             Some(addr) => {
                 let listener =
-                    TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+                    crate::net::listen(addr).map_err(|source| StartError::Bind { addr, source })?;
                 tracing::info!(address = %listener.local_addr().unwrap_or(addr), "serving /metrics and /readyz");
                 Some(listener)
             }
