@@ -191,7 +191,7 @@ export async function startServer(kind, root, redisUrl, { sharing = 1, timeoutMs
       createInterface({ input: stream }).on("line", (raw) => {
         const line = raw.replace(/\x1b\[[0-9;]*m/g, "");
         logs.push(line);
-        if (logs.length > 200) logs.shift();
+        if (logs.length > 2000) logs.shift();
         const match = line.match(/listening on https?:\/\/[^\s:]+:(\d+)/);
         if (match) resolve(Number(match[1]));
       });
@@ -217,6 +217,8 @@ export async function startServer(kind, root, redisUrl, { sharing = 1, timeoutMs
       url,
       pid: entry.child.pid,
       stop: () => stopChild(entry),
+      /** Its last 2,000 lines of output. */
+      recentLogs: () => [...logs],
       assertAlive() {
         if (!isRunning(entry.child)) throw new Error(`${kind} died during the scenario: ${describe()}`);
       },
