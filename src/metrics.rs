@@ -172,8 +172,8 @@ impl Metrics {
             (
                 "chatwire_pubsub_unpublished",
                 &self.pubsub_unpublished,
-                "Messages for other instances that could not be published to Redis (unreachable, queue full, or the \
-                 publish failed): they reached this instance's clients only",
+                "Publishes for other instances that did not reach Redis (unreachable, queue full, or the publish \
+                 failed; a room-routed broadcast counts once per room): they reached this instance's clients only",
             ),
         ] {
             r.register(name, help, counter.clone());
@@ -308,9 +308,10 @@ impl Metrics {
         self.pubsub_duplicates.inc();
     }
 
-    /// A message for other instances could not be published to Redis.
-    pub fn pubsub_unpublished(&self) {
-        self.pubsub_unpublished.inc();
+    /// Publishes for other instances (a room-routed broadcast makes one
+    /// per room) that did not reach Redis.
+    pub fn pubsub_unpublished(&self, copies: u64) {
+        self.pubsub_unpublished.inc_by(copies);
     }
 
     /// Room channels became (or stopped being) confirmed or pending.

@@ -447,11 +447,11 @@ async fn a_room_joined_while_redis_is_down_is_subscribed_once_it_is_back() {
     }
 }
 
-/// A counter of `process`'s `/metrics` (0 until it first counts).
+/// A counter of `process`'s `/metrics`.
 async fn counter(process: &Process, name: &str) -> f64 {
     let text = reqwest::get(format!("http://{}/metrics", process.addr)).await.unwrap().text().await.unwrap();
     let value = text.lines().find_map(|line| line.strip_prefix(&format!("{name} ")));
-    value.map_or(0.0, |value| value.parse().unwrap())
+    value.unwrap_or_else(|| panic!("no {name} in {text}")).parse().unwrap()
 }
 
 /// A login storm on a routed instance: the users' channels are subscribed
@@ -489,9 +489,14 @@ async fn a_login_storm_publishes_everything_and_every_user_is_reachable_at_once(
             let sent = sender.request("message", json!({ "to": name, "text": name })).await;
             assert_eq!(sent["ok"], true, "{sent}");
             assert_eq!(user.next("message").await["text"], name.as_str(), "{name} hears at once");
+            user
         }
     });
-    futures_util::future::join_all(logins).await;
+    let users = futures_util::future::join_all(logins).await;
+    // Publishes leave in order: once this one arrived, b's earlier ones are done.
+    let flush = users[0].request("message", json!({ "to": "sender", "text": "flush" })).await;
+    assert_eq!(flush["ok"], true, "{flush}");
+    assert_eq!(sender.next("message").await["text"], "flush");
     for (process, name) in [(&a, "a"), (&b, "b")] {
         let unpublished = counter(process, "chatwire_pubsub_unpublished_total").await;
         assert_eq!(unpublished, 0.0, "instance {name} published everything");

@@ -196,7 +196,10 @@ impl Schedule {
     /// nothing more is due before `until`. The timer's resolution is a
     /// millisecond, so faster rates send batches.
     pub fn next_due(&self) -> Option<Instant> {
-        let at = (self.sent as f64 + self.offset + self.phase(self.sent)) / self.rate.max(1e-3);
+        if self.rate <= 0.0 {
+            return None;
+        }
+        let at = (self.sent as f64 + self.offset + self.phase(self.sent)) / self.rate;
         let due = self.start + Duration::from_secs_f64(at);
         (due < self.until).then_some(due)
     }
@@ -204,6 +207,9 @@ impl Schedule {
     /// How many messages are due at `now` and not sent yet: those due at or
     /// before `now` (before `until`, at most).
     pub fn due(&self, now: Instant) -> u64 {
+        if self.rate <= 0.0 {
+            return 0;
+        }
         let elapsed = now.min(self.until).saturating_duration_since(self.start).as_secs_f64();
         let scheduled = elapsed * self.rate - self.offset;
         if scheduled < 0.0 {

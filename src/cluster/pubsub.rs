@@ -137,11 +137,12 @@ impl Inner {
         self.handlers.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Counts a message that reached only this instance; the first of an
-    /// outage is logged at once, the total when Redis is back.
-    fn unpublished(&self, cause: &str) {
-        crate::metrics::metrics().pubsub_unpublished();
-        if self.unpublished.fetch_add(1, Ordering::Relaxed) == 0 {
+    /// Counts `copies` publishes (a room-routed broadcast has one per room)
+    /// that reached only this instance; the first of an outage is logged at
+    /// once, the total when Redis is back.
+    fn unpublished(&self, copies: u64, cause: &str) {
+        crate::metrics::metrics().pubsub_unpublished(copies);
+        if self.unpublished.fetch_add(copies, Ordering::Relaxed) == 0 {
             tracing::warn!(
                 cause,
                 "cross-instance delivery paused: messages reach this instance's clients only"
@@ -169,17 +170,17 @@ impl Driver for PubSub {
     type Error = PubSubError;
 
     async fn publish(&self, chan: String, val: Vec<u8>) -> Result<(), Self::Error> {
-        if !self.0.client.is_connected() {
-            self.0.unpublished("Redis is not connected");
-            return Ok(());
-        }
         let copies = match self.0.routing.get() {
             Some(routing) => routing.fan_out(chan, val),
             None => vec![(chan, val)],
         };
+        if !self.0.client.is_connected() {
+            self.0.unpublished(copies.len() as u64, "Redis is not connected");
+            return Ok(());
+        }
         for copy in copies {
             if self.0.outbox.try_send(copy).is_err() {
-                self.0.unpublished("publish queue full");
+                self.0.unpublished(1, "publish queue full");
             }
         }
         // Always Ok: the adapter skips local delivery when a publish fails.
@@ -313,14 +314,15 @@ async fn ping(inner: Arc<Inner>) {
 async fn publish_in_order(mut queued: mpsc::Receiver<(String, Vec<u8>)>, inner: Arc<Inner>) {
     let mut batch = Vec::with_capacity(BATCH);
     while queued.recv_many(&mut batch, BATCH).await > 0 {
+        let sent = batch.len() as u64;
         let sends = batch.drain(..).map(|(chan, val)| inner.client.spublish::<i64, _, _>(chan, val));
         match tokio::time::timeout(TIMEOUT, futures_util::future::join_all(sends)).await {
             Ok(results) => {
                 for err in results.into_iter().filter_map(Result::err) {
-                    inner.unpublished(&err.to_string());
+                    inner.unpublished(1, &err.to_string());
                 }
             }
-            Err(_) => inner.unpublished("publish timed out"),
+            Err(_) => inner.unpublished(sent, "publish timed out"),
         }
     }
 }

@@ -18,17 +18,20 @@ use tokio::net::{TcpListener, TcpSocket};
 
 /// Connections the kernel may hold for `accept` on a listening socket (it
 /// caps this at `net.core.somaxconn`, 4,096 on current Linux). tokio's
-/// `TcpListener::bind` asks for 1,024: in a login storm of 2,000 clients
-/// over two instances the queue overflowed about 1,000 times a run, and
-/// each of those clients waited for its own SYN retransmission a second
-/// later (the storm's p99 was 1.1 to 1.3 s, and 2 s once in ten runs).
+/// `TcpListener::bind` asks for 128, as the standard library does: in a
+/// login storm of 2,000 clients over two instances the queue overflowed
+/// about 1,000 times a run, and each of those clients waited for its own
+/// SYN retransmission a second later (the storm's p99 was 1.1 to 1.3 s,
+/// and 2 s once in ten runs).
 pub const LISTEN_BACKLOG: u32 = 4096;
 
-/// Binds a listening TCP socket on `addr` with [`LISTEN_BACKLOG`] (and
-/// `SO_REUSEADDR`, as the standard library's `bind` sets on Unix: a restart
-/// finds the port free while the last run's connections are in TIME_WAIT).
+/// Binds a listening TCP socket on `addr` with [`LISTEN_BACKLOG`] (and, off
+/// Windows, `SO_REUSEADDR`, as tokio's `bind` sets: a restart finds the port
+/// free while the last run's connections are in TIME_WAIT; on Windows it
+/// would let another process take the port).
 pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    #[cfg(not(windows))]
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)

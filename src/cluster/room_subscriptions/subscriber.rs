@@ -48,6 +48,12 @@ impl Subscriber for SubscriberClient {
         }
     }
 
+    /// fred's own SUNSUBSCRIBE: it expects no reply and drops Redis's
+    /// confirmations (a custom command would wait for one forever). Left:
+    /// on a Redis Cluster, an error reply to it (MOVED, after its slot moved
+    /// to another master) would be taken for the reply of the next command
+    /// on that connection, as above; the slot's move already unsubscribed
+    /// the channel, and the periodic sweep subscribes what is still wanted.
     fn shard_unsubscribe(&self, channels: Vec<String>) -> impl Future<Output = Result<(), String>> + Send {
         let client = self.clone();
         async move { client.sunsubscribe(channels).await.map_err(|err| err.to_string()) }
