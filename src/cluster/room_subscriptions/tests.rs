@@ -212,10 +212,16 @@ async fn until(within: Duration, condition: impl Fn() -> bool) -> bool {
     true
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_confirmed_channel_is_answered_at_once_without_the_task() {
+/// A fake Redis (a cluster of fake masters) and a front started over it.
+fn started() -> (Fake, RoomSubscriptions, JoinHandle<()>) {
     let fake = Fake::new();
     let (front, task) = start_over(fake.clone());
+    (fake, front, task)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_confirmed_channel_is_answered_at_once_without_the_task() {
+    let (fake, front, task) = started();
     assert!(answer(front.watch("room")).await);
     task.abort();
     let _ = task.await;
@@ -226,8 +232,7 @@ async fn a_confirmed_channel_is_answered_at_once_without_the_task() {
 
 #[tokio::test(start_paused = true)]
 async fn a_frozen_master_holds_up_no_channel_of_another() {
-    let fake = Fake::new();
-    let (front, _task) = start_over(fake.clone());
+    let (fake, front, _task) = started();
     let (a, b) = (on("a", 1), on("b", 1));
     fake.freeze("a");
     let mut frozen = front.watch(&a[0]);
@@ -240,8 +245,7 @@ async fn a_frozen_master_holds_up_no_channel_of_another() {
 
 #[tokio::test(start_paused = true)]
 async fn after_a_failure_every_slot_of_that_master_is_answered_at_once_until_the_retry() {
-    let fake = Fake::new();
-    let (front, _task) = start_over(fake.clone());
+    let (fake, front, _task) = started();
     let (a, b) = (on("a", 3), on("b", 1));
     fake.freeze("a");
     assert!(!answer(front.watch(&a[0])).await);
@@ -261,8 +265,7 @@ async fn after_a_failure_every_slot_of_that_master_is_answered_at_once_until_the
 
 #[tokio::test(start_paused = true)]
 async fn a_frozen_master_holds_at_most_its_share_of_calls() {
-    let fake = Fake::new();
-    let (front, _task) = start_over(fake.clone());
+    let (fake, front, _task) = started();
     fake.freeze("a");
     let answers: Vec<_> = on("a", 3 * PER_MASTER).iter().map(|channel| front.watch(channel)).collect();
     let healthy = front.watch(&on("b", 1)[0]);
@@ -276,8 +279,7 @@ async fn a_frozen_master_holds_at_most_its_share_of_calls() {
 
 #[tokio::test(start_paused = true)]
 async fn calls_about_one_channel_keep_their_order() {
-    let fake = Fake::new();
-    let (front, _task) = start_over(fake.clone());
+    let (fake, front, _task) = started();
 
     // Watch, unwatch, watch before the task runs: one subscribe.
     let first = front.watch("r1");
@@ -326,8 +328,7 @@ async fn past_the_queue_bound_a_watch_is_answered_false_and_subscribed_by_the_re
 
 #[tokio::test(start_paused = true)]
 async fn a_frozen_masters_backlog_refuses_no_channel_of_another() {
-    let fake = Fake::new();
-    let (front, _task) = start_over(fake.clone());
+    let (fake, front, _task) = started();
     fake.freeze("a");
     let on_a = on("a", table::QUEUE + PER_MASTER + 8);
     let backlog: Vec<_> = on_a[..table::QUEUE].iter().map(|channel| front.watch(channel)).collect();
@@ -345,8 +346,7 @@ async fn a_frozen_masters_backlog_refuses_no_channel_of_another() {
 
 #[tokio::test(start_paused = true)]
 async fn channels_are_subscribed_again_as_soon_as_a_reconnect_is_up() {
-    let fake = Fake::new();
-    let (front, _task) = start_over(fake.clone());
+    let (fake, front, _task) = started();
     assert!(answer(front.watch("room")).await);
 
     fake.disconnect();
@@ -362,8 +362,7 @@ async fn channels_are_subscribed_again_as_soon_as_a_reconnect_is_up() {
 
 #[tokio::test(start_paused = true)]
 async fn a_join_queued_before_a_disconnect_is_answered_false_and_subscribed_after_the_reconnect() {
-    let fake = Fake::new();
-    let (front, _task) = start_over(fake.clone());
+    let (fake, front, _task) = started();
     let joined = front.watch("room");
     fake.disconnect();
     assert!(!answer(joined).await, "not asked while disconnected");
@@ -374,8 +373,7 @@ async fn a_join_queued_before_a_disconnect_is_answered_false_and_subscribed_afte
 
 #[tokio::test(start_paused = true)]
 async fn a_pass_keeps_to_its_share_when_a_slot_needs_both_calls() {
-    let fake = Fake::new();
-    let (front, _task) = start_over(fake.clone());
+    let (fake, front, _task) = started();
     // Hash tags on b, by slot: the first needs a subscribe only, the
     // others a subscribe and an unsubscribe each.
     let mut tags = on("b", 3);
@@ -404,8 +402,7 @@ async fn a_pass_keeps_to_its_share_when_a_slot_needs_both_calls() {
 
 #[tokio::test(start_paused = true)]
 async fn a_call_lost_with_the_old_connection_sets_no_backoff_on_the_new_one() {
-    let fake = Fake::new();
-    let (front, _task) = start_over(fake.clone());
+    let (fake, front, _task) = started();
     let a = on("a", 2);
     fake.freeze("a");
     let lost = front.watch(&a[0]);
@@ -433,8 +430,7 @@ async fn without_a_slot_map_every_channel_counts_on_one_master() {
 
 #[tokio::test(start_paused = true)]
 async fn a_pass_leaves_room_for_joins() {
-    let fake = Fake::new();
-    let (front, _task) = start_over(fake.clone());
+    let (fake, front, _task) = started();
     let channels = on("b", 4 * BATCH);
     for channel in &channels {
         front.watch(channel);
@@ -455,8 +451,7 @@ async fn a_pass_leaves_room_for_joins() {
 
 #[tokio::test(start_paused = true)]
 async fn an_unsubscribe_that_timed_out_is_made_by_the_retry_pass() {
-    let fake = Fake::new();
-    let (front, _task) = start_over(fake.clone());
+    let (fake, front, _task) = started();
     let a = on("a", 1);
     assert!(answer(front.watch(&a[0])).await);
     fake.freeze("a");
@@ -530,8 +525,7 @@ async fn a_failed_batched_call_answers_all_its_channels_false_and_backs_off() {
 
 #[tokio::test(start_paused = true)]
 async fn on_a_cluster_only_channels_sharing_a_slot_share_a_call() {
-    let fake = Fake::new();
-    let (front, _task) = start_over(fake.clone());
+    let (fake, front, _task) = started();
     // Ten channels in the slot of a's first tag, one in another slot of
     // a's, one on b.
     let (a, b) = (on("a", 2), on("b", 1));
